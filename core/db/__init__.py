@@ -1,0 +1,1 @@
+"""Storage of data: SQLAlchemy 2 async models, the engine, migrations."""

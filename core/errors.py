@@ -1,0 +1,105 @@
+"""Errors the core raises. Every domain error carries a stable ``code`` (an enum) and, where it concerns
+one input, the ``field`` it concerns — the GraphQL layer turns them into ``errors { field code message }``."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    INVALID = "INVALID"
+    REQUIRED = "REQUIRED"
+    NOT_FOUND = "NOT_FOUND"
+    FORBIDDEN = "FORBIDDEN"
+    CONFLICT = "CONFLICT"
+    PAGE_SIZE_TOO_LARGE = "PAGE_SIZE_TOO_LARGE"
+    INVALID_NATIONAL_ID = "INVALID_NATIONAL_ID"
+    INVALID_PHONE = "INVALID_PHONE"
+    PROVIDER_UNAVAILABLE = "PROVIDER_UNAVAILABLE"
+    PAYMENT_DECLINED = "PAYMENT_DECLINED"
+    PAYMENT_EXPIRED = "PAYMENT_EXPIRED"
+    PAYMENT_INVALID_STATE = "PAYMENT_INVALID_STATE"
+    IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
+    IDENTITY_REJECTED = "IDENTITY_REJECTED"
+    STORAGE_NOT_FOUND = "STORAGE_NOT_FOUND"
+
+
+class LegetimeError(Exception):
+    """Base of every error the platform raises on purpose."""
+
+    code: ErrorCode = ErrorCode.INVALID
+
+    def __init__(self, message: str, *, field: str | None = None, code: ErrorCode | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        if code is not None:
+            self.code = code
+
+
+class ValidationError(LegetimeError):
+    code = ErrorCode.INVALID
+
+
+class NotFound(LegetimeError):
+    code = ErrorCode.NOT_FOUND
+
+
+class ConfigError(Exception):
+    """Invalid configuration; raised at start-up. ``setting`` names the environment variable to fix."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(f"{setting}: {message}")
+        self.setting = setting
+
+
+class PluginError(Exception):
+    """A plugin does not keep the contract (unknown hook, bad registration, duplicate name)."""
+
+
+class ProviderError(LegetimeError):
+    """A provider failed. ``retryable`` tells the job system whether trying again may help."""
+
+    code = ErrorCode.PROVIDER_UNAVAILABLE
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        field: str | None = None,
+        code: ErrorCode | None = None,
+        retryable: bool = False,
+    ) -> None:
+        super().__init__(message, field=field, code=code)
+        self.retryable = retryable
+
+
+class ProviderUnavailable(ProviderError):
+    code = ErrorCode.PROVIDER_UNAVAILABLE
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message, field=field, retryable=True)
+
+
+class PaymentDeclined(ProviderError):
+    code = ErrorCode.PAYMENT_DECLINED
+
+
+class PaymentExpired(ProviderError):
+    code = ErrorCode.PAYMENT_EXPIRED
+
+
+class PaymentStateError(ProviderError):
+    code = ErrorCode.PAYMENT_INVALID_STATE
+
+
+class IdempotencyConflict(ProviderError):
+    code = ErrorCode.IDEMPOTENCY_CONFLICT
+
+
+class IdentityRejected(ProviderError):
+    code = ErrorCode.IDENTITY_REJECTED
+
+
+class StorageNotFound(ProviderError):
+    code = ErrorCode.STORAGE_NOT_FOUND

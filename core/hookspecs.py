@@ -1,0 +1,88 @@
+"""The whole extension contract of Legetime.
+
+A plugin is a module (or object) with functions marked ``@hookimpl`` whose names are hooks below.
+Default features are plugins like any other; third-party plugins are found through the ``legetime``
+entry-point group. An implementation may leave out arguments it does not need, but must not add any, and
+must not give arguments default values (pluggy ignores them). A misspelled hook name fails start-up.
+
+Hooks are grouped by purpose: providers, jobs, GraphQL, HTTP, lifecycle. Every hook is documented in
+``docs/hooks.md`` and tested (``tests/test_hookspecs_meta.py`` checks both).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    from core.jobs.types import JobHandler
+    from core.platform import Platform
+    from core.providers import ProviderSpec
+
+PROJECT_NAME = "legetime"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+# --- Providers -------------------------------------------------------------------------------------
+
+
+@hookspec
+def register_providers() -> Iterable[ProviderSpec]:
+    """Offer providers (identity, payment, sms, storage, journal).
+
+    Return ``ProviderSpec`` objects; configuration decides which are enabled. Names are unique per
+    capability across all plugins.
+    """
+
+
+# --- Jobs ------------------------------------------------------------------------------------------
+
+
+@hookspec
+def register_jobs() -> Mapping[str, JobHandler]:
+    """Offer background job handlers by name (``"plugin.action"``).
+
+    A handler is ``async def handler(ctx: JobContext, payload: dict) -> None``. Delivery is at least
+    once: a handler must be idempotent (``ctx.job_id`` is stable across redeliveries). Names are unique.
+    """
+
+
+# --- GraphQL ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def register_graphql_queries() -> Iterable[type]:
+    """Contribute fields to the root ``Query``: return strawberry types whose fields are merged in.
+
+    A field name already present in the schema is an error at start-up.
+    """
+
+
+@hookspec
+def register_graphql_mutations() -> Iterable[type]:
+    """Contribute fields to the root ``Mutation`` (same rules as ``register_graphql_queries``)."""
+
+
+# --- HTTP ------------------------------------------------------------------------------------------
+
+
+@hookspec
+def register_routes() -> Iterable[Any]:
+    """Contribute Starlette routes (webhooks, redirects). Paths must start with ``/plugins/<name>/``."""
+
+
+# --- Lifecycle -------------------------------------------------------------------------------------
+
+
+@hookspec
+def startup(platform: Platform) -> Any:
+    """Called once when the platform has started (API or worker). May return an awaitable."""
+
+
+@hookspec
+def plugin_info() -> Mapping[str, str]:
+    """Describe the plugin for operators (``legetime plugins``): ``{"description": ..., "url": ...}``."""

@@ -1,0 +1,1 @@
+"""Background jobs: a transactional outbox relayed to dramatiq, run by idempotent actors."""

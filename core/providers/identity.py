@@ -1,0 +1,81 @@
+"""Identity: log a person in (BankID and the like).
+
+The flow is ``start`` → the frontend follows the challenge (redirect or poll/QR) → ``complete``.
+Providers are stateless: ``start`` returns the state to keep, the core stores it (keyed by the opaque
+``handle``) and hands it back to ``complete`` and ``cancel``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any, Protocol, runtime_checkable
+
+
+class AssuranceLevel(StrEnum):
+    SUBSTANTIAL = "substantial"
+    HIGH = "high"
+
+
+@dataclass(frozen=True)
+class LoginRequest:
+    return_url: str | None = None
+    """Where the provider sends the browser back (redirect flows)."""
+    login_hint: str | None = None
+    """A national ID the user typed, if the provider uses one (the test provider does)."""
+    locale: str = "nb"
+
+
+@dataclass(frozen=True)
+class LoginChallenge:
+    """What the frontend needs to let the user authenticate: a redirect, or something to poll."""
+
+    redirect_url: str | None = None
+    poll_interval_seconds: float | None = None
+    autostart_token: str | None = None
+    qr_data: str | None = None
+    expires_at: datetime | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class LoginStart:
+    challenge: LoginChallenge
+    state: dict[str, Any]
+    """Provider state the core keeps until complete/cancel (JSON-serialisable)."""
+
+
+@dataclass(frozen=True)
+class VerifiedIdentity:
+    national_id: str
+    given_name: str
+    family_name: str
+    birth_date: date
+    assurance_level: AssuranceLevel
+    provider: str
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LoginPending:
+    """Not finished yet (poll flows): show ``message`` and poll again."""
+
+    message: str
+    hint_code: str | None = None
+
+
+@runtime_checkable
+class IdentityProvider(Protocol):
+    name: str
+
+    async def start(self, request: LoginRequest) -> LoginStart: ...
+
+    async def complete(
+        self, state: Mapping[str, Any], params: Mapping[str, str]
+    ) -> VerifiedIdentity | LoginPending:
+        """Finish the login. Raises ``IdentityRejected`` when the identity cannot be accepted."""
+        ...
+
+    async def cancel(self, state: Mapping[str, Any]) -> None: ...

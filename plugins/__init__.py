@@ -1,0 +1,1 @@
+"""Built-in plugins. Each imports only ``core`` (never another plugin, never ``schema``)."""

@@ -1,0 +1,1 @@
+"""Simulated BankID for synthetic test national IDs (development only)."""

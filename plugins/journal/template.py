@@ -1,0 +1,1 @@
+"""Deterministic template journal drafter."""

@@ -1,0 +1,1 @@
+"""Fake card payments with a realistic state machine (development and tests)."""

@@ -1,0 +1,1 @@
+"""SMS outbox: stores messages, nothing leaves the machine (development and tests)."""

@@ -1,0 +1,1 @@
+"""Images on local disk with signed URLs."""
