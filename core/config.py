@@ -81,6 +81,11 @@ class Settings(BaseSettings):
     # Jobs.
     outbox_poll_seconds: float = Field(default=0.5, gt=0)
     job_max_attempts: int = Field(default=8, ge=1)
+    job_relay_timeout_seconds: float = Field(
+        default=300, gt=0, description="Relay a job again if no worker finished it in this time."
+    )
+    worker_threads: int = Field(default=4, ge=1)
+    queue_namespace: str = Field(default="legetime", description="Redis key prefix of the job queues.")
 
     log_level: str = "INFO"
     log_json: bool = False
@@ -128,7 +133,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _production_is_safe(self) -> Settings:
-        if self.environment is not Environment.PRODUCTION:
+        if self.environment != Environment.PRODUCTION:
             return self
         if self.secret_key is None or len(self.secret_key.get_secret_value()) < 32:
             raise ValueError("LEGETIME_SECRET_KEY: production needs a secret key of at least 32 characters")
@@ -141,10 +146,15 @@ class Settings(BaseSettings):
             raise ValueError("LEGETIME_DEFAULT_PAGE_SIZE: larger than LEGETIME_MAX_PAGE_SIZE")
         return self
 
+    @classmethod
+    def defaults(cls, **values: Any) -> Settings:
+        """Settings from the given values and the defaults only, ignoring the environment (SDL export)."""
+        return _DefaultsOnly(**values)
+
     # Derived values.
     @property
     def is_production(self) -> bool:
-        return self.environment is Environment.PRODUCTION
+        return self.environment == Environment.PRODUCTION
 
     @property
     def resolved_database_url(self) -> str:
@@ -166,6 +176,12 @@ class Settings(BaseSettings):
             path.write_text(secrets.token_urlsafe(48))
             path.chmod(0o600)
         return path.read_text().strip().encode()
+
+
+class _DefaultsOnly(Settings):
+    @classmethod
+    def settings_customise_sources(cls, settings_cls: Any, init_settings: Any, *args: Any, **kwargs: Any) -> Any:
+        return (init_settings,)
 
 
 def env_name(field: str, prefix: str = ENV_PREFIX) -> str:

@@ -45,6 +45,12 @@ class NotFound(LegetimeError):
     code = ErrorCode.NOT_FOUND
 
 
+class Forbidden(LegetimeError):
+    """Not allowed. Also used for objects the actor may not see, so it never reveals whether they exist."""
+
+    code = ErrorCode.FORBIDDEN
+
+
 class ConfigError(Exception):
     """Invalid configuration; raised at start-up. ``setting`` names the environment variable to fix."""
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from dataclasses import replace
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -25,10 +26,12 @@ class Hooks:
         self.pm = pm
 
     def providers(self) -> list[ProviderSpec]:
-        specs = _flatten(self.pm.hook.register_providers())
-        for spec in specs:
-            if not isinstance(spec, ProviderSpec):
-                raise PluginError(f"register_providers returned {spec!r}, not a ProviderSpec")
+        specs = []
+        for impl in self.pm.hook.register_providers.get_hookimpls():
+            for spec in impl.function() or ():
+                if not isinstance(spec, ProviderSpec):
+                    raise PluginError(f"plugin {impl.plugin_name!r} offered {spec!r}, not a ProviderSpec")
+                specs.append(replace(spec, plugin=impl.plugin_name))
         return specs
 
     def jobs(self) -> dict[str, JobHandler]:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from core.config import Settings
 from core.hooks import Hooks
+from core.hookspecs import hookimpl
 from core.plugins import create_plugin_manager
 from core.providers import Capability, ProviderContext, ProviderSpec
 
@@ -27,3 +29,25 @@ def build_provider(spec: ProviderSpec, data_dir: Path, **settings: Any) -> Any:
         derive_key=lambda purpose: hashlib.sha256(b"test-master-secret" + purpose.encode()).digest(),
     )
     return spec.factory(spec.settings_model(), context)
+
+
+class ProductionProviders:
+    """The default providers under other names and not marked as simulations: a stand-in for real
+    providers, so production start-up can be tested before those exist."""
+
+    def __init__(self) -> None:
+        pm = create_plugin_manager(load_entry_points=False)
+        self.specs = [replace(spec, name=f"real-{spec.name}", test_only=False) for spec in Hooks(pm).providers()]
+
+    @hookimpl
+    def register_providers(self) -> list[ProviderSpec]:
+        return self.specs
+
+
+REAL_PROVIDERS: dict[str, Any] = {
+    "identity_providers": ["real-bankid-test"],
+    "payment_providers": ["real-fake"],
+    "sms_provider": "real-outbox",
+    "storage_provider": "real-local",
+    "journal_provider": "real-template",
+}

@@ -128,7 +128,7 @@ class StaffMembership(Base):
 
 
 class Case(Base):
-    __tablename__ = "case"
+    __tablename__ = "consultation_case"
     __table_args__ = (Index("ix_case_status_sla", "status", "sla_due_at"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -163,7 +163,7 @@ class Participant(Base):
     __table_args__ = (UniqueConstraint("case_id", "person_id", "role"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("case.id", ondelete="CASCADE"), index=True)
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consultation_case.id", ondelete="CASCADE"), index=True)
     person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("person.id"), index=True)
     role: Mapped[ParticipantRole] = mapped_column(enum_column(ParticipantRole))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -177,7 +177,7 @@ class Consent(Base):
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("person.id"))
-    case_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("case.id"))
+    case_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("consultation_case.id"))
     purpose: Mapped[ConsentPurpose] = mapped_column(enum_column(ConsentPurpose))
     action: Mapped[ConsentAction] = mapped_column(enum_column(ConsentAction))
     text_version: Mapped[str] = mapped_column(String(50))
@@ -190,7 +190,7 @@ class Message(Base):
     __table_args__ = (Index("ix_message_case_created", "case_id", "created_at"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("case.id", ondelete="CASCADE"))
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consultation_case.id", ondelete="CASCADE"))
     author_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("person.id"))
     author_role: Mapped[ParticipantRole] = mapped_column(enum_column(ParticipantRole))
     kind: Mapped[MessageKind] = mapped_column(enum_column(MessageKind), default=MessageKind.MESSAGE)
@@ -203,7 +203,7 @@ class Attachment(Base):
     __tablename__ = "attachment"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("case.id", ondelete="CASCADE"), index=True)
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consultation_case.id", ondelete="CASCADE"), index=True)
     uploaded_by_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("person.id"))
     storage_provider: Mapped[str] = mapped_column(String(50))
     storage_key: Mapped[str] = mapped_column(String(255), unique=True)
@@ -221,7 +221,7 @@ class PaymentReservation(Base):
     __tablename__ = "payment_reservation"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("case.id"), index=True)
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consultation_case.id"), index=True)
     provider: Mapped[str] = mapped_column(String(50))
     provider_payment_id: Mapped[str] = mapped_column(String(255))
     idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
@@ -245,7 +245,7 @@ class JournalNote(Base):
     __tablename__ = "journal_note"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("case.id"), index=True)
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consultation_case.id"), index=True)
     status: Mapped[JournalNoteStatus] = mapped_column(
         enum_column(JournalNoteStatus), default=JournalNoteStatus.DRAFT
     )

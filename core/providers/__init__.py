@@ -72,6 +72,8 @@ class ProviderSpec:
     test_only: bool = False
     """True for simulations (test BankID, fake payments, SMS outbox): production refuses them."""
     extra: dict[str, Any] = field(default_factory=dict)
+    plugin: str = ""
+    """The plugin that offered it (filled in by the core)."""
 
 
 __all__ = [

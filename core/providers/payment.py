@@ -46,7 +46,8 @@ def derive_status(
     if amounts.refunded and amounts.refunded >= amounts.captured:
         return PaymentStatus.REFUNDED
     if amounts.captured:
-        if amounts.captured >= amounts.authorized:
+        # A partial capture whose remainder was released is settled: nothing more can be captured.
+        if amounts.captured + amounts.released >= amounts.authorized:
             return PaymentStatus.CAPTURED
         return PaymentStatus.PARTIALLY_CAPTURED
     if amounts.released and amounts.released >= amounts.authorized:

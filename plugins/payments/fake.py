@@ -1,1 +1,728 @@
-"""Fake card payments with a realistic state machine (development and tests)."""
+"""Fake card payments with a realistic state machine (development and tests).
+
+Code written against this provider must also work against Stripe (manual capture), Vipps ePayment and
+Swedbank Pay, so the fake keeps what those keep and a naive in-memory fake would not:
+
+* **State outside process memory.** Payments live in a SQLite file (``fake-psp.sqlite3`` in the data
+  directory): the API process and the worker processes see the same payments. Every change runs in a
+  ``BEGIN IMMEDIATE`` transaction, so two processes capturing at once cannot over-capture.
+* **Idempotency on every modifying call.** The same key with the same request returns the stored first
+  result without a second effect; the same key with another request raises ``IdempotencyConflict``. Keys
+  are global (as at Stripe): a reserve key reused for a capture is a conflict. Only outcomes that the PSP
+  "executed" are stored — a success or a card decline. A refused request (``PaymentStateError``,
+  ``PaymentExpired``, invalid input, PSP down) stores nothing, so it is evaluated again when retried.
+* **Status from amounts.** authorized/captured/released/refunded are stored; the status is always
+  ``core.providers.payment.derive_status`` of them, never a stored label.
+* **Authorizations expire** (after ``authorization_ttl_hours``); capture or release after that raises
+  ``PaymentExpired``.
+* **Signed webhooks**, Stripe style: ``Fake-Signature: t=<unix>,v1=<hex>`` with HMAC-SHA256 over
+  ``"<t>." + body``; ``webhook_for`` makes one, ``parse_webhook`` verifies it.
+
+Test cards (``ReserveRequest.payment_method``):
+
+=====================  ===========================================================================
+``None``/``card_ok``   authorized at once
+``card_declined``      raises ``PaymentDeclined``; the attempt is recorded (``get`` says DECLINED)
+``card_expiring``      authorized, but the authorization has already lapsed (status EXPIRED)
+``card_3ds``           PENDING with an ``action_url`` until the payer approves (``approve`` or the route)
+``card_unavailable``   raises ``ProviderUnavailable`` (the PSP is down); nothing is stored
+=====================  ===========================================================================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import secrets
+import sqlite3
+import threading
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from html import escape
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import Field, SecretStr
+from pydantic_settings import SettingsConfigDict
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from core.errors import (
+    ErrorCode,
+    IdempotencyConflict,
+    PaymentDeclined,
+    PaymentExpired,
+    PaymentStateError,
+    ProviderError,
+    ProviderUnavailable,
+)
+from core.hookspecs import hookimpl
+from core.money import Money
+from core.providers import Capability, ProviderContext, ProviderSettings, ProviderSpec
+from core.providers.payment import (
+    Payment,
+    PaymentAmounts,
+    PaymentStatus,
+    ReserveRequest,
+    WebhookEvent,
+    derive_status,
+)
+
+T = TypeVar("T")
+
+NAME = "fake"
+DATABASE_FILE = "fake-psp.sqlite3"
+WEBHOOK_KEY_PURPOSE = "payments-fake-webhook"
+SIGNATURE_HEADER = "Fake-Signature"
+APPROVE_PATH = "/plugins/payments-fake/approve/{payment_id}"
+
+CARD_OK = "card_ok"
+CARD_DECLINED = "card_declined"
+CARD_EXPIRING = "card_expiring"
+CARD_3DS = "card_3ds"
+CARD_UNAVAILABLE = "card_unavailable"
+TEST_CARDS = (CARD_OK, CARD_DECLINED, CARD_EXPIRING, CARD_3DS, CARD_UNAVAILABLE)
+
+DECLINED_MESSAGE = "Kortet ble avvist. Prøv et annet kort."
+UNAVAILABLE_MESSAGE = "Betalingstjenesten svarer ikke akkurat nå. Prøv igjen om litt."
+
+
+class FakePaymentSettings(ProviderSettings):
+    """Settings of the fake PSP, from ``LEGETIME_PAYMENTS_FAKE_*``."""
+
+    model_config = SettingsConfigDict(env_prefix="LEGETIME_PAYMENTS_FAKE_")
+
+    authorization_ttl_hours: int = Field(
+        default=7 * 24, gt=0, description="How long an authorization lasts before it lapses (card: 7 days)."
+    )
+    webhook_secret: SecretStr | None = Field(
+        default=None, description="HMAC key of the webhooks; default: derived from the master secret."
+    )
+    webhook_tolerance_seconds: int = Field(
+        default=300, gt=0, description="How far a webhook's timestamp may be from now (replay protection)."
+    )
+    database_path: Path | None = Field(
+        default=None, description=f"The PSP's SQLite file; default: {DATABASE_FILE} in the data directory."
+    )
+    latency_ms: int = Field(default=0, ge=0, description="Simulated network latency of every call.")
+
+
+class CardDeclined(PaymentDeclined):
+    """A ``PaymentDeclined`` that also names the recorded payment attempt (as Stripe's error object does)."""
+
+    def __init__(self, message: str, *, payment_id: str) -> None:
+        super().__init__(message)
+        self.payment_id = payment_id
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# The approve route is a module-level function, but approving needs a provider object. Providers
+# register themselves here, keyed by their database file (two objects on one file share their state,
+# so the newest is as good as any); weak values, so a discarded provider (a finished test) drops out.
+# The route asks each live provider in turn — in a running platform there is exactly one.
+_LIVE_PROVIDERS: weakref.WeakValueDictionary[str, FakePaymentProvider] = weakref.WeakValueDictionary()
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS payments (
+    payment_id  TEXT PRIMARY KEY,
+    reference   TEXT NOT NULL,
+    description TEXT NOT NULL,
+    card        TEXT NOT NULL,
+    currency    TEXT NOT NULL,
+    amount      INTEGER NOT NULL,
+    authorized  INTEGER NOT NULL DEFAULT 0,
+    captured    INTEGER NOT NULL DEFAULT 0,
+    released    INTEGER NOT NULL DEFAULT 0,
+    refunded    INTEGER NOT NULL DEFAULT 0,
+    declined    INTEGER NOT NULL DEFAULT 0,
+    pending     INTEGER NOT NULL DEFAULT 0,
+    expires_at  TEXT,
+    return_url  TEXT,
+    created_at  TEXT NOT NULL,
+    -- The money invariants, enforced by the database as a last line of defence.
+    CHECK (captured + released <= authorized AND refunded <= captured)
+);
+CREATE TABLE IF NOT EXISTS idempotency_keys (
+    idempotency_key TEXT PRIMARY KEY,
+    fingerprint     TEXT NOT NULL,
+    response        TEXT NOT NULL,
+    created_at      TEXT NOT NULL
+);
+"""
+
+
+class FakePaymentProvider:
+    """A card PSP simulated on a SQLite file. Implements ``core.providers.payment.PaymentProvider``.
+
+    ``now`` is the clock seam: tests pass their own to let authorizations expire without sleeping. It
+    must return timezone-aware datetimes (a naive one is taken as UTC).
+    """
+
+    name = NAME
+
+    def __init__(
+        self,
+        database_path: Path,
+        webhook_secret: bytes,
+        *,
+        authorization_ttl: timedelta = timedelta(days=7),
+        webhook_tolerance: timedelta = timedelta(minutes=5),
+        latency: timedelta = timedelta(0),
+        now: Callable[[], datetime] = _utcnow,
+    ) -> None:
+        self.database_path = database_path
+        self._secret = webhook_secret
+        self._ttl = authorization_ttl
+        self._tolerance = webhook_tolerance
+        self._latency = latency.total_seconds()
+        self._clock = now
+        self._schema_ready = False
+        self._schema_lock = threading.Lock()
+        _LIVE_PROVIDERS[str(database_path.resolve())] = self
+
+    # --- PaymentProvider ---------------------------------------------------------------------------
+
+    async def reserve(self, request: ReserveRequest) -> Payment:
+        """Authorize ``request.amount`` on the test card named by ``request.payment_method``."""
+        card = request.payment_method or CARD_OK
+        if card not in TEST_CARDS:
+            raise ProviderError(
+                f"Ukjent testkort {card!r}. Bruk et av: {', '.join(TEST_CARDS)}.",
+                field="payment_method",
+                code=ErrorCode.INVALID,
+            )
+        _require_positive(request.amount, "amount")
+        _require_key(request.idempotency_key)
+        await self._simulate_latency()
+        if card == CARD_UNAVAILABLE:
+            raise ProviderUnavailable(UNAVAILABLE_MESSAGE)
+        fingerprint = _fingerprint(
+            "reserve",
+            amount=request.amount.amount,
+            currency=request.amount.currency,
+            reference=request.reference,
+            return_url=request.return_url,
+            payment_method=request.payment_method,
+            description=request.description,
+        )
+        now = self._now()
+
+        def apply(conn: sqlite3.Connection) -> dict[str, Any]:
+            payment_id = f"fakepay_{secrets.token_hex(12)}"
+            authorized, pending, declined = request.amount.amount, False, False
+            expires_at: datetime | None = now + self._ttl
+            if card == CARD_DECLINED:
+                authorized, declined, expires_at = 0, True, None
+            elif card == CARD_3DS:
+                authorized, pending, expires_at = 0, True, None  # no authorization until approved
+            elif card == CARD_EXPIRING:
+                expires_at = now - timedelta(seconds=1)
+            conn.execute(
+                "INSERT INTO payments (payment_id, reference, description, card, currency, amount,"
+                " authorized, declined, pending, expires_at, return_url, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    payment_id,
+                    request.reference,
+                    request.description,
+                    card,
+                    request.amount.currency,
+                    request.amount.amount,
+                    authorized,
+                    declined,
+                    pending,
+                    _iso(expires_at),
+                    request.return_url,
+                    now.isoformat(),
+                ),
+            )
+            if declined:
+                return {"declined": {"payment_id": payment_id, "message": DECLINED_MESSAGE}}
+            return {"payment": _dump(self._load(conn, payment_id, now))}
+
+        return _replay(await self._modify(request.idempotency_key, fingerprint, now, apply))
+
+    async def get(self, payment_id: str) -> Payment:
+        """The current state (re-fetched from the PSP's store, never cached)."""
+        await self._simulate_latency()
+        now = self._now()
+        return await self._run(lambda conn: self._load(conn, payment_id, now))
+
+    async def capture(self, payment_id: str, amount: Money, idempotency_key: str) -> Payment:
+        """Charge ``amount`` of what is authorized; partial and repeated captures are allowed."""
+        _require_positive(amount, "amount")
+        _require_key(idempotency_key)
+        await self._simulate_latency()
+        fingerprint = _fingerprint(
+            "capture", payment_id=payment_id, amount=amount.amount, currency=amount.currency
+        )
+        now = self._now()
+
+        def apply(conn: sqlite3.Connection) -> dict[str, Any]:
+            payment = self._load(conn, payment_id, now)
+            _require_currency(payment, amount)
+            _require_authorization(payment)
+            if payment.amounts.released:
+                raise PaymentStateError("Reservasjonen er frigitt, så beløpet kan ikke trekkes.")
+            remaining = _remaining(payment.amounts)
+            if remaining == 0:
+                raise PaymentStateError("Hele det reserverte beløpet er allerede trukket.")
+            if _lapsed(payment, now):
+                raise PaymentExpired("Reservasjonen har utløpt, så beløpet kan ikke lenger trekkes.")
+            if amount.amount > remaining:
+                left = Money(remaining, amount.currency)
+                raise PaymentStateError(f"Kan ikke trekke {amount}: bare {left} er igjen av reservasjonen.")
+            conn.execute(
+                "UPDATE payments SET captured = captured + ? WHERE payment_id = ?",
+                (amount.amount, payment_id),
+            )
+            return {"payment": _dump(self._load(conn, payment_id, now))}
+
+        return _replay(await self._modify(idempotency_key, fingerprint, now, apply))
+
+    async def release(self, payment_id: str, idempotency_key: str) -> Payment:
+        """Cancel the rest of the authorization (all of it, or what a partial capture left)."""
+        _require_key(idempotency_key)
+        await self._simulate_latency()
+        fingerprint = _fingerprint("release", payment_id=payment_id)
+        now = self._now()
+
+        def apply(conn: sqlite3.Connection) -> dict[str, Any]:
+            payment = self._load(conn, payment_id, now)
+            _require_authorization(payment)
+            if payment.amounts.released:
+                raise PaymentStateError("Reservasjonen er allerede frigitt.")
+            remaining = _remaining(payment.amounts)
+            if remaining == 0:
+                raise PaymentStateError("Hele beløpet er trukket; det er ingen reservasjon å frigi.")
+            if _lapsed(payment, now):
+                raise PaymentExpired("Reservasjonen har allerede utløpt; det er ingenting å frigi.")
+            conn.execute("UPDATE payments SET released = ? WHERE payment_id = ?", (remaining, payment_id))
+            return {"payment": _dump(self._load(conn, payment_id, now))}
+
+        return _replay(await self._modify(idempotency_key, fingerprint, now, apply))
+
+    async def refund(self, payment_id: str, amount: Money, idempotency_key: str) -> Payment:
+        """Pay back (part of) what was captured; expiry of the authorization does not matter here."""
+        _require_positive(amount, "amount")
+        _require_key(idempotency_key)
+        await self._simulate_latency()
+        fingerprint = _fingerprint(
+            "refund", payment_id=payment_id, amount=amount.amount, currency=amount.currency
+        )
+        now = self._now()
+
+        def apply(conn: sqlite3.Connection) -> dict[str, Any]:
+            payment = self._load(conn, payment_id, now)
+            _require_currency(payment, amount)
+            refundable = payment.amounts.captured - payment.amounts.refunded
+            if payment.amounts.captured == 0:
+                raise PaymentStateError("Ingenting er trukket, så ingenting kan refunderes.")
+            if amount.amount > refundable:
+                raise PaymentStateError(
+                    f"Kan ikke refundere {amount}: bare {Money(refundable, amount.currency)} kan refunderes."
+                )
+            conn.execute(
+                "UPDATE payments SET refunded = refunded + ? WHERE payment_id = ?",
+                (amount.amount, payment_id),
+            )
+            return {"payment": _dump(self._load(conn, payment_id, now))}
+
+        return _replay(await self._modify(idempotency_key, fingerprint, now, apply))
+
+    async def parse_webhook(self, headers: Mapping[str, str], body: bytes, url: str) -> WebhookEvent:
+        """Verify the signature (constant-time) and the timestamp's freshness; say which payment changed.
+
+        ``url`` is not signed by this PSP (Vipps signs it; Stripe does not)."""
+        header = _header(headers, SIGNATURE_HEADER)
+        if header is None:
+            raise _bad_webhook(f"missing {SIGNATURE_HEADER} header")
+        timestamp, signatures = _parse_signature(header)
+        expected = self._sign(timestamp, body)
+        if not any(hmac.compare_digest(expected, signature) for signature in signatures):
+            raise _bad_webhook("signature does not match")
+        age = self._now().timestamp() - timestamp
+        if abs(age) > self._tolerance.total_seconds():
+            raise _bad_webhook(
+                f"timestamp is {int(age)} s from now (tolerance {int(self._tolerance.total_seconds())} s)"
+            )
+        try:
+            payload = json.loads(body)
+            event, payment_id = payload["type"], payload["data"]["payment_id"]
+        except (ValueError, TypeError, KeyError) as exc:
+            raise _bad_webhook(f"body is not a payment event ({exc.__class__.__name__})") from None
+        if not isinstance(event, str) or not isinstance(payment_id, str):
+            raise _bad_webhook("body is not a payment event")
+        return WebhookEvent(payment_id=payment_id, event=event)
+
+    # --- Simulation controls -----------------------------------------------------------------------
+
+    async def approve(self, payment_id: str) -> Payment:
+        """The payer completes 3-D Secure: a PENDING payment becomes AUTHORIZED (its expiry starts now).
+
+        What the ``action_url`` page does; tests call it directly. Approving twice is harmless; approving
+        a declined or unknown payment raises ``PaymentStateError``."""
+        payment, _ = await self._approve(payment_id)
+        return payment
+
+    def webhook_for(
+        self, payment_id: str, event: str, *, at: datetime | None = None
+    ) -> tuple[dict[str, str], bytes]:
+        """A webhook as this PSP would send it: ``(headers, body)``, signed at ``at`` (default: now)."""
+        timestamp = int((at or self._now()).timestamp())
+        body = json.dumps(
+            {
+                "id": f"evt_{secrets.token_hex(8)}",
+                "type": event,
+                "created": timestamp,
+                "data": {"payment_id": payment_id},
+            },
+            separators=(",", ":"),
+        ).encode()
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: f"t={timestamp},v1={self._sign(timestamp, body)}",
+        }
+        return headers, body
+
+    # --- Internals ---------------------------------------------------------------------------------
+
+    async def _approve(self, payment_id: str) -> tuple[Payment, str | None]:
+        await self._simulate_latency()
+        now = self._now()
+
+        def work(conn: sqlite3.Connection) -> tuple[Payment, str | None]:
+            payment = self._load(conn, payment_id, now)
+            if payment.amounts.authorized == 0 and payment.action_url is None:
+                raise PaymentStateError("Betalingen ble avvist og kan ikke godkjennes.")
+            if payment.action_url is not None:
+                conn.execute(
+                    "UPDATE payments SET pending = 0, authorized = amount, expires_at = ?"
+                    " WHERE payment_id = ?",
+                    (_iso(now + self._ttl), payment_id),
+                )
+            row = conn.execute(
+                "SELECT return_url FROM payments WHERE payment_id = ?", (payment_id,)
+            ).fetchone()
+            return self._load(conn, payment_id, now), row["return_url"]
+
+        return await self._run(work, write=True)
+
+    def _now(self) -> datetime:
+        now = self._clock()
+        return now if now.tzinfo is not None else now.replace(tzinfo=UTC)
+
+    async def _simulate_latency(self) -> None:
+        if self._latency:
+            await asyncio.sleep(self._latency)
+
+    def _sign(self, timestamp: int, body: bytes) -> str:
+        return hmac.new(self._secret, str(timestamp).encode() + b"." + body, hashlib.sha256).hexdigest()
+
+    async def _modify(
+        self,
+        key: str,
+        fingerprint: str,
+        now: datetime,
+        apply: Callable[[sqlite3.Connection], dict[str, Any]],
+    ) -> dict[str, Any]:
+        """Run ``apply`` once per idempotency key, in one transaction with the key's record."""
+
+        def work(conn: sqlite3.Connection) -> dict[str, Any]:
+            row = conn.execute(
+                "SELECT fingerprint, response FROM idempotency_keys WHERE idempotency_key = ?", (key,)
+            ).fetchone()
+            if row is not None:
+                if row["fingerprint"] != fingerprint:
+                    raise IdempotencyConflict(
+                        "Idempotensnøkkelen er allerede brukt til en annen forespørsel.",
+                        field="idempotency_key",
+                    )
+                stored: dict[str, Any] = json.loads(row["response"])
+                return stored
+            response = apply(conn)
+            conn.execute(
+                "INSERT INTO idempotency_keys (idempotency_key, fingerprint, response, created_at)"
+                " VALUES (?, ?, ?, ?)",
+                (key, fingerprint, json.dumps(response), now.isoformat()),
+            )
+            return response
+
+        return await self._run(work, write=True)
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
+        """Run ``work`` on a fresh connection in a worker thread; a write holds the database's write lock
+        (``BEGIN IMMEDIATE``) from its first read, so read-check-write cannot interleave across processes."""
+
+        def in_thread() -> T:
+            self._ensure_schema()
+            conn = self._connect()
+            try:
+                if not write:
+                    return work(conn)
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = work(conn)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+                return result
+            finally:
+                conn.close()
+
+        try:
+            return await asyncio.to_thread(in_thread)
+        except sqlite3.OperationalError as exc:  # locked for too long, disk full, file gone …
+            raise ProviderUnavailable(UNAVAILABLE_MESSAGE) from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves; timeout: wait for another writer's lock.
+        conn = sqlite3.connect(self.database_path, timeout=30.0, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        return conn
+
+    def _ensure_schema(self) -> None:
+        with self._schema_lock:
+            if self._schema_ready:
+                return
+            self.database_path.parent.mkdir(parents=True, exist_ok=True)
+            conn = self._connect()
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer
+                conn.executescript(_SCHEMA)
+            finally:
+                conn.close()
+            self._schema_ready = True
+
+    def _load(self, conn: sqlite3.Connection, payment_id: str, now: datetime) -> Payment:
+        row = conn.execute("SELECT * FROM payments WHERE payment_id = ?", (payment_id,)).fetchone()
+        if row is None:
+            raise PaymentStateError(f"Fant ingen betaling med id {payment_id!r}.", code=ErrorCode.NOT_FOUND)
+        amounts = PaymentAmounts(
+            authorized=row["authorized"],
+            captured=row["captured"],
+            released=row["released"],
+            refunded=row["refunded"],
+        )
+        expires_at = datetime.fromisoformat(row["expires_at"]) if row["expires_at"] else None
+        pending = bool(row["pending"])
+        status = derive_status(
+            amounts,
+            declined=bool(row["declined"]),
+            expired=expires_at is not None and now >= expires_at,
+            pending=pending,
+        )
+        return Payment(
+            provider=NAME,
+            payment_id=payment_id,
+            amount=Money(row["amount"], row["currency"]),
+            amounts=amounts,
+            status=status,
+            expires_at=expires_at,
+            action_url=APPROVE_PATH.format(payment_id=payment_id) if pending else None,
+        )
+
+
+# --- Helpers ---------------------------------------------------------------------------------------
+
+
+def _remaining(amounts: PaymentAmounts) -> int:
+    return amounts.authorized - amounts.captured - amounts.released
+
+
+def _lapsed(payment: Payment, now: datetime) -> bool:
+    return payment.expires_at is not None and now >= payment.expires_at
+
+
+def _require_authorization(payment: Payment) -> None:
+    if payment.action_url is not None:
+        raise PaymentStateError("Betalingen venter fortsatt på godkjenning fra kortholderen.")
+    if payment.amounts.authorized == 0:
+        raise PaymentStateError("Betalingen ble avvist; det finnes ingen reservasjon.")
+
+
+def _require_currency(payment: Payment, amount: Money) -> None:
+    if amount.currency != payment.amount.currency:
+        raise PaymentStateError(
+            f"Feil valuta: betalingen er i {payment.amount.currency}, ikke {amount.currency}.",
+            field="currency",
+        )
+
+
+def _require_positive(amount: Money, field: str) -> None:
+    if amount.amount <= 0:
+        raise ProviderError("Beløpet må være større enn null.", field=field, code=ErrorCode.INVALID)
+
+
+def _require_key(key: str) -> None:
+    if not key:
+        raise ProviderError("Idempotensnøkkel mangler.", field="idempotency_key", code=ErrorCode.REQUIRED)
+
+
+def _fingerprint(operation: str, **request: Any) -> str:
+    """What makes two requests "the same" for idempotency: the operation and all its parameters."""
+    canonical = json.dumps({"operation": operation, **request}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _dump(payment: Payment) -> dict[str, Any]:
+    """A payment as stored for replay: the first result, status included, exactly as it was."""
+    return {
+        "payment_id": payment.payment_id,
+        "amount": payment.amount.amount,
+        "currency": payment.amount.currency,
+        "authorized": payment.amounts.authorized,
+        "captured": payment.amounts.captured,
+        "released": payment.amounts.released,
+        "refunded": payment.amounts.refunded,
+        "status": payment.status.value,
+        "expires_at": _iso(payment.expires_at),
+        "action_url": payment.action_url,
+    }
+
+
+def _replay(response: Mapping[str, Any]) -> Payment:
+    """Turn a stored response into the call's result: a payment, or the decline raised again."""
+    if "declined" in response:
+        declined = response["declined"]
+        raise CardDeclined(declined["message"], payment_id=declined["payment_id"])
+    data = response["payment"]
+    return Payment(
+        provider=NAME,
+        payment_id=data["payment_id"],
+        amount=Money(data["amount"], data["currency"]),
+        amounts=PaymentAmounts(
+            authorized=data["authorized"],
+            captured=data["captured"],
+            released=data["released"],
+            refunded=data["refunded"],
+        ),
+        status=PaymentStatus(data["status"]),
+        expires_at=datetime.fromisoformat(data["expires_at"]) if data["expires_at"] else None,
+        action_url=data["action_url"],
+    )
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    """Header lookup that ignores case, also for a plain dict (Starlette's ``Headers`` already does)."""
+    wanted = name.lower()
+    for key, value in headers.items():
+        if key.lower() == wanted:
+            return value
+    return None
+
+
+def _parse_signature(header: str) -> tuple[int, list[str]]:
+    """``t=<unix>,v1=<hex>[,v1=<hex>…]`` — several v1 while a secret is being rotated."""
+    timestamps: list[str] = []
+    signatures: list[str] = []
+    for part in header.split(","):
+        key, sep, value = part.strip().partition("=")
+        if not sep:
+            raise _bad_webhook(f"malformed {SIGNATURE_HEADER} header")
+        if key == "t":
+            timestamps.append(value)
+        elif key == "v1":
+            signatures.append(value)
+    if len(timestamps) != 1 or not timestamps[0].isdigit() or not signatures:
+        raise _bad_webhook(f"malformed {SIGNATURE_HEADER} header")
+    return int(timestamps[0]), signatures
+
+
+def _bad_webhook(reason: str) -> ProviderError:
+    return ProviderError(f"webhook rejected: {reason}", code=ErrorCode.INVALID)
+
+
+# --- The 3-D Secure page ---------------------------------------------------------------------------
+
+
+def _page(title: str, text: str, status_code: int = 200) -> HTMLResponse:
+    html = (
+        '<!doctype html><html lang="nb"><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title></head>"
+        f"<body><h1>{escape(title)}</h1><p>{escape(text)}</p></body></html>"
+    )
+    return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
+
+
+async def approve_endpoint(request: Request) -> Response:
+    """GET ``/plugins/payments-fake/approve/{payment_id}``: the payer "passes" 3-D Secure.
+
+    Redirects to the reservation's ``return_url`` when it has one (as a real 3-D Secure page does),
+    otherwise shows a short page. The return URL comes from our own reserve call, never from this request.
+    """
+    payment_id = request.path_params["payment_id"]
+    for provider in list(_LIVE_PROVIDERS.values()):
+        try:
+            payment, return_url = await provider._approve(payment_id)
+        except PaymentStateError as exc:
+            if exc.code is ErrorCode.NOT_FOUND:
+                continue
+            return _page("Betalingen kan ikke godkjennes", exc.message, status_code=409)
+        except ProviderUnavailable:
+            continue
+        if return_url:
+            return RedirectResponse(return_url, status_code=303)
+        return _page(
+            "Betalingen er godkjent",
+            f"{payment.amount} er reservert på kortet ditt. Du kan lukke denne siden.",
+        )
+    return _page("Fant ikke betalingen", "Lenken er ugyldig eller utløpt.", status_code=404)
+
+
+# --- Plugin ----------------------------------------------------------------------------------------
+
+
+def create_provider(
+    settings: FakePaymentSettings, context: ProviderContext, *, now: Callable[[], datetime] = _utcnow
+) -> FakePaymentProvider:
+    """The ``ProviderSpec`` factory. ``now`` is for tests (the platform never passes it)."""
+    secret = (
+        settings.webhook_secret.get_secret_value().encode()
+        if settings.webhook_secret is not None
+        else context.derive_key(WEBHOOK_KEY_PURPOSE)
+    )
+    return FakePaymentProvider(
+        database_path=settings.database_path or context.settings.data_dir / DATABASE_FILE,
+        webhook_secret=secret,
+        authorization_ttl=timedelta(hours=settings.authorization_ttl_hours),
+        webhook_tolerance=timedelta(seconds=settings.webhook_tolerance_seconds),
+        latency=timedelta(milliseconds=settings.latency_ms),
+        now=now,
+    )
+
+
+@hookimpl
+def register_providers() -> Iterable[ProviderSpec]:
+    return [
+        ProviderSpec(
+            capability=Capability.PAYMENT,
+            name=NAME,
+            factory=create_provider,
+            settings_model=FakePaymentSettings,
+            description="Simulated card PSP with test cards (development and tests only).",
+            test_only=True,
+        )
+    ]
+
+
+@hookimpl
+def register_routes() -> Iterable[Any]:
+    return [Route(APPROVE_PATH, approve_endpoint, methods=["GET"], name="payments-fake-approve")]
+
+
+@hookimpl
+def plugin_info() -> Mapping[str, str]:
+    return {"description": "Fake card payments: a realistic simulated PSP for development and tests."}

@@ -1,0 +1,176 @@
+"""Runs outbox jobs on dramatiq: RedisBroker with ``LEGETIME_REDIS_URL``, else an in-process worker.
+
+One dramatiq actor, ``legetime.run_job(job_id)``, runs any registered handler. It is idempotent: the
+job row is locked, a finished job is skipped, and the handler's database work commits together with
+marking the job done. A failing handler is retried with backoff by dramatiq until the maximum attempts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+import dramatiq
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import AsyncIO
+from sqlalchemy import select
+
+from core.db.base import utcnow
+from core.db.engine import Database
+from core.db.models import OutboxJob, OutboxStatus
+from core.jobs.outbox import relay_once
+from core.jobs.types import JobContext
+
+if TYPE_CHECKING:
+    from core.platform import Platform
+
+log = structlog.get_logger(__name__)
+
+ACTOR_NAME = "legetime.run_job"
+QUEUE_NAME = "legetime"
+
+
+def make_broker(platform: Platform) -> dramatiq.Broker:
+    settings = platform.settings
+    broker: dramatiq.Broker
+    if settings.redis_url:
+        from dramatiq.brokers.redis import RedisBroker
+
+        broker = RedisBroker(url=settings.redis_url, namespace=settings.queue_namespace)
+    else:
+        broker = StubBroker()
+    broker.add_middleware(AsyncIO())
+    return broker
+
+
+class JobRunner:
+    """The broker, the actor, the relay and (when asked) the workers of one process."""
+
+    def __init__(self, platform: Platform, broker: dramatiq.Broker | None = None) -> None:
+        self.platform = platform
+        self.broker = broker or make_broker(platform)
+        self._worker_db: Database | None = None
+        self._worker: dramatiq.Worker | None = None
+        self._scheduler: AsyncIOScheduler | None = None
+        self.actor = dramatiq.actor(
+            self._run,
+            broker=self.broker,
+            actor_name=ACTOR_NAME,
+            queue_name=QUEUE_NAME,
+            max_retries=platform.settings.job_max_attempts,
+            min_backoff=500,
+            max_backoff=300_000,
+        )
+
+    # --- the relay (API or worker process) ---------------------------------------------------------
+
+    async def relay(self, db: Database | None = None) -> int:
+        db = db or self.platform.db
+        async with db.transaction() as session:
+            return await relay_once(
+                session,
+                lambda job_id: self.actor.send(job_id),
+                relay_timeout=timedelta(seconds=self.platform.settings.job_relay_timeout_seconds),
+            )
+
+    def start_relay(self) -> None:
+        """Relay on a schedule in the running event loop (APScheduler, one run at a time)."""
+        self._scheduler = AsyncIOScheduler()
+        self._scheduler.add_job(
+            self.relay,
+            "interval",
+            seconds=self.platform.settings.outbox_poll_seconds,
+            max_instances=1,
+            coalesce=True,
+            id="outbox-relay",
+        )
+        self._scheduler.start()
+
+    # --- the workers --------------------------------------------------------------------------------
+
+    def start_workers(self, threads: int | None = None) -> dramatiq.Worker:
+        self._worker = dramatiq.Worker(self.broker, worker_threads=threads or self.platform.settings.worker_threads)
+        self._worker.start()
+        return self._worker
+
+    def stop(self) -> None:
+        if self._worker_db is not None:
+            from dramatiq.asyncio import get_event_loop_thread
+
+            loop_thread = get_event_loop_thread()
+            if loop_thread is not None:
+                loop_thread.run_coroutine(self._worker_db.dispose())
+            self._worker_db = None
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None
+        self.broker.close()
+
+    async def _run(self, job_id: str) -> None:
+        # Runs in dramatiq's event-loop thread; the database handle is made there (loop-bound drivers).
+        if self._worker_db is None:
+            self._worker_db = Database(self.platform.settings.resolved_database_url)
+        await run_job(self.platform, self._worker_db, job_id)
+
+
+async def run_job(platform: Platform, db: Database, job_id: str) -> None:
+    """Run one outbox job at most once to completion (see the module docstring)."""
+    async with db.transaction() as session:
+        job = await session.scalar(
+            select(OutboxJob).where(OutboxJob.id == uuid.UUID(job_id)).with_for_update()
+        )
+        if job is None or job.status in (OutboxStatus.DONE, OutboxStatus.FAILED):
+            return  # unknown (rolled back) or already finished: a redelivery
+        handler = platform.jobs.get(job.name)
+        job.attempts += 1
+        if handler is None:
+            job.status, job.finished_at = OutboxStatus.FAILED, utcnow()
+            job.last_error = f"no handler registered for job {job.name!r}"
+            log.error("job.unknown", job_id=job_id, job=job.name)
+            return
+        context = JobContext(platform=platform, session=session, job_id=job_id, attempt=job.attempts)
+        failure: Exception | None = None
+        try:
+            async with session.begin_nested():
+                await handler(context, dict(job.payload))
+        except Exception as exc:
+            failure = exc
+            job.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+            if job.attempts >= platform.settings.job_max_attempts:
+                job.status, job.finished_at = OutboxStatus.FAILED, utcnow()
+                log.error("job.failed", job_id=job_id, job=job.name, attempts=job.attempts)
+                failure = None
+            else:
+                log.warning("job.retry", job_id=job_id, job=job.name, attempt=job.attempts)
+        else:
+            job.status, job.finished_at, job.last_error = OutboxStatus.DONE, utcnow(), None
+    if failure is not None:
+        # Raised after the commit, so the attempt is counted before dramatiq retries with backoff.
+        raise failure
+
+
+def run_forever(platform: Platform) -> None:
+    """``legetime worker``: dramatiq workers plus the relay, until interrupted."""
+    runner = JobRunner(platform)
+    runner.start_workers()
+
+    async def main() -> None:
+        await platform.start()
+        runner.start_relay()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            runner.stop()
+            await platform.close()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,99 @@
+"""The ASGI app: GraphQL at /graphql (GraphiQL in development), /healthz, /readyz, plugin routes.
+
+Without Redis, jobs run in this process (dramatiq's in-process broker and worker threads, plus the
+outbox relay), so the embedded default is one command.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from strawberry.asgi import GraphQL
+
+from core.jobs.runner import JobRunner
+from core.platform import Platform
+from schema.build import build_schema
+from schema.context import Context
+
+log = structlog.get_logger(__name__)
+
+
+class LegetimeGraphQL(GraphQL[Context, None]):
+    def __init__(self, platform: Platform) -> None:
+        super().__init__(
+            build_schema(platform),
+            graphql_ide="graphiql" if platform.settings.graphiql else None,
+            allow_queries_via_get=True,
+        )
+        self.platform = platform
+
+    async def get_context(self, request: Any, response: Any = None) -> Context:
+        return Context(platform=self.platform, request=request)
+
+
+def create_app(platform: Platform, *, run_jobs_in_process: bool | None = None) -> Starlette:
+    in_process = not platform.settings.redis_url if run_jobs_in_process is None else run_jobs_in_process
+    runner = JobRunner(platform)
+    graphql = LegetimeGraphQL(platform)
+
+    async def healthz(request: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(request: Request) -> JSONResponse:
+        checks: dict[str, str] = {}
+        try:
+            await platform.db.ping()
+            checks["database"] = "ok"
+        except Exception as exc:
+            log.warning("readyz.database", error=type(exc).__name__)
+            checks["database"] = "unreachable"
+        if platform.settings.redis_url:
+            checks["broker"] = await _ping_redis(platform.settings.redis_url)
+        else:
+            checks["broker"] = "in-process"
+        ready = all(value in ("ok", "in-process") for value in checks.values())
+        return JSONResponse({"status": "ok" if ready else "unavailable", **checks}, status_code=200 if ready else 503)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await platform.start()
+        if in_process:
+            runner.start_workers(threads=2)
+            runner.start_relay()
+        try:
+            yield
+        finally:
+            if in_process:
+                runner.stop()
+            await platform.close()
+
+    routes = [
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        *platform.hooks.routes(),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.platform = platform
+    app.state.jobs = runner
+    return app
+
+
+async def _ping_redis(url: str) -> str:
+    from redis.asyncio import Redis
+
+    client = Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        await client.ping()
+        return "ok"
+    except Exception:
+        return "unreachable"
+    finally:
+        await client.aclose()

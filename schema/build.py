@@ -1,0 +1,75 @@
+"""Assemble the one schema: core types plus what plugins contribute, with the request limits."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+import strawberry
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    SchemaExtension,
+)
+from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.name_converter import NameConverter
+from strawberry.tools import merge_types
+
+from core.errors import PluginError
+from core.platform import Platform
+from schema.errors import DomainErrorExtensions, should_mask_error
+from schema.platform_types import PlatformQuery, node_query
+
+CORE_QUERIES: tuple[type, ...] = (PlatformQuery,)
+CORE_MUTATIONS: tuple[type, ...] = ()
+
+
+def _merge(name: str, types: Iterable[type]) -> type | None:
+    """Merge root types, refusing duplicate field names (strawberry itself would only warn)."""
+    types = tuple(types)
+    if not types:
+        return None
+    converter = NameConverter()
+    owner: dict[str, str] = {}
+    for type_ in types:
+        definition = getattr(type_, "__strawberry_definition__", None)
+        if definition is None:
+            raise PluginError(f"{type_!r} contributed to {name} is not a strawberry type")
+        for field in definition.fields:
+            graphql_name = converter.get_graphql_name(field)
+            if graphql_name in owner:
+                raise PluginError(
+                    f"{name}.{graphql_name} is defined twice: by {owner[graphql_name]} and {type_.__qualname__}"
+                )
+            owner[graphql_name] = type_.__qualname__
+    return merge_types(name, types)
+
+
+def extensions(platform: Platform) -> list[Callable[[], SchemaExtension] | type[SchemaExtension]]:
+    """The request limits and error handling, as factories: a fresh extension per request."""
+    settings = platform.settings
+    out: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
+        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+        DomainErrorExtensions,
+    ]
+    if not settings.introspection:
+        out.append(DisableIntrospection)
+    if settings.is_production:
+        out.append(lambda: MaskErrors(should_mask_error=should_mask_error, error_message="Uventet feil."))
+    return out
+
+
+def build_schema(platform: Platform) -> strawberry.Schema:
+    query = _merge("Query", (*CORE_QUERIES, node_query(), *platform.hooks.graphql_queries()))
+    mutation = _merge("Mutation", (*CORE_MUTATIONS, *platform.hooks.graphql_mutations()))
+    assert query is not None
+    return strawberry.Schema(
+        query=query,
+        mutation=mutation,
+        extensions=extensions(platform),  # type: ignore[arg-type]
+        config=StrawberryConfig(relay_max_results=platform.settings.max_page_size),
+    )

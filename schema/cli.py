@@ -1,0 +1,212 @@
+"""The ``legetime`` command: serve, worker, migrate, plugins, demo, schema, check.
+
+It lives in ``schema`` because it serves the app; core stays free of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from core.config import Settings, load_settings
+from core.errors import ConfigError, PluginError
+from core.logging import configure_logging
+from core.platform import Platform
+
+app = typer.Typer(help="Legetime: asynchronous digital doctor consultations.", no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+SDL_PATH = Path(__file__).parent / "schema.graphql"
+
+
+def fails_clearly(command: F) -> F:
+    """Start-up errors (configuration, plugins) end the command with one clear line, exit code 2."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ConfigError as exc:
+            err.print(f"[bold red]Configuration error[/] {exc}")
+            raise typer.Exit(2) from None
+        except PluginError as exc:
+            err.print(f"[bold red]Plugin error[/] {exc}")
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _platform() -> Platform:
+    settings = load_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    return Platform.create(settings)
+
+
+@app.command()
+@fails_clearly
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="Port; default $PORT or 8000.")] = None,
+) -> None:
+    """Serve GraphQL at /graphql (GraphiQL in development), /healthz and /readyz."""
+    import uvicorn
+
+    from schema.app import create_app
+
+    platform = _platform()
+    port = port or int(os.environ.get("PORT", "8000"))
+    if platform.settings.graphiql:
+        console.print(f"GraphiQL: http://{host}:{port}/graphql")
+    uvicorn.run(create_app(platform), host=host, port=port, log_level="info", proxy_headers=True)
+
+
+@app.command()
+@fails_clearly
+def worker(threads: Annotated[int | None, typer.Option(help="Worker threads.")] = None) -> None:
+    """Run dramatiq workers and the outbox relay (needs LEGETIME_REDIS_URL)."""
+    from core.jobs.runner import run_forever
+
+    platform = _platform()
+    if not platform.settings.redis_url:
+        raise ConfigError("LEGETIME_REDIS_URL", "`legetime worker` needs Redis; without it `serve` runs jobs itself")
+    if threads:
+        platform.settings.worker_threads = threads
+    console.print(f"Worker: {platform.settings.worker_threads} threads, queue namespace "
+                  f"{platform.settings.queue_namespace!r}")
+    run_forever(platform)
+
+
+@app.command()
+@fails_clearly
+def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Apply the database migrations."""
+    from core.migrate import upgrade
+
+    settings = load_settings()
+    upgrade(settings.resolved_database_url, revision)
+    console.print(f"Database migrated to {revision}.")
+
+
+@app.command()
+@fails_clearly
+def plugins() -> None:
+    """List loaded plugins, their versions and hooks, and the providers they offer."""
+    from core.plugins import describe_plugins
+
+    platform = _platform()
+    table = Table(title="Plugins")
+    for column in ("plugin", "version", "source", "hooks"):
+        table.add_column(column)
+    for plugin in describe_plugins(platform.pm):
+        table.add_row(plugin.name, plugin.version, plugin.source, ", ".join(plugin.hooks))
+    console.print(table)
+
+    enabled = {(p.spec.capability, p.spec.name): i for caps in platform.providers.enabled.values()
+               for i, p in enumerate(caps)}
+    providers = Table(title="Providers")
+    for column in ("capability", "provider", "plugin", "status", "note"):
+        providers.add_column(column)
+    for spec in sorted(platform.providers.offered, key=lambda s: (s.capability, s.name)):
+        index = enabled.get((spec.capability, spec.name))
+        status = "disabled" if index is None else ("enabled, default" if index == 0 else "enabled")
+        providers.add_row(spec.capability.value, spec.name, spec.plugin, status,
+                          "simulation: refused in production" if spec.test_only else "")
+    console.print(providers)
+
+
+@app.command()
+@fails_clearly
+def check() -> None:
+    """Validate the configuration and plugins, and show the settings (secrets masked)."""
+    platform = _platform()
+    table = Table(title="Settings")
+    table.add_column("variable")
+    table.add_column("value")
+    for name, value in platform.settings.model_dump().items():
+        table.add_row(f"LEGETIME_{name.upper()}", _show(value))
+    for provider in platform.providers.all_enabled():
+        prefix = str(provider.spec.settings_model.model_config.get("env_prefix", ""))
+        for name, value in provider.settings.model_dump().items():
+            table.add_row(f"{prefix}{name.upper()}", _show(value))
+    console.print(table)
+    console.print("[green]Configuration is valid.[/]")
+
+
+def _show(value: Any) -> str:
+    return "(not set)" if value is None else str(value)  # SecretStr prints as **********
+
+
+@app.command()
+@fails_clearly
+def demo() -> None:
+    """Create demo data (idempotent) and print how to log in."""
+    from core.demo import create_demo_data
+
+    platform = _platform()
+    people = asyncio.run(_run_demo(platform, create_demo_data))
+    table = Table(title="Demo users (log in with the simulated BankID, provider `bankid-test`)")
+    for column in ("role", "name", "national ID"):
+        table.add_column(column)
+    for person in people:
+        table.add_row(person.role, person.name, person.national_id)
+    console.print(table)
+    console.print(
+        "In GraphiQL (http://127.0.0.1:8000/graphql) log in with one of these synthetic national IDs "
+        "through the test BankID provider; see the README for the operations."
+    )
+
+
+async def _run_demo(platform: Platform, create: Callable[..., Any]) -> Any:
+    try:
+        return await create(platform)
+    finally:
+        await platform.close()
+
+
+@app.command()
+@fails_clearly
+def schema(
+    check: Annotated[bool, typer.Option("--check", help="Fail if the file is out of date.")] = False,
+    path: Annotated[Path, typer.Option(help="Where the SDL goes.")] = SDL_PATH,
+) -> None:
+    """Export the GraphQL SDL (default plugins, default settings) to schema/schema.graphql."""
+    sdl = export_sdl()
+    if check:
+        if not path.exists() or path.read_text() != sdl:
+            err.print(f"{path} is out of date: run `legetime schema`")
+            raise typer.Exit(1)
+        console.print(f"{path} is up to date.")
+        return
+    path.write_text(sdl)
+    console.print(f"Wrote {path}.")
+
+
+def export_sdl() -> str:
+    """The SDL of the default platform: what frontends build against."""
+    import tempfile
+
+    from schema.build import build_schema
+
+    with tempfile.TemporaryDirectory() as data_dir:
+        settings = Settings.defaults(data_dir=Path(data_dir))
+        platform = Platform.create(settings, load_entry_points=False)
+        return build_schema(platform).as_str() + "\n"
+
+
+def main() -> None:
+    app(prog_name="legetime")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Shared fixtures.
+
+Database tests run on SQLite and on PostgreSQL; job tests on the in-process broker and on Redis. With
+``CI=true`` a missing PostgreSQL or Redis fails the run; on a laptop without them those tests skip with
+the reason. Point elsewhere with ``LEGETIME_TEST_POSTGRES_URL`` / ``LEGETIME_TEST_REDIS_URL``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from core.config import Settings
+from core.db.engine import Database
+from core.migrate import upgrade
+from core.platform import Platform
+
+POSTGRES_URL = os.environ.get(
+    "LEGETIME_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
+)
+REDIS_URL = os.environ.get("LEGETIME_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _unavailable(what: str, why: object) -> None:
+    message = f"{what} is not reachable ({why})"
+    if IN_CI:
+        pytest.fail(f"{message}; with CI=true these tests must run, not skip", pytrace=False)
+    pytest.skip(f"{message}; set it up or run in CI")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test sees the developer's LEGETIME_* variables; each gets its own data directory."""
+    for name in list(os.environ):
+        if name.startswith("LEGETIME_") and not name.startswith("LEGETIME_TEST_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("LEGETIME_DATA_DIR", str(tmp_path / "data"))
+
+
+# --- PostgreSQL ------------------------------------------------------------------------------------
+
+
+async def _admin(sql: str) -> None:
+    database = Database(POSTGRES_URL)
+    try:
+        async with database.engine.connect() as connection:
+            await (await connection.execution_options(isolation_level="AUTOCOMMIT")).execute(text(sql))
+    finally:
+        await database.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    try:
+        asyncio.run(_admin("SELECT 1"))
+    except Exception as exc:
+        _unavailable("PostgreSQL", exc)
+    yield POSTGRES_URL
+
+
+@pytest.fixture
+def fresh_postgres_url(postgres_server: str) -> Iterator[str]:
+    """An empty database of its own, dropped afterwards."""
+    name = f"legetime_test_{uuid.uuid4().hex[:12]}"
+    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    yield make_url(postgres_server).set(database=name).render_as_string(hide_password=False)
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database on each backend."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+    return str(request.getfixturevalue("fresh_postgres_url"))
+
+
+@pytest.fixture
+def database_url(empty_database_url: str) -> str:
+    """A migrated database on each backend."""
+    upgrade(empty_database_url)
+    return empty_database_url
+
+
+# --- Redis -----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> str:
+    import redis
+
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
+    except Exception as exc:
+        _unavailable("Redis", exc)
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_url(redis_server: str) -> Iterator[str]:
+    yield redis_server
+
+
+# --- the platform ----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(data_dir=tmp_path / "data")
+
+
+@pytest.fixture
+async def platform(settings: Settings) -> AsyncIterator[Platform]:
+    platform = Platform.create(settings, load_entry_points=False)
+    yield platform
+    await platform.close()

@@ -1,0 +1,134 @@
+"""Phone numbers: E.164 normalisation, and only numbers that can receive SMS."""
+
+from __future__ import annotations
+
+import phonenumbers
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from phonenumbers import PhoneNumberFormat, PhoneNumberType
+
+from core.errors import ErrorCode, ValidationError
+from core.phone import InvalidPhoneNumber, is_mobile, normalize_phone
+
+
+@pytest.mark.parametrize(
+    ("typed", "e164"),
+    [
+        ("+47 412 34 567", "+4741234567"),
+        ("+4741234567", "+4741234567"),
+        ("004741234567", "+4741234567"),
+        ("0047 4123 4567", "+4741234567"),
+        ("41234567", "+4741234567"),
+        ("412 34 567", "+4741234567"),
+        ("412-34-567", "+4741234567"),
+        ("(+47) 912 34 567", "+4791234567"),
+        ("  98765432  ", "+4798765432"),
+        ("+46 70 123 45 67", "+46701234567"),  # Swedish mobile
+        ("+358 40 123 4567", "+358401234567"),  # Finnish mobile
+        ("+44 7400 123456", "+447400123456"),  # UK mobile
+        ("+1 650 253 0000", "+16502530000"),  # US: fixed-line-or-mobile, the plan cannot tell
+    ],
+)
+def test_normalizes_to_e164(typed: str, e164: str) -> None:
+    assert normalize_phone(typed) == e164
+    assert is_mobile(e164)
+
+
+def test_default_region_applies_to_numbers_without_country_code() -> None:
+    assert normalize_phone("070-123 45 67", default_region="SE") == "+46701234567"
+    assert normalize_phone("+4741234567", default_region="SE") == "+4741234567"
+
+
+@pytest.mark.parametrize(
+    ("typed", "reason"),
+    [
+        ("", "format"),
+        ("   ", "format"),
+        ("abc", "format"),
+        ("4123ABCD", "format"),  # phonenumbers would read this as a vanity number
+        ("+47 41234567 ext 2", "format"),
+        ("4" * 100, "format"),
+        ("4123456", "invalid"),  # 7 digits
+        ("412345678", "invalid"),  # 9 digits
+        ("+4759123456", "invalid"),  # unused Norwegian range
+        ("+46 70 123 456", "invalid"),  # Swedish mobile one digit short
+        ("+999 1234567", "format"),  # no such country code
+        ("+4741234567#2", "extension"),
+        ("+47 22 12 34 56", "not_mobile"),  # Oslo landline
+        ("55123456", "not_mobile"),  # Bergen landline
+        ("+47 800 12 345", "not_mobile"),  # freephone
+        ("+46 8 123 456 78", "not_mobile"),  # Stockholm landline
+    ],
+)
+def test_rejects(typed: str, reason: str) -> None:
+    with pytest.raises(InvalidPhoneNumber) as caught:
+        normalize_phone(typed)
+    assert caught.value.reason == reason
+
+
+def test_error_is_a_typed_validation_error_in_norwegian() -> None:
+    with pytest.raises(InvalidPhoneNumber) as caught:
+        normalize_phone("+47 22 12 34 56")
+    error = caught.value
+    assert isinstance(error, ValidationError)
+    assert error.code is ErrorCode.INVALID_PHONE
+    assert error.field == "phone"
+    assert error.message == "Telefonnummeret kan ikke motta SMS. Oppgi et mobilnummer."
+
+
+@pytest.mark.parametrize(
+    "value", ["+4722123456", "41234567", "004741234567", "", "+", "+47abc", "+4741234567#2"]
+)
+def test_is_mobile_is_false_for_non_e164_and_landlines(value: str) -> None:
+    assert not is_mobile(value)
+
+
+REGIONS = sorted(phonenumbers.SUPPORTED_REGIONS)
+
+
+@given(st.sampled_from(REGIONS), st.sampled_from([PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE]))
+def test_example_numbers_of_every_region(region: str, kind: int) -> None:
+    example = phonenumbers.example_number_for_type(region, kind)
+    if example is None:
+        return
+    e164 = phonenumbers.format_number(example, PhoneNumberFormat.E164)
+    accepted = phonenumbers.number_type(example) in (
+        PhoneNumberType.MOBILE,
+        PhoneNumberType.FIXED_LINE_OR_MOBILE,
+    )
+    assert is_mobile(e164) == accepted
+    if accepted:
+        assert normalize_phone(e164) == e164
+        national = phonenumbers.format_number(example, PhoneNumberFormat.NATIONAL)
+        assert normalize_phone(national, default_region=region) == e164
+    else:
+        with pytest.raises(InvalidPhoneNumber):
+            normalize_phone(e164)
+
+
+@given(
+    st.sampled_from("49"),
+    st.text(alphabet="0123456789", min_size=7, max_size=7),
+    st.sampled_from(["", " ", "-"]),
+)
+def test_normalizing_is_idempotent_for_norwegian_mobiles(first: str, rest: str, separator: str) -> None:
+    typed = first + rest[:2] + separator + rest[2:4] + separator + rest[4:]
+    try:
+        e164 = normalize_phone(typed)
+    except InvalidPhoneNumber:
+        return  # a few ranges are unassigned
+    assert e164 == "+47" + first + rest
+    assert normalize_phone(e164) == e164
+    assert is_mobile(e164)
+
+
+@given(st.text(max_size=30))
+def test_normalizing_any_text_either_fails_cleanly_or_is_idempotent(text: str) -> None:
+    try:
+        e164 = normalize_phone(text)
+    except InvalidPhoneNumber:
+        return
+    assert e164.startswith("+")
+    assert normalize_phone(e164) == e164
+    assert is_mobile(e164)
