@@ -110,9 +110,8 @@ class Settings(BaseSettings):
         except ArgumentError as exc:
             raise ValueError(f"not a database URL ({exc})") from None
         if url.drivername not in SUPPORTED_DATABASE_DRIVERS:
-            raise ValueError(
-                f"driver {url.drivername!r} is not supported; use one of {', '.join(SUPPORTED_DATABASE_DRIVERS)}"
-            )
+            supported = ", ".join(SUPPORTED_DATABASE_DRIVERS)
+            raise ValueError(f"driver {url.drivername!r} is not supported; use one of {supported}")
         return value
 
     @field_validator("redis_url")
@@ -180,7 +179,9 @@ class Settings(BaseSettings):
 
 class _DefaultsOnly(Settings):
     @classmethod
-    def settings_customise_sources(cls, settings_cls: Any, init_settings: Any, *args: Any, **kwargs: Any) -> Any:
+    def settings_customise_sources(
+        cls, settings_cls: Any, init_settings: Any, *args: Any, **kwargs: Any
+    ) -> Any:
         return (init_settings,)
 
 

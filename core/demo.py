@@ -30,7 +30,7 @@ class DemoPerson:
 
 
 DEMO_PEOPLE = (
-    DemoPerson("clinician", "Ingrid", "Berg", "14987810069", "+4741000001", StaffRole.CLINICIAN),
+    DemoPerson("clinician", "Ingrid", "Berg", "14897810000", "+4741000001", StaffRole.CLINICIAN),
     DemoPerson("operator", "Lars", "Dahl", "02818520150", "+4741000002", StaffRole.OPERATOR),
     DemoPerson("patient (mother)", "Nora", "Hansen", "17889230266", "+4741000003"),
     DemoPerson("child (born 2015)", "Emma", "Hansen", "05921550016"),

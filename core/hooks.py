@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pluggy
 
@@ -28,7 +28,7 @@ class Hooks:
     def providers(self) -> list[ProviderSpec]:
         specs = []
         for impl in self.pm.hook.register_providers.get_hookimpls():
-            for spec in impl.function() or ():
+            for spec in cast(Iterable[object], impl.function() or ()):
                 if not isinstance(spec, ProviderSpec):
                     raise PluginError(f"plugin {impl.plugin_name!r} offered {spec!r}, not a ProviderSpec")
                 specs.append(replace(spec, plugin=impl.plugin_name))
@@ -37,11 +37,14 @@ class Hooks:
     def jobs(self) -> dict[str, JobHandler]:
         handlers: dict[str, JobHandler] = {}
         for impl in self.pm.hook.register_jobs.get_hookimpls():
-            for name, handler in (impl.function() or {}).items():
+            offered = cast(Mapping[str, JobHandler], impl.function() or {})
+            for name, handler in offered.items():
                 if name in handlers:
                     raise PluginError(f"job {name!r} registered twice (again by plugin {impl.plugin_name!r})")
                 if not inspect.iscoroutinefunction(handler):
-                    raise PluginError(f"job {name!r} of plugin {impl.plugin_name!r} must be an async function")
+                    raise PluginError(
+                        f"job {name!r} of plugin {impl.plugin_name!r} must be an async function"
+                    )
                 handlers[name] = handler
         return handlers
 
@@ -66,5 +69,6 @@ class Hooks:
 
     def plugin_info(self) -> dict[str, dict[str, str]]:
         return {
-            impl.plugin_name: dict(impl.function() or {}) for impl in self.pm.hook.plugin_info.get_hookimpls()
+            impl.plugin_name: dict(cast(Mapping[str, str], impl.function() or {}))
+            for impl in self.pm.hook.plugin_info.get_hookimpls()
         }

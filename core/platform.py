@@ -74,4 +74,3 @@ def derive_key(settings: Settings, purpose: str) -> bytes:
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"legetime", info=purpose.encode()).derive(
         settings.master_secret()
     )
-

@@ -99,15 +99,18 @@ def build_registry(
         offered = by_capability[capability]
         registry.enabled[capability] = []
         for name in wanted:
-            spec = offered.get(name)
-            if spec is None:
+            chosen = offered.get(name)
+            if chosen is None:
                 choices = ", ".join(sorted(offered)) or "none"
-                raise ConfigError(_env(setting), f"unknown {capability} provider {name!r} (available: {choices})")
-            if spec.test_only and settings.is_production:
                 raise ConfigError(
-                    _env(setting), f"{capability} provider {name!r} is a simulation and is refused in production"
+                    _env(setting), f"unknown {capability} provider {name!r} (available: {choices})"
                 )
-            registry.enabled[capability].append(_instantiate(spec, context))
+            if chosen.test_only and settings.is_production:
+                raise ConfigError(
+                    _env(setting),
+                    f"{capability} provider {name!r} is a simulation and is refused in production",
+                )
+            registry.enabled[capability].append(_instantiate(chosen, context))
     return registry
 
 

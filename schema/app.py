@@ -59,7 +59,9 @@ def create_app(platform: Platform, *, run_jobs_in_process: bool | None = None) -
         else:
             checks["broker"] = "in-process"
         ready = all(value in ("ok", "in-process") for value in checks.values())
-        return JSONResponse({"status": "ok" if ready else "unavailable", **checks}, status_code=200 if ready else 503)
+        return JSONResponse(
+            {"status": "ok" if ready else "unavailable", **checks}, status_code=200 if ready else 503
+        )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -40,9 +40,8 @@ def _merge(name: str, types: Iterable[type]) -> type | None:
         for field in definition.fields:
             graphql_name = converter.get_graphql_name(field)
             if graphql_name in owner:
-                raise PluginError(
-                    f"{name}.{graphql_name} is defined twice: by {owner[graphql_name]} and {type_.__qualname__}"
-                )
+                first, second = owner[graphql_name], type_.__qualname__
+                raise PluginError(f"{name}.{graphql_name} is defined twice: by {first} and {second}")
             owner[graphql_name] = type_.__qualname__
     return merge_types(name, types)
 
@@ -70,6 +69,6 @@ def build_schema(platform: Platform) -> strawberry.Schema:
     return strawberry.Schema(
         query=query,
         mutation=mutation,
-        extensions=extensions(platform),  # type: ignore[arg-type]
+        extensions=extensions(platform),
         config=StrawberryConfig(relay_max_results=platform.settings.max_page_size),
     )

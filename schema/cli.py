@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -79,11 +78,15 @@ def worker(threads: Annotated[int | None, typer.Option(help="Worker threads.")] 
 
     platform = _platform()
     if not platform.settings.redis_url:
-        raise ConfigError("LEGETIME_REDIS_URL", "`legetime worker` needs Redis; without it `serve` runs jobs itself")
+        raise ConfigError(
+            "LEGETIME_REDIS_URL", "`legetime worker` needs Redis; without it `serve` runs jobs itself"
+        )
     if threads:
         platform.settings.worker_threads = threads
-    console.print(f"Worker: {platform.settings.worker_threads} threads, queue namespace "
-                  f"{platform.settings.queue_namespace!r}")
+    console.print(
+        f"Worker: {platform.settings.worker_threads} threads, queue namespace "
+        f"{platform.settings.queue_namespace!r}"
+    )
     run_forever(platform)
 
 
@@ -112,16 +115,24 @@ def plugins() -> None:
         table.add_row(plugin.name, plugin.version, plugin.source, ", ".join(plugin.hooks))
     console.print(table)
 
-    enabled = {(p.spec.capability, p.spec.name): i for caps in platform.providers.enabled.values()
-               for i, p in enumerate(caps)}
+    enabled = {
+        (p.spec.capability, p.spec.name): i
+        for caps in platform.providers.enabled.values()
+        for i, p in enumerate(caps)
+    }
     providers = Table(title="Providers")
     for column in ("capability", "provider", "plugin", "status", "note"):
         providers.add_column(column)
     for spec in sorted(platform.providers.offered, key=lambda s: (s.capability, s.name)):
         index = enabled.get((spec.capability, spec.name))
         status = "disabled" if index is None else ("enabled, default" if index == 0 else "enabled")
-        providers.add_row(spec.capability.value, spec.name, spec.plugin, status,
-                          "simulation: refused in production" if spec.test_only else "")
+        providers.add_row(
+            spec.capability.value,
+            spec.name,
+            spec.plugin,
+            status,
+            "simulation: refused in production" if spec.test_only else "",
+        )
     console.print(providers)
 
 
@@ -209,4 +220,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -40,4 +40,8 @@ class DomainErrorExtensions(SchemaExtension):
         for error in getattr(result, "errors", None) or ():
             original = error.original_error
             if isinstance(original, LegetimeError):
-                error.extensions = {**(error.extensions or {}), "code": original.code.value, "field": original.field}
+                error.extensions = {
+                    **(error.extensions or {}),
+                    "code": original.code.value,
+                    "field": original.field,
+                }

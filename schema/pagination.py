@@ -10,7 +10,7 @@ from strawberry import relay
 
 from core.errors import ErrorCode, LegetimeError
 
-NodeType = TypeVar("NodeType")
+NodeType = TypeVar("NodeType", bound=relay.Node)
 
 
 class PageSizeTooLarge(LegetimeError):

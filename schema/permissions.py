@@ -14,7 +14,7 @@ class OperatorOrDevelopment(BasePermission):
     """Operational metadata (plugins, versions): operators in production; anyone on a development box."""
 
     message = "Ikke tilgang."
-    error_class = Forbidden
+    error_class = Forbidden  # type: ignore[assignment]  # strawberry calls error_class(message): ours is typed
 
     def has_permission(self, source: Any, info: Info, **kwargs: Any) -> bool:
         return not info.context.platform.settings.is_production

@@ -45,7 +45,7 @@ class Plugin(relay.Node):
     hooks: list[str]
 
     @classmethod
-    def resolve_nodes(
+    def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Plugin | None]:
         by_name = {p.name: p for p in _plugins(info)}
@@ -83,7 +83,9 @@ class PlatformInfo:
             for index, provider in enumerate(enabled):
                 spec = provider.spec
                 out.append(
-                    Provider(capability=cap, name=spec.name, description=spec.description, is_default=index == 0)
+                    Provider(
+                        capability=cap, name=spec.name, description=spec.description, is_default=index == 0
+                    )
                 )
         return out
 

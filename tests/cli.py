@@ -10,8 +10,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, pythonpath: list[Path] = ()) -> subprocess.CompletedProcess[str]:  # type: ignore[assignment]
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("LEGETIME_") or k.startswith("LEGETIME_TEST_")}
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, pythonpath: list[Path] = ()
+) -> subprocess.CompletedProcess[str]:  # type: ignore[assignment]
+    full_env = {
+        k: v for k, v in os.environ.items() if not k.startswith("LEGETIME_") or k.startswith("LEGETIME_TEST_")
+    }
     full_env.update(env or {})
     full_env["PYTHONPATH"] = os.pathsep.join([*(str(p) for p in pythonpath), str(ROOT)])
     full_env["COLUMNS"] = "250"  # rich tables: don't wrap names

@@ -37,7 +37,9 @@ class ProductionProviders:
 
     def __init__(self) -> None:
         pm = create_plugin_manager(load_entry_points=False)
-        self.specs = [replace(spec, name=f"real-{spec.name}", test_only=False) for spec in Hooks(pm).providers()]
+        self.specs = [
+            replace(spec, name=f"real-{spec.name}", test_only=False) for spec in Hooks(pm).providers()
+        ]
 
     @hookimpl
     def register_providers(self) -> list[ProviderSpec]:

@@ -21,7 +21,7 @@ def test_demo_is_idempotent_and_prints_how_to_log_in(tmp_path: Path) -> None:
     second = run_cli("demo", env=env)
     assert first.returncode == 0, first.stderr
     assert second.returncode == 0, second.stderr
-    for national_id in ("14987810069", "02818520150", "17889230266"):
+    for national_id in ("14897810000", "02818520150", "17889230266"):
         assert national_id in first.stdout
     assert "bankid-test" in first.stdout
 
@@ -39,8 +39,14 @@ def test_serve_answers_graphql_on_the_embedded_default(tmp_path: Path) -> None:
     assert run_cli("migrate", env={"LEGETIME_DATA_DIR": str(tmp_path)}).returncode == 0
     port = _free_port()
     env["PORT"] = str(port)  # `serve` honours $PORT
-    server = subprocess.Popen([sys.executable, "-m", "schema.cli", "serve"], env=env, cwd=ROOT,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "schema.cli", "serve"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         for _ in range(100):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -42,7 +41,10 @@ def _setting_of(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> str:
         ({"LEGETIME_PAYMENT_PROVIDERS": "fake,klarna"}, "LEGETIME_PAYMENT_PROVIDERS"),
         ({"LEGETIME_SMS_PROVIDER": "twillio"}, "LEGETIME_SMS_PROVIDER"),
         ({"LEGETIME_IDENTITY_PROVIDERS": ""}, "LEGETIME_IDENTITY_PROVIDERS"),
-        ({"LEGETIME_PAYMENTS_FAKE_AUTHORIZATION_TTL_HOURS": "a week"}, "LEGETIME_PAYMENTS_FAKE_AUTHORIZATION_TTL_HOURS"),
+        (
+            {"LEGETIME_PAYMENTS_FAKE_AUTHORIZATION_TTL_HOURS": "a week"},
+            "LEGETIME_PAYMENTS_FAKE_AUTHORIZATION_TTL_HOURS",
+        ),
     ],
 )
 def test_invalid_setting_is_named(monkeypatch: pytest.MonkeyPatch, env: dict[str, str], setting: str) -> None:
@@ -59,7 +61,9 @@ def test_unknown_provider_lists_the_available_ones(monkeypatch: pytest.MonkeyPat
     ("missing", "setting"),
     [("LEGETIME_SECRET_KEY", "LEGETIME_SECRET_KEY"), ("LEGETIME_GRAPHIQL", "LEGETIME_GRAPHIQL")],
 )
-def test_production_refuses_unsafe_defaults(monkeypatch: pytest.MonkeyPatch, missing: str, setting: str) -> None:
+def test_production_refuses_unsafe_defaults(
+    monkeypatch: pytest.MonkeyPatch, missing: str, setting: str
+) -> None:
     env = {k: v for k, v in PRODUCTION.items() if k != missing}
     assert _setting_of(monkeypatch, env) == setting
 
@@ -67,18 +71,24 @@ def test_production_refuses_unsafe_defaults(monkeypatch: pytest.MonkeyPatch, mis
 def test_production_refuses_test_bankid(monkeypatch: pytest.MonkeyPatch) -> None:
     for name, value in PRODUCTION.items():
         monkeypatch.setenv(name, value)
-    with pytest.raises(ConfigError, match="'bankid-test' is a simulation and is refused in production") as error:
+    with pytest.raises(
+        ConfigError, match="'bankid-test' is a simulation and is refused in production"
+    ) as error:
         Platform.create(load_settings(), load_entry_points=False)
     assert error.value.setting == "LEGETIME_IDENTITY_PROVIDERS"
 
 
 @pytest.mark.parametrize("simulation", ["payment_providers", "sms_provider"])
-def test_production_refuses_each_simulation(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulation: str) -> None:
+def test_production_refuses_each_simulation(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulation: str
+) -> None:
     for name, value in PRODUCTION.items():
         monkeypatch.setenv(name, value)
     config = REAL_PROVIDERS | {simulation: ["fake"] if simulation == "payment_providers" else "outbox"}
     with pytest.raises(ConfigError, match="refused in production") as error:
-        Platform.create(load_settings(**config), extra_plugins=[ProductionProviders()], load_entry_points=False)
+        Platform.create(
+            load_settings(**config), extra_plugins=[ProductionProviders()], load_entry_points=False
+        )
     assert error.value.setting == f"LEGETIME_{simulation.upper()}"
 
 

@@ -54,8 +54,11 @@ def gql(client: TestClient, query: str, **variables: Any) -> dict[str, Any]:
 
 
 def test_platform_query(client: TestClient) -> None:
-    result = gql(client, "{ platform { version environment price { amount currency formatted } "
-                         "providers { capability name isDefault } } }")
+    result = gql(
+        client,
+        "{ platform { version environment price { amount currency formatted } "
+        "providers { capability name isDefault } } }",
+    )
     platform = result["data"]["platform"]
     assert platform["environment"] == "development"
     assert platform["price"] == {"amount": 35000, "currency": "NOK", "formatted": "kr 350,00"}
@@ -69,7 +72,9 @@ def test_platform_query(client: TestClient) -> None:
 
 
 def test_plugins_connection_and_node(client: TestClient) -> None:
-    result = gql(client, "{ platform { plugins(first: 2) { edges { node { id name } } pageInfo { hasNextPage } } } }")
+    result = gql(
+        client, "{ platform { plugins(first: 2) { edges { node { id name } } pageInfo { hasNextPage } } } }"
+    )
     connection = result["data"]["platform"]["plugins"]
     assert len(connection["edges"]) == 2 and connection["pageInfo"]["hasNextPage"] is True
     first = connection["edges"][0]["node"]
@@ -96,10 +101,12 @@ def test_healthz_and_readyz(client: TestClient) -> None:
 
 
 def test_readyz_reports_an_unreachable_database_and_broker(settings: Settings) -> None:
-    broken = settings.model_copy(update={
-        "database_url": "postgresql+asyncpg://nobody@127.0.0.1:1/none",
-        "redis_url": "redis://127.0.0.1:1/0",
-    })
+    broken = settings.model_copy(
+        update={
+            "database_url": "postgresql+asyncpg://nobody@127.0.0.1:1/none",
+            "redis_url": "redis://127.0.0.1:1/0",
+        }
+    )
     with _client(broken) as client:
         response = client.get("/readyz")
     assert response.status_code == 503
@@ -168,7 +175,12 @@ def test_unexpected_errors_are_shown_in_development(client: TestClient) -> None:
 
 def _production(settings: Settings) -> Settings:
     return settings.model_copy(
-        update={"environment": Environment.PRODUCTION, "graphiql": False, "introspection": False, **REAL_PROVIDERS}
+        update={
+            "environment": Environment.PRODUCTION,
+            "graphiql": False,
+            "introspection": False,
+            **REAL_PROVIDERS,
+        }
     )
 
 
@@ -186,7 +198,10 @@ def test_introspection_can_be_turned_off(settings: Settings) -> None:
     with _client(settings) as client:
         assert "errors" not in gql(client, "{ __schema { queryType { name } } }")
     with _client(settings.model_copy(update={"introspection": False})) as client:
-        assert "introspection" in gql(client, "{ __schema { queryType { name } } }")["errors"][0]["message"].lower()
+        assert (
+            "introspection"
+            in gql(client, "{ __schema { queryType { name } } }")["errors"][0]["message"].lower()
+        )
 
 
 def test_plugins_are_for_operators_in_production(settings: Settings) -> None:

@@ -56,7 +56,9 @@ def broker_url(request: pytest.FixtureRequest) -> str | None:
 
 
 @pytest.fixture
-async def jobs(tmp_path: Any, database_url: str, broker_url: str | None) -> AsyncIterator[tuple[Platform, JobRunner, RecordingJobs]]:
+async def jobs(
+    tmp_path: Any, database_url: str, broker_url: str | None
+) -> AsyncIterator[tuple[Platform, JobRunner, RecordingJobs]]:
     recorder = RecordingJobs()
     settings = Settings(
         data_dir=tmp_path / "data",
@@ -75,8 +77,8 @@ async def jobs(tmp_path: Any, database_url: str, broker_url: str | None) -> Asyn
     await platform.close()
 
 
-async def _wait_finished(platform: Platform, job_id: uuid.UUID, timeout: float = 20) -> OutboxJob:
-    deadline = asyncio.get_running_loop().time() + timeout
+async def _wait_finished(platform: Platform, job_id: uuid.UUID, within: float = 20) -> OutboxJob:
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         async with platform.db.transaction() as session:
             job = await session.get(OutboxJob, job_id)
@@ -118,7 +120,9 @@ async def test_crash_after_send_before_commit_runs_the_job_once(jobs: Any) -> No
 
     with pytest.raises(Rollback):
         async with platform.db.transaction() as session:
-            await relay_once(session, lambda job_id: runner.actor.send(job_id), relay_timeout=timedelta(minutes=5))
+            await relay_once(
+                session, lambda job_id: runner.actor.send(job_id), relay_timeout=timedelta(minutes=5)
+            )
             raise Rollback  # the crash: the send happened, the "relayed" mark did not commit
     for _ in range(3):  # the next relay and broker redeliveries send it again
         runner.actor.send(str(job.id))
@@ -168,7 +172,7 @@ async def test_failing_handler_is_retried_until_it_succeeds(jobs: Any) -> None:
     async with platform.db.transaction() as session:
         job = await enqueue(session, "test.record", {"n": 6})
     await runner.relay()
-    finished = await _wait_finished(platform, job.id, timeout=30)
+    finished = await _wait_finished(platform, job.id, within=30)
     assert finished.status is OutboxStatus.DONE
     assert finished.attempts == 2
     assert recorder.runs == [6]
@@ -184,7 +188,7 @@ async def test_dedupe_key_enqueues_once(jobs: Any) -> None:
 
 
 async def test_unknown_job_fails_without_retrying(jobs: Any) -> None:
-    platform, runner, recorder = jobs
+    platform, runner, _ = jobs
     async with platform.db.transaction() as session:
         job = await enqueue(session, "nobody.handles.this", {})
     await runner.relay()

@@ -18,8 +18,17 @@ from core.migrate import current_head, downgrade, upgrade
 from tests.cli import run_cli
 
 TABLES = {
-    "person", "staff_membership", "consultation_case", "participant", "consent", "message", "attachment",
-    "payment_reservation", "journal_note", "audit_event", "outbox_job",
+    "person",
+    "staff_membership",
+    "consultation_case",
+    "participant",
+    "consent",
+    "message",
+    "attachment",
+    "payment_reservation",
+    "journal_note",
+    "audit_event",
+    "outbox_job",
 }
 
 
@@ -28,6 +37,7 @@ def _inspect(url: str) -> dict[str, Any]:
         database = Database(url)
         try:
             async with database.engine.connect() as connection:
+
                 def look(sync_connection: Any) -> dict[str, Any]:
                     context = MigrationContext.configure(sync_connection, opts={"compare_type": True})
                     return {

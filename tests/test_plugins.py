@@ -35,9 +35,23 @@ def install(tmp_path_factory: pytest.TempPathFactory) -> Any:
         if name not in installed:
             target = tmp_path_factory.mktemp(name)
             subprocess.run(
-                [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-                 "--no-build-isolation", "--target", str(target), str(FIXTURES / name)],
-                check=True, capture_output=True, text=True, timeout=300,
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--no-deps",
+                    "--no-index",
+                    "--no-build-isolation",
+                    "--target",
+                    str(target),
+                    str(FIXTURES / name),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=300,
             )
             installed[name] = target
         return installed[name]
@@ -86,7 +100,9 @@ def test_misspelled_hookimpl_fails_startup_with_a_clear_message(install: Any) ->
 
 
 def test_a_disabled_third_party_plugin_is_not_loaded(install: Any) -> None:
-    result = run_cli("plugins", pythonpath=[install("legetime-typo")], env={"LEGETIME_DISABLED_PLUGINS": "typo"})
+    result = run_cli(
+        "plugins", pythonpath=[install("legetime-typo")], env={"LEGETIME_DISABLED_PLUGINS": "typo"}
+    )
     assert result.returncode == 0, result.stderr
 
 
@@ -103,7 +119,9 @@ def test_misspelled_hook_in_a_registered_plugin(settings: Settings) -> None:
         def register_route(self) -> list[Any]:
             return []
 
-    with pytest.raises(PluginError, match=r"unknown hook 'register_route' \(did you mean 'register_routes'\?\)"):
+    with pytest.raises(
+        PluginError, match=r"unknown hook 'register_route' \(did you mean 'register_routes'\?\)"
+    ):
         _create(settings, Typo())
 
 
@@ -124,8 +142,11 @@ def test_hook_register_providers(settings: Settings, monkeypatch: pytest.MonkeyP
         sender: str = "Legetime"
         retries: int = 3
 
-    outbox = next(spec for spec in Platform.create(settings, load_entry_points=False).providers.offered
-                  if spec.name == "outbox")
+    outbox = next(
+        spec
+        for spec in Platform.create(settings, load_entry_points=False).providers.offered
+        if spec.name == "outbox"
+    )
 
     class EchoPlugin:
         @hookimpl
@@ -197,7 +218,9 @@ def test_duplicate_graphql_field_names_are_refused(settings: Settings) -> None:
         def register_graphql_queries(self) -> list[type]:
             return [Platform2]
 
-    with pytest.raises(PluginError, match=r"Query\.platform is defined twice: by PlatformQuery and .*Platform2"):
+    with pytest.raises(
+        PluginError, match=r"Query\.platform is defined twice: by PlatformQuery and .*Platform2"
+    ):
         build_schema(_create(settings, Clash()))
 
 
@@ -226,7 +249,7 @@ def test_job_names_are_unique(settings: Settings) -> None:
         def register_jobs(self) -> dict[str, Any]:
             return {"sms.send": handler}
 
-    with pytest.raises(PluginError, match="job 'sms.send' registered twice"):
+    with pytest.raises(PluginError, match=r"job 'sms\.send' registered twice"):
         _create(settings, One(), Two())
 
 

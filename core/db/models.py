@@ -163,7 +163,9 @@ class Participant(Base):
     __table_args__ = (UniqueConstraint("case_id", "person_id", "role"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consultation_case.id", ondelete="CASCADE"), index=True)
+    case_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("consultation_case.id", ondelete="CASCADE"), index=True
+    )
     person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("person.id"), index=True)
     role: Mapped[ParticipantRole] = mapped_column(enum_column(ParticipantRole))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -203,7 +205,9 @@ class Attachment(Base):
     __tablename__ = "attachment"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consultation_case.id", ondelete="CASCADE"), index=True)
+    case_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("consultation_case.id", ondelete="CASCADE"), index=True
+    )
     uploaded_by_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("person.id"))
     storage_provider: Mapped[str] = mapped_column(String(50))
     storage_key: Mapped[str] = mapped_column(String(255), unique=True)

@@ -50,7 +50,7 @@ async def enqueue(
 
 async def relay_once(
     session: AsyncSession,
-    send: Callable[[str], None],
+    send: Callable[[str], object],
     *,
     relay_timeout: timedelta,
     batch_size: int = 100,

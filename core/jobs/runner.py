@@ -8,6 +8,7 @@ marking the job done. A failing handler is retried with backoff by dramatiq unti
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -17,7 +18,7 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import AsyncIO
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from core.db.base import utcnow
 from core.db.engine import Database
@@ -57,14 +58,13 @@ class JobRunner:
         self._worker: dramatiq.Worker | None = None
         self._scheduler: AsyncIOScheduler | None = None
         self.actor = dramatiq.actor(
-            self._run,
             broker=self.broker,
             actor_name=ACTOR_NAME,
             queue_name=QUEUE_NAME,
             max_retries=platform.settings.job_max_attempts,
             min_backoff=500,
             max_backoff=300_000,
-        )
+        )(self._run)
 
     # --- the relay (API or worker process) ---------------------------------------------------------
 
@@ -93,7 +93,9 @@ class JobRunner:
     # --- the workers --------------------------------------------------------------------------------
 
     def start_workers(self, threads: int | None = None) -> dramatiq.Worker:
-        self._worker = dramatiq.Worker(self.broker, worker_threads=threads or self.platform.settings.worker_threads)
+        self._worker = dramatiq.Worker(
+            self.broker, worker_threads=threads or self.platform.settings.worker_threads
+        )
         self._worker.start()
         return self._worker
 
@@ -123,13 +125,23 @@ class JobRunner:
 async def run_job(platform: Platform, db: Database, job_id: str) -> None:
     """Run one outbox job at most once to completion (see the module docstring)."""
     async with db.transaction() as session:
-        job = await session.scalar(
-            select(OutboxJob).where(OutboxJob.id == uuid.UUID(job_id)).with_for_update()
+        # Claim first: a conditional UPDATE as the transaction's first statement takes the row lock on
+        # PostgreSQL and the write lock on SQLite (where FOR UPDATE does nothing), so a second delivery
+        # waits here and then finds the job finished.
+        claimed = await session.execute(
+            update(OutboxJob)
+            .where(
+                OutboxJob.id == uuid.UUID(job_id),
+                OutboxJob.status.in_((OutboxStatus.PENDING, OutboxStatus.RELAYED)),
+            )
+            .values(attempts=OutboxJob.attempts + 1)
+            .execution_options(synchronize_session=False)
         )
-        if job is None or job.status in (OutboxStatus.DONE, OutboxStatus.FAILED):
+        if claimed.rowcount == 0:  # type: ignore[attr-defined]
             return  # unknown (rolled back) or already finished: a redelivery
+        job = await session.scalar(select(OutboxJob).where(OutboxJob.id == uuid.UUID(job_id)))
+        assert job is not None
         handler = platform.jobs.get(job.name)
-        job.attempts += 1
         if handler is None:
             job.status, job.finished_at = OutboxStatus.FAILED, utcnow()
             job.last_error = f"no handler registered for job {job.name!r}"
@@ -170,7 +182,5 @@ def run_forever(platform: Platform) -> None:
             runner.stop()
             await platform.close()
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
-    except KeyboardInterrupt:
-        pass

@@ -47,7 +47,7 @@ def run() -> None:
     if connection is not None:
         _configure(connection)
         return
-    asyncio.run(_run(url))
+    asyncio.run(_run(str(url)))
 
 
 run()

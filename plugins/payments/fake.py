@@ -32,12 +32,12 @@ Test cards (``ReserveRequest.payment_method``):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
 import secrets
 import sqlite3
-import threading
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -71,6 +71,7 @@ from core.providers.payment import (
     WebhookEvent,
     derive_status,
 )
+from core.sqlite_file import SqliteFile
 
 T = TypeVar("T")
 
@@ -183,8 +184,7 @@ class FakePaymentProvider:
         self._tolerance = webhook_tolerance
         self._latency = latency.total_seconds()
         self._clock = now
-        self._schema_ready = False
-        self._schema_lock = threading.Lock()
+        self._db = SqliteFile(database_path, _SCHEMA)
         _LIVE_PROVIDERS[str(database_path.resolve())] = self
 
     # --- PaymentProvider ---------------------------------------------------------------------------
@@ -462,45 +462,16 @@ class FakePaymentProvider:
         (``BEGIN IMMEDIATE``) from its first read, so read-check-write cannot interleave across processes."""
 
         def in_thread() -> T:
-            self._ensure_schema()
-            conn = self._connect()
-            try:
-                if not write:
+            if write:
+                with self._db.transaction() as conn:
                     return work(conn)
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    result = work(conn)
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-                return result
-            finally:
-                conn.close()
+            with contextlib.closing(self._db.connect()) as conn:
+                return work(conn)
 
         try:
             return await asyncio.to_thread(in_thread)
         except sqlite3.OperationalError as exc:  # locked for too long, disk full, file gone …
             raise ProviderUnavailable(UNAVAILABLE_MESSAGE) from exc
-
-    def _connect(self) -> sqlite3.Connection:
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves; timeout: wait for another writer's lock.
-        conn = sqlite3.connect(self.database_path, timeout=30.0, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        return conn
-
-    def _ensure_schema(self) -> None:
-        with self._schema_lock:
-            if self._schema_ready:
-                return
-            self.database_path.parent.mkdir(parents=True, exist_ok=True)
-            conn = self._connect()
-            try:
-                conn.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer
-                conn.executescript(_SCHEMA)
-            finally:
-                conn.close()
-            self._schema_ready = True
 
     def _load(self, conn: sqlite3.Connection, payment_id: str, now: datetime) -> Payment:
         row = conn.execute("SELECT * FROM payments WHERE payment_id = ?", (payment_id,)).fetchone()

@@ -13,15 +13,13 @@ import contextlib
 import hashlib
 import hmac
 import json
-import os
 import re
 import sqlite3
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import structlog
 from pydantic import Field, SecretStr
@@ -32,6 +30,7 @@ from core.hookspecs import hookimpl
 from core.providers import Capability, ProviderContext, ProviderSettings, ProviderSpec
 from core.providers.sms import DeliveryReport, DeliveryStatus, SmsEncoding, SmsMessage, SmsReceipt
 from core.sms_segments import encode_info
+from core.sqlite_file import SqliteFile
 
 NAME = "outbox"
 # fullmatch and ASCII: "$" alone would accept a trailing newline and "\d" other scripts' digits.
@@ -100,7 +99,7 @@ def mask_phone(number: str) -> str:
     return "***" + number[-2:]
 
 
-def _row_to_sms(row: tuple[Any, ...]) -> StoredSms:
+def _row_to_sms(row: sqlite3.Row) -> StoredSms:
     provider_id, reference, to, sender, body, segments, encoding, status, created_at, status_at = row
     return StoredSms(
         provider_id=provider_id,
@@ -125,67 +124,44 @@ class OutboxSmsProvider:
         self.path = path
         self._dlr_key = dlr_key
         self.echo = echo
-        self._schema_ready = False
+        # Phone numbers are personal data: the file is private to the owner (SqliteFile creates it 0600).
+        self._db = SqliteFile(path, _SCHEMA)
 
     # --- storage -----------------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        """One connection per operation: cheap for SQLite and safe across threads and processes."""
-        if not self._schema_ready:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            # Phone numbers are personal data: create the file private before SQLite does (its -wal and
-            # -shm files copy the mode of the database file).
-            os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        try:
-            if not self._schema_ready:
-                conn.execute("PRAGMA journal_mode=WAL")
-                conn.execute(_SCHEMA)
-                self._schema_ready = True
-            yield conn
-        finally:
-            conn.close()
 
     def _store(self, message: SmsMessage, encoding: SmsEncoding, segments: int) -> tuple[StoredSms, bool]:
         """Insert unless the reference exists; return the stored message and whether it is new."""
         now = datetime.now(UTC).isoformat()
         provider_id = f"outbox-{uuid.uuid4().hex}"
-        with self._connect() as conn:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                cursor = conn.execute(
-                    f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL) "
-                    "ON CONFLICT(reference) DO NOTHING",
-                    (
-                        provider_id,
-                        message.reference,
-                        message.to,
-                        message.sender,
-                        message.body,
-                        segments,
-                        encoding.value,
-                        DeliveryStatus.SENT.value,
-                        now,
-                    ),
-                )
-                created = cursor.rowcount == 1
-                row = conn.execute(
-                    f"SELECT {_COLUMNS} FROM messages WHERE reference = ?", (message.reference,)
-                ).fetchone()
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
+        with self._db.transaction() as conn:
+            cursor = conn.execute(
+                f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL) "
+                "ON CONFLICT(reference) DO NOTHING",
+                (
+                    provider_id,
+                    message.reference,
+                    message.to,
+                    message.sender,
+                    message.body,
+                    segments,
+                    encoding.value,
+                    DeliveryStatus.SENT.value,
+                    now,
+                ),
+            )
+            created = cursor.rowcount == 1
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM messages WHERE reference = ?", (message.reference,)
+            ).fetchone()
         return _row_to_sms(row), created
 
     def _list(self, limit: int) -> list[StoredSms]:
-        with self._connect() as conn:
+        with contextlib.closing(self._db.connect()) as conn:
             rows = conn.execute(f"SELECT {_COLUMNS} FROM messages ORDER BY seq DESC LIMIT ?", (limit,))
             return [_row_to_sms(row) for row in rows.fetchall()]
 
     def _set_status(self, provider_id: str, status: DeliveryStatus) -> bool:
-        with self._connect() as conn:
+        with contextlib.closing(self._db.connect()) as conn:
             cursor = conn.execute(
                 "UPDATE messages SET status = ?, status_at = ? WHERE provider_id = ?",
                 (status.value, datetime.now(UTC).isoformat(), provider_id),
