@@ -9,6 +9,9 @@ import structlog
 
 def configure_logging(level: str = "INFO", *, json: bool = False) -> None:
     logging.basicConfig(level=level.upper(), format="%(message)s")
+    # The outbox relay runs twice a second: its scheduler's per-run lines would drown everything else.
+    for noisy in ("apscheduler", "dramatiq.asyncio"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level.upper())))
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )

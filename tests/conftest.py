@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -122,3 +124,41 @@ async def platform(settings: Settings) -> AsyncIterator[Platform]:
     platform = Platform.create(settings, load_entry_points=False)
     yield platform
     await platform.close()
+
+
+# --- third-party plugin packages ---------------------------------------------------------------------
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+@pytest.fixture(scope="session")
+def install(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """Install a fixture package (no network, no build isolation) into a directory of its own."""
+    installed: dict[str, Path] = {}
+
+    def _install(name: str) -> Path:
+        if name not in installed:
+            target = tmp_path_factory.mktemp(name)
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pip",
+                    "install",
+                    "--quiet",
+                    "--no-deps",
+                    "--no-index",
+                    "--no-build-isolation",
+                    "--target",
+                    str(target),
+                    str(FIXTURES / name),
+                ],
+                check=True,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            installed[name] = target
+        return installed[name]
+
+    return _install

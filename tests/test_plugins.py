@@ -4,8 +4,6 @@ enforced at start-up (unknown hooks, bad arguments, duplicate names, routes outs
 from __future__ import annotations
 
 import importlib
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,43 +18,9 @@ from core.hookspecs import hookimpl
 from core.platform import Platform
 from core.plugins import DEFAULT_PLUGINS
 from core.providers import Capability, ProviderSettings, ProviderSpec
-from tests.cli import ROOT, run_cli
+from tests.cli import run_cli
 
-FIXTURES = ROOT / "tests" / "fixtures"
 DEFAULT_PROVIDERS = {"bankid-test", "fake", "outbox", "local", "template"}
-
-
-@pytest.fixture(scope="session")
-def install(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """Install a fixture package (no network, no build isolation) into a directory of its own."""
-    installed: dict[str, Path] = {}
-
-    def _install(name: str) -> Path:
-        if name not in installed:
-            target = tmp_path_factory.mktemp(name)
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--no-deps",
-                    "--no-index",
-                    "--no-build-isolation",
-                    "--target",
-                    str(target),
-                    str(FIXTURES / name),
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
-            installed[name] = target
-        return installed[name]
-
-    return _install
 
 
 @pytest.fixture
