@@ -69,6 +69,14 @@ class Settings(BaseSettings):
     sla_cutoff: time = time(20, 0)
     timezone: str = "Europe/Oslo"
 
+    # Logins and sessions.
+    session_ttl_hours: float = Field(default=12, gt=0, description="How long a login session lasts.")
+    login_ttl_minutes: float = Field(default=10, gt=0, description="How long a started login may take.")
+    public_url: str = Field(
+        default="http://127.0.0.1:8000", description="Where patients reach the service (links in SMS)."
+    )
+    sms_sender: str = Field(default="Legetime", max_length=11, description="Alphanumeric SMS sender.")
+
     # GraphQL.
     graphiql: bool = True
     introspection: bool = True

@@ -4,15 +4,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
-
 from sqlalchemy import select
 
+from core.db.engine import Database
 from core.db.models import Person, StaffMembership, StaffRole
 from core.nationalid import parse_national_id
-
-if TYPE_CHECKING:
-    from core.platform import Platform
 
 
 @dataclass(frozen=True)
@@ -37,8 +33,8 @@ DEMO_PEOPLE = (
 )
 
 
-async def create_demo_data(platform: Platform) -> tuple[DemoPerson, ...]:
-    async with platform.db.transaction() as session:
+async def create_demo_data(db: Database) -> tuple[DemoPerson, ...]:
+    async with db.transaction() as session:
         for demo in DEMO_PEOPLE:
             national_id = parse_national_id(demo.national_id)
             person = await session.scalar(select(Person).where(Person.national_id == national_id.value))

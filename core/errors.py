@@ -22,6 +22,15 @@ class ErrorCode(StrEnum):
     IDEMPOTENCY_CONFLICT = "IDEMPOTENCY_CONFLICT"
     IDENTITY_REJECTED = "IDENTITY_REJECTED"
     STORAGE_NOT_FOUND = "STORAGE_NOT_FOUND"
+    UNAUTHENTICATED = "UNAUTHENTICATED"
+    CONSENT_REQUIRED = "CONSENT_REQUIRED"
+    CHILD_TOO_OLD = "CHILD_TOO_OLD"
+    GUARDIANSHIP_NOT_CONFIRMED = "GUARDIANSHIP_NOT_CONFIRMED"
+    PRESCRIPTION_NOT_ALLOWED = "PRESCRIPTION_NOT_ALLOWED"
+    ANSWERS_INVALID = "ANSWERS_INVALID"
+    INVALID_IMAGE = "INVALID_IMAGE"
+    IMAGE_TOO_LARGE = "IMAGE_TOO_LARGE"
+    ILLEGAL_TRANSITION = "ILLEGAL_TRANSITION"
 
 
 class LegetimeError(Exception):
@@ -109,3 +118,26 @@ class IdentityRejected(ProviderError):
 
 class StorageNotFound(ProviderError):
     code = ErrorCode.STORAGE_NOT_FOUND
+
+
+class InvalidImage(ValidationError):
+    """An upload that is not a JPEG, PNG or WebP we can decode (or one we will not take, e.g. animated)."""
+
+    code = ErrorCode.INVALID_IMAGE
+
+
+class ImageTooLarge(InvalidImage):
+    """An image over the byte or pixel limit. A subclass of ``InvalidImage`` so one ``except`` covers both."""
+
+    code = ErrorCode.IMAGE_TOO_LARGE
+
+
+class IllegalTransition(LegetimeError):
+    """A case event its status does not allow (core.case_states). ``status`` and ``event`` say which."""
+
+    code = ErrorCode.ILLEGAL_TRANSITION
+
+    def __init__(self, message: str, *, status: str, event: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.event = event

@@ -62,6 +62,17 @@ class Hooks:
                 raise PluginError(f"plugin route {path!r} must live under /plugins/<name>/")
         return routes
 
+    async def verify_guardianship(self, guardian_national_id: str, child_national_id: str) -> bool:
+        """False if any plugin refuses; True otherwise (no opinion means: as declared)."""
+        for result in self.pm.hook.verify_guardianship(
+            guardian_national_id=guardian_national_id, child_national_id=child_national_id
+        ):
+            if inspect.isawaitable(result):
+                result = await result
+            if result is False:
+                return False
+        return True
+
     async def startup(self, platform: Platform) -> None:
         for result in self.pm.hook.startup(platform=platform):
             if inspect.isawaitable(result):

@@ -39,6 +39,18 @@ def register_providers() -> Iterable[ProviderSpec]:
     """
 
 
+# --- Domain ----------------------------------------------------------------------------------------
+
+
+@hookspec
+def verify_guardianship(guardian_national_id: str, child_national_id: str) -> Any:
+    """Confirm that a guardian has parental responsibility for a child (e.g. from the population register).
+
+    Return True (confirmed), False (refused: the case is not opened) or None (no opinion). May return an
+    awaitable. With no plugin giving an opinion, the guardian's own declaration is recorded and accepted.
+    """
+
+
 # --- Jobs ------------------------------------------------------------------------------------------
 
 

@@ -18,6 +18,9 @@ from core.errors import PluginError
 
 ENTRY_POINT_GROUP = hookspecs.PROJECT_NAME
 
+# The core's own hook implementations (its job handlers): always loaded.
+CORE_PLUGINS: tuple[str, ...] = ("core.jobs.handlers",)
+
 # Built-in features are plugins like any other. Order does not matter; each registers providers.
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "plugins.bankid.simulated",
@@ -64,6 +67,8 @@ def create_plugin_manager(
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     disabled = set(disabled)
+    for module_name in CORE_PLUGINS:
+        _register(pm, importlib.import_module(module_name), module_name)
     for module_name in default_plugins:
         if module_name not in disabled:
             _register(pm, importlib.import_module(module_name), module_name)
@@ -101,7 +106,7 @@ def describe_plugins(pm: pluggy.PluginManager) -> list[PluginDescription]:
         hooks = tuple(sorted(caller.name for caller in pm.get_hookcallers(plugin) or ()))
         if id(plugin) in dist_versions:
             version, source = dist_versions[id(plugin)], "entry point"
-        elif isinstance(plugin, ModuleType) and name in DEFAULT_PLUGINS:
+        elif isinstance(plugin, ModuleType) and name in DEFAULT_PLUGINS + CORE_PLUGINS:
             version, source = __version__, "default"
         else:
             version, source = getattr(plugin, "__version__", "-"), "registered"

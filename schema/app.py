@@ -31,11 +31,28 @@ class LegetimeGraphQL(GraphQL[Context, None]):
             build_schema(platform),
             graphql_ide="graphiql" if platform.settings.graphiql else None,
             allow_queries_via_get=True,
+            multipart_uploads_enabled=True,  # attachImage; bearer tokens, not cookies: no CSRF exposure
         )
         self.platform = platform
 
     async def get_context(self, request: Any, response: Any = None) -> Context:
-        return Context(platform=self.platform, request=request)
+        context = await Context.create(self.platform, request)
+        request.scope.setdefault("state", {})["legetime_context"] = context
+        return context
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except BaseException:
+            await _close_context(scope, failed=True)
+            raise
+        await _close_context(scope, failed=False)
+
+
+async def _close_context(scope: Any, *, failed: bool) -> None:
+    context = scope.get("state", {}).pop("legetime_context", None)
+    if context is not None:
+        await context.close(failed=failed)
 
 
 def create_app(platform: Platform, *, run_jobs_in_process: bool | None = None) -> Starlette:

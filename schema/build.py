@@ -20,10 +20,13 @@ from strawberry.tools import merge_types
 from core.errors import PluginError
 from core.platform import Platform
 from schema.errors import DomainErrorExtensions, should_mask_error
+from schema.case_api import CaseQuery, ClinicianMutation, PatientMutation
+from schema.login import LoginMutation, LoginQuery
+from schema.operator_api import OperatorQuery
 from schema.platform_types import PlatformQuery, node_query
 
-CORE_QUERIES: tuple[type, ...] = (PlatformQuery,)
-CORE_MUTATIONS: tuple[type, ...] = ()
+CORE_QUERIES: tuple[type, ...] = (PlatformQuery, LoginQuery, CaseQuery, OperatorQuery)
+CORE_MUTATIONS: tuple[type, ...] = (LoginMutation, PatientMutation, ClinicianMutation)
 
 
 def _merge(name: str, types: Iterable[type]) -> type | None:

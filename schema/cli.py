@@ -180,7 +180,7 @@ def demo() -> None:
 
 async def _run_demo(platform: Platform, create: Callable[..., Any]) -> Any:
     try:
-        return await create(platform)
+        return await create(platform.db)
     finally:
         await platform.close()
 

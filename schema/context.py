@@ -1,12 +1,22 @@
-"""Per-request context: the platform and the request (DataLoaders and the actor join it here)."""
+"""Per-request context: the platform, the request, the actor (from the bearer token), DataLoaders and
+the request's read session.
+
+Reads of one request share one session (committed at the end: reads are logged in the access log).
+Each mutation runs in a transaction of its own (``schema.mutations.mutate``), so a refused mutation
+leaves nothing half-stored.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info as StrawberryInfo
 
+from core.actors import ANONYMOUS, Actor
+from core.auth import authenticate
+from core.ctx import Ctx
 from core.platform import Platform
 
 
@@ -14,6 +24,47 @@ from core.platform import Platform
 class Context:
     platform: Platform
     request: Any
+    actor: Actor = ANONYMOUS
+    token: str | None = None
+    _session: AsyncSession | None = None
+    loaders: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    async def create(cls, platform: Platform, request: Any) -> Context:
+        token = _bearer(request)
+        actor = ANONYMOUS
+        if token:
+            async with platform.db.transaction() as session:
+                actor = await authenticate(session, platform, token)
+        return cls(platform=platform, request=request, actor=actor, token=token)
+
+    async def read(self) -> Ctx:
+        """The request's read session, opened on first use."""
+        if self._session is None:
+            self._session = self.platform.db.sessions()
+            await self._session.begin()
+        return Ctx(session=self._session, platform=self.platform, actor=self.actor)
+
+    async def close(self, *, failed: bool = False) -> None:
+        if self._session is not None:
+            if failed:
+                await self._session.rollback()
+            else:
+                await self._session.commit()
+            await self._session.close()
+            self._session = None
+
+    def loader(self, name: str, factory: Any) -> Any:
+        """A DataLoader made once per request (batching within the request, no cache across them)."""
+        if name not in self.loaders:
+            self.loaders[name] = factory(self)
+        return self.loaders[name]
+
+
+def _bearer(request: Any) -> str | None:
+    header = request.headers.get("authorization", "") if request is not None else ""
+    scheme, _, value = header.partition(" ")
+    return value.strip() or None if scheme.lower() == "bearer" else None
 
 
 Info = StrawberryInfo[Context, None]

@@ -3,7 +3,13 @@ silently shortened page."""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 from typing import Any, Generic, TypeVar
+
+from sqlalchemy import Select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
 
 import strawberry
 from strawberry import relay
@@ -36,3 +42,51 @@ class CappedConnection(relay.ListConnection[NodeType], Generic[NodeType]):
         if kwargs.get("first") is None and kwargs.get("last") is None:
             kwargs["first"] = settings.default_page_size
         return super().resolve_connection(nodes, info=info, **kwargs)
+
+
+def encode_cursor(values: list[Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(values, default=str).encode()).decode()
+
+
+def decode_cursor(cursor: str) -> list[Any]:
+    try:
+        values = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+    except (ValueError, binascii.Error):
+        raise LegetimeError("Ugyldig cursor.", field="after") from None
+    if not isinstance(values, list):
+        raise LegetimeError("Ugyldig cursor.", field="after")
+    return values
+
+
+async def keyset_page(
+    session: AsyncSession,
+    query: Select[Any],
+    keys: tuple[Any, ...],
+    *,
+    descending: bool,
+    first: int | None,
+    after: str | None,
+    settings: Any,
+    parse: tuple[Any, ...],
+) -> tuple[list[Any], bool, list[str]]:
+    """A page by keyset (no OFFSET): rows after the cursor in the order of ``keys``; one query.
+
+    ``parse`` turns each cursor value back into the column's type. Returns rows, has-next, cursors."""
+    check_page_size(first, None, settings.max_page_size)
+    size = settings.default_page_size if first is None else first
+    if after:
+        values = decode_cursor(after)
+        if len(values) != len(keys):
+            raise LegetimeError("Ugyldig cursor.", field="after")
+        try:
+            typed = [convert(value) for convert, value in zip(parse, values, strict=True)]
+        except (TypeError, ValueError):
+            raise LegetimeError("Ugyldig cursor.", field="after") from None
+        position = tuple_(*keys) < tuple_(*typed) if descending else tuple_(*keys) > tuple_(*typed)
+        query = query.where(position)
+    order = [key.desc() if descending else key.asc() for key in keys]
+    rows = list((await session.scalars(query.order_by(*order).limit(size + 1))).all())
+    has_next = len(rows) > size
+    rows = rows[:size]
+    cursors = [encode_cursor([getattr(row, key.key) for key in keys]) for row in rows]
+    return rows, has_next, cursors

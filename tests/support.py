@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -53,3 +54,22 @@ REAL_PROVIDERS: dict[str, Any] = {
     "storage_provider": "real-local",
     "journal_provider": "real-template",
 }
+
+
+def synthetic_national_id(born: date, *, female: bool = True, skip: int = 0) -> str:
+    """A valid synthetic national ID (month + 80) for a birth date, as Test-Norge issues them; ``skip``
+    gives the next ones for the same date."""
+    from core.nationalid import is_valid_national_id
+
+    start = 0 if born.year < 2000 else 500
+    candidates = (
+        f"{born.day:02d}{born.month + 80:02d}{born.year % 100:02d}{individual:03d}{checks:02d}"
+        for individual in range(start, start + 500)
+        if (individual % 2 == 0) == female
+        for checks in range(100)
+    )
+    valid = (candidate for candidate in candidates if is_valid_national_id(candidate))
+    for index, candidate in enumerate(valid):
+        if index == skip:
+            return candidate
+    raise AssertionError("no synthetic national ID found")

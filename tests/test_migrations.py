@@ -29,6 +29,9 @@ TABLES = {
     "journal_note",
     "audit_event",
     "outbox_job",
+    "login_transaction",
+    "auth_session",
+    "notification",
 }
 
 

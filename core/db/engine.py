@@ -13,11 +13,21 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
     # Foreign keys are off by default in SQLite; WAL lets the API read while the worker writes.
+    # isolation_level=None hands transaction control to SQLAlchemy (see _sqlite_begin).
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA busy_timeout=5000")
     cursor.close()
+
+
+def _sqlite_begin(connection: Any) -> None:
+    # Every transaction takes SQLite's write lock up front (BEGIN IMMEDIATE): transactions run one after
+    # the other, so a read-then-write never meets a stale snapshot ("database is locked" mid-way), and
+    # SAVEPOINTs behave (SQLAlchemy's documented recipe for pysqlite/aiosqlite). Readers outside a
+    # transaction still proceed (WAL). This is the embedded default; PostgreSQL takes row locks instead.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:
@@ -35,6 +45,7 @@ class Database:
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
 
     @asynccontextmanager

@@ -151,6 +151,7 @@ class Case(Base):
     retention_until: Mapped[datetime | None] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    assigned_clinician_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("person.id"), index=True)
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - optimistic locking of transitions
@@ -189,7 +190,10 @@ class Consent(Base):
 
 class Message(Base):
     __tablename__ = "message"
-    __table_args__ = (Index("ix_message_case_created", "case_id", "created_at"),)
+    __table_args__ = (
+        Index("ix_message_case_created", "case_id", "created_at"),
+        UniqueConstraint("case_id", "idempotency_key"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consultation_case.id", ondelete="CASCADE"))
@@ -198,6 +202,7 @@ class Message(Base):
     kind: Mapped[MessageKind] = mapped_column(enum_column(MessageKind), default=MessageKind.MESSAGE)
     body: Mapped[str] = mapped_column(Text)
     withheld_from_guardian: Mapped[bool] = mapped_column(Boolean, default=False)
+    idempotency_key: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -302,6 +307,57 @@ class OutboxJob(Base):
     relayed_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class LoginTransaction(Base):
+    """A login in progress: the identity provider's state, kept by the core (providers are stateless).
+    The client holds an opaque handle; only its hash is stored."""
+
+    __tablename__ = "login_transaction"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    handle_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    provider: Mapped[str] = mapped_column(String(50))
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    polls: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class AuthSession(Base):
+    """A logged-in session. The bearer token is opaque; only its keyed hash is stored."""
+
+    __tablename__ = "auth_session"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("person.id"), index=True)
+    provider: Mapped[str] = mapped_column(String(50))
+    assurance_level: Mapped[str] = mapped_column(String(30))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class Notification(Base):
+    """An SMS sent (or to be sent) about a case event. Operators see these; the text holds no health
+    content by rule, and the recipient is stored so a failed send can be explained."""
+
+    __tablename__ = "notification"
+    __table_args__ = (UniqueConstraint("reference"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consultation_case.id"), index=True)
+    event: Mapped[str] = mapped_column(String(30))
+    reference: Mapped[str] = mapped_column(String(100))
+    to: Mapped[str | None] = mapped_column(String(20))
+    provider: Mapped[str | None] = mapped_column(String(50))
+    provider_id: Mapped[str | None] = mapped_column(String(100))
+    segments: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
 
 
 APPEND_ONLY = (Consent, AuditEvent)

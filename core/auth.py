@@ -1,0 +1,153 @@
+"""Logging in and sessions.
+
+A login runs through an identity provider: ``start_login`` keeps the provider's state under an opaque
+handle (only its hash is stored), ``complete_login`` creates or updates the person from the verified
+identity and opens a session. The session token is opaque and random; only its keyed hash (HMAC with a
+key derived from the master secret) is stored, so a database leak gives no usable tokens. Sessions
+expire and are revocable (``logout``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core.actors import ANONYMOUS, Actor
+from core.db.base import utcnow
+from core.db.models import AuthSession, LoginTransaction, Person, StaffMembership
+from core.errors import ErrorCode, LegetimeError, ValidationError
+from core.nationalid import parse_national_id
+from core.providers.identity import LoginChallenge, LoginPending, LoginRequest, VerifiedIdentity
+
+if TYPE_CHECKING:
+    from core.platform import Platform
+
+
+class LoginFailed(LegetimeError):
+    code = ErrorCode.IDENTITY_REJECTED
+
+
+@dataclass(frozen=True)
+class StartedLogin:
+    handle: str
+    provider: str
+    challenge: LoginChallenge
+
+
+@dataclass(frozen=True)
+class CompletedLogin:
+    token: str
+    person: Person
+    expires_at: object
+
+
+def _hash(platform: Platform, purpose: str, secret: str) -> str:
+    return hmac.new(platform.derive_key(purpose), secret.encode(), hashlib.sha256).hexdigest()
+
+
+async def start_login(
+    session: AsyncSession,
+    platform: Platform,
+    *,
+    provider: str | None,
+    login_hint: str | None,
+    return_url: str | None,
+) -> StartedLogin:
+    try:
+        identity = platform.providers.identity(provider)
+    except LookupError:
+        raise ValidationError("Ukjent innloggingsmetode.", field="provider") from None
+    started = await identity.start(LoginRequest(return_url=return_url, login_hint=login_hint))
+    handle = secrets.token_urlsafe(32)
+    ttl = timedelta(minutes=platform.settings.login_ttl_minutes)
+    session.add(
+        LoginTransaction(
+            handle_hash=_hash(platform, "login-handle", handle),
+            provider=identity.name,
+            state=dict(started.state),
+            expires_at=utcnow() + ttl,
+        )
+    )
+    await session.flush()
+    return StartedLogin(handle=handle, provider=identity.name, challenge=started.challenge)
+
+
+async def complete_login(
+    session: AsyncSession, platform: Platform, *, handle: str, params: dict[str, str]
+) -> CompletedLogin | LoginPending:
+    login = await session.scalar(
+        select(LoginTransaction).where(
+            LoginTransaction.handle_hash == _hash(platform, "login-handle", handle)
+        )
+    )
+    if login is None or login.finished_at is not None or login.expires_at <= utcnow():
+        raise LoginFailed("Innloggingen er utløpt eller ukjent. Start på nytt.", field="handle")
+    identity = platform.providers.identity(login.provider)
+    login.polls += 1
+    result = await identity.complete(login.state, {**params, "poll_round": str(login.polls)})
+    if isinstance(result, LoginPending):
+        return result
+    login.finished_at = utcnow()
+    person = await upsert_person(session, result)
+    token = secrets.token_urlsafe(32)
+    expires_at = utcnow() + timedelta(hours=platform.settings.session_ttl_hours)
+    session.add(
+        AuthSession(
+            token_hash=_hash(platform, "session-token", token),
+            person_id=person.id,
+            provider=result.provider,
+            assurance_level=result.assurance_level.value,
+            expires_at=expires_at,
+        )
+    )
+    await session.flush()
+    return CompletedLogin(token=token, person=person, expires_at=expires_at)
+
+
+async def upsert_person(session: AsyncSession, identity: VerifiedIdentity) -> Person:
+    """The person a verified identity names: created on first login, name kept current after."""
+    national_id = parse_national_id(identity.national_id)
+    person = await session.scalar(select(Person).where(Person.national_id == national_id.value))
+    if person is None:
+        person = Person(
+            national_id=national_id.value,
+            given_name=identity.given_name,
+            family_name=identity.family_name,
+            birth_date=identity.birth_date,
+        )
+        session.add(person)
+    else:
+        person.given_name, person.family_name = identity.given_name, identity.family_name
+    await session.flush()
+    return person
+
+
+async def authenticate(session: AsyncSession, platform: Platform, token: str | None) -> Actor:
+    """The actor a bearer token stands for; anonymous for none, an unknown, expired or revoked one."""
+    if not token:
+        return ANONYMOUS
+    row = await session.scalar(
+        select(AuthSession).where(AuthSession.token_hash == _hash(platform, "session-token", token))
+    )
+    if row is None or row.revoked_at is not None or row.expires_at <= utcnow():
+        return ANONYMOUS
+    roles = (
+        await session.scalars(select(StaffMembership.role).where(StaffMembership.person_id == row.person_id))
+    ).all()
+    return Actor(person_id=row.person_id, staff_roles=frozenset(roles), session_id=row.id)
+
+
+async def logout(session: AsyncSession, actor: Actor) -> bool:
+    if actor.session_id is None:
+        return False
+    await session.execute(
+        update(AuthSession).where(AuthSession.id == actor.session_id).values(revoked_at=utcnow())
+    )
+    return True

@@ -1,0 +1,414 @@
+"""The consultation: every change to a case, each checked against the access rules and the state
+machine (``core.case_states``), logged in the access log, and with its side effects (payment, SMS,
+journal drafting) as outbox jobs in the same transaction."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import select
+
+from core import audit, consents
+from core.access import as_clinician, as_patient, load_case, readable, require_person
+from core.case_states import CaseEvent, next_status
+from core.ctx import Ctx
+from core.db.models import (
+    Case,
+    CaseOutcome,
+    CaseStatus,
+    ConsentPurpose,
+    Message,
+    MessageKind,
+    Participant,
+    ParticipantRole,
+    Person,
+    RequesterRole,
+)
+from core.errors import ErrorCode, Forbidden, LegetimeError, ValidationError
+from core.jobs.outbox import enqueue
+from core.nationalid import InvalidNationalId, age_on, parse_national_id
+from core.questionnaire import load_questionnaire, validate_answers
+from core.sla import sla_due_at
+
+CASE_NUMBER_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud on the phone
+MAX_MESSAGE_LENGTH = 5000
+
+
+class ChildTooOld(LegetimeError):
+    code = ErrorCode.CHILD_TOO_OLD
+
+
+class GuardianshipNotConfirmed(LegetimeError):
+    code = ErrorCode.GUARDIANSHIP_NOT_CONFIRMED
+
+
+class PrescriptionNotAllowed(LegetimeError):
+    code = ErrorCode.PRESCRIPTION_NOT_ALLOWED
+
+
+class PrescriptionGroup(StrEnum):
+    """Norwegian prescription groups (reseptgruppe). A and B are narcotics and habit-forming drugs:
+    never prescribed in a digital consultation."""
+
+    A = "A"
+    B = "B"
+    C = "C"
+    F = "F"
+
+
+@dataclass(frozen=True)
+class Prescription:
+    medication: str
+    group: PrescriptionGroup
+
+
+async def _audit(ctx: Ctx, case: Case, action: str, reason: str | None = None) -> None:
+    await audit.record(
+        ctx.session,
+        actor_id=ctx.actor.person_id,
+        actor_role=ctx.actor.role,
+        person_id=case.subject_id,
+        object_type="case",
+        object_id=str(case.id),
+        action=action,
+        reason=reason,
+    )
+
+
+def _transition(case: Case, event: CaseEvent) -> None:
+    case.status = next_status(case.status, event)
+
+
+async def _new_number(ctx: Ctx) -> str:
+    while True:
+        number = "LT-" + "".join(secrets.choice(CASE_NUMBER_ALPHABET) for _ in range(6))
+        if await ctx.session.scalar(select(Case.id).where(Case.number == number)) is None:
+            return number
+
+
+# --- reading ---------------------------------------------------------------------------------------
+
+
+async def read_case(ctx: Ctx, case_id: uuid.UUID) -> Case:
+    """A case the actor may read; the read is logged (staff reads carry the reason "treatment")."""
+    case = await load_case(ctx, case_id, readable(ctx.actor, ctx.today))
+    reason = "treatment" if ctx.actor.is_clinician and case.subject_id != ctx.actor.person_id else None
+    await _audit(ctx, case, "read", reason)
+    return case
+
+
+async def log_reads(ctx: Ctx, cases: list[Case], action: str = "list") -> None:
+    """Log reads of several cases at once (a page of a list): one batched insert."""
+    reason = "treatment" if ctx.actor.is_clinician else None
+    await audit.record_many(
+        ctx.session,
+        [
+            audit.Entry(
+                ctx.actor.person_id, ctx.actor.role, case.subject_id, "case", str(case.id), action, reason
+            )
+            for case in cases
+        ],
+    )
+
+
+# --- the patient -----------------------------------------------------------------------------------
+
+
+async def start_case(
+    ctx: Ctx,
+    *,
+    child_national_id: str | None = None,
+    child_given_name: str | None = None,
+    guardian_declared: bool = False,
+) -> Case:
+    """Open a draft case for the actor herself, or for her child under 16 (she becomes its guardian)."""
+    requester_id = require_person(ctx.actor)
+    requester = await ctx.session.get(Person, requester_id)
+    assert requester is not None
+    subject = requester
+    role = RequesterRole.SELF
+    if child_national_id is not None:
+        subject = await _child(ctx, requester, child_national_id, child_given_name, guardian_declared)
+        role = RequesterRole.GUARDIAN
+    questionnaire = load_questionnaire()
+    case = Case(
+        number=await _new_number(ctx),
+        subject_id=subject.id,
+        requester_id=requester.id,
+        requester_role=role,
+        questionnaire_key=questionnaire.key,
+        questionnaire_version=questionnaire.version,
+        answers={},
+        price_amount=ctx.platform.settings.price_minor,
+        price_currency=ctx.platform.settings.currency,
+        created_at=ctx.now,
+    )
+    ctx.session.add(case)
+    await ctx.session.flush()
+    ctx.session.add(Participant(case_id=case.id, person_id=subject.id, role=ParticipantRole.PATIENT))
+    if role is RequesterRole.GUARDIAN:
+        ctx.session.add(Participant(case_id=case.id, person_id=requester.id, role=ParticipantRole.GUARDIAN))
+    await ctx.session.flush()
+    await _audit(ctx, case, "create")
+    return case
+
+
+async def _child(
+    ctx: Ctx, guardian: Person, national_id: str, given_name: str | None, declared: bool
+) -> Person:
+    try:
+        parsed = parse_national_id(national_id)
+    except InvalidNationalId as exc:
+        raise InvalidNationalId(exc.message, field="childNationalId") from None
+    if parsed.value == guardian.national_id:
+        raise ValidationError("Barnets fødselsnummer kan ikke være ditt eget.", field="childNationalId")
+    if age_on(parsed.birth_date, ctx.today) >= 16:
+        raise ChildTooOld(
+            "Barnet må være under 16 år. Fra 16 år logger ungdommen inn med egen BankID.",
+            field="childNationalId",
+        )
+    if not declared:
+        raise GuardianshipNotConfirmed(
+            "Bekreft at du har foreldreansvar for barnet.", field="guardianDeclared"
+        )
+    if not await ctx.platform.hooks.verify_guardianship(guardian.national_id, parsed.value):
+        raise GuardianshipNotConfirmed(
+            "Vi kunne ikke bekrefte at du har foreldreansvar for barnet.", field="childNationalId"
+        )
+    child = await ctx.session.scalar(select(Person).where(Person.national_id == parsed.value))
+    if child is None:
+        child = Person(
+            national_id=parsed.value,
+            given_name=(given_name or "").strip()[:200],
+            family_name="",
+            birth_date=parsed.birth_date,
+        )
+        ctx.session.add(child)
+        await ctx.session.flush()
+    return child
+
+
+async def answer_questionnaire(ctx: Ctx, case_id: uuid.UUID, answers: dict[str, Any]) -> Case:
+    """Save (some of) the answers: validated as far as given; completeness is checked at submit."""
+    case = await load_case(ctx, case_id, as_patient(ctx.actor, ctx.today))
+    if case.status is not CaseStatus.DRAFT:
+        raise ValidationError("Svarene kan bare endres før saken sendes inn.", field="caseId")
+    questionnaire = load_questionnaire(case.questionnaire_key or "general", case.questionnaire_version)
+    merged = {**case.answers, **answers}
+    merged = {key: value for key, value in merged.items() if value is not None}
+    clean = validate_answers(
+        questionnaire,
+        merged,
+        for_child=case.requester_role is RequesterRole.GUARDIAN,
+        partial=True,
+        today=ctx.today,
+    )
+    case.answers = dict(clean)
+    case.updated_at = ctx.now
+    await _audit(ctx, case, "answer")
+    return case
+
+
+async def cancel_case(ctx: Ctx, case_id: uuid.UUID) -> Case:
+    case = await load_case(ctx, case_id, as_patient(ctx.actor, ctx.today), for_update=True)
+    _transition(case, CaseEvent.CANCEL)
+    case.cancelled_at = ctx.now
+    from core.payments import release_later
+
+    await release_later(ctx, case)
+    await _audit(ctx, case, "cancel")
+    return case
+
+
+async def close_case(ctx: Ctx, case_id: uuid.UUID) -> Case:
+    """The patient has read the answer: close it, and charge the reserved fee."""
+    case = await load_case(ctx, case_id, as_patient(ctx.actor, ctx.today), for_update=True)
+    _transition(case, CaseEvent.CLOSE)
+    case.closed_at = ctx.now
+    from core.payments import capture_later
+
+    await capture_later(ctx, case)
+    await _audit(ctx, case, "close")
+    return case
+
+
+# --- the clinician ---------------------------------------------------------------------------------
+
+
+async def claim_case(ctx: Ctx, case_id: uuid.UUID) -> Case:
+    case = await load_case(ctx, case_id, as_clinician(ctx.actor, write=False), for_update=True)
+    _transition(case, CaseEvent.CLAIM)
+    case.assigned_clinician_id = ctx.actor.person_id
+    ctx.session.add(
+        Participant(case_id=case.id, person_id=ctx.actor.person_id, role=ParticipantRole.CLINICIAN)
+    )
+    await ctx.session.flush()
+    await _audit(ctx, case, "claim", "treatment")
+    return case
+
+
+async def send_message(
+    ctx: Ctx, case_id: uuid.UUID, body: str, idempotency_key: str | None = None
+) -> Message:
+    """A message on the case. From the assigned clinician while in review it is a follow-up question
+    (the case waits for the patient, who gets an SMS); the patient's reply puts it back in review."""
+    body = body.strip()
+    if not body:
+        raise ValidationError("Meldingen er tom.", field="body")
+    if len(body) > MAX_MESSAGE_LENGTH:
+        raise ValidationError(f"Meldingen kan være høyst {MAX_MESSAGE_LENGTH} tegn.", field="body")
+    sender_id = require_person(ctx.actor)
+    case = await load_case(
+        ctx, case_id, as_clinician(ctx.actor, write=True) | as_patient(ctx.actor, ctx.today), for_update=True
+    )
+    if idempotency_key:
+        existing = await ctx.session.scalar(
+            select(Message).where(Message.case_id == case.id, Message.idempotency_key == idempotency_key)
+        )
+        if existing is not None:
+            if existing.body != body or existing.author_id != sender_id:
+                raise ValidationError("Nøkkelen er brukt for en annen melding.", field="idempotencyKey")
+            return existing
+    from_clinician = case.assigned_clinician_id == sender_id
+    if from_clinician:
+        kind, role = MessageKind.FOLLOW_UP, ParticipantRole.CLINICIAN
+        if case.status is CaseStatus.IN_REVIEW:
+            _transition(case, CaseEvent.ASK_FOLLOW_UP)
+        elif case.status is not CaseStatus.AWAITING_PATIENT:
+            raise next_status_error(case, CaseEvent.ASK_FOLLOW_UP)
+    else:
+        kind = MessageKind.MESSAGE
+        role = (
+            ParticipantRole.GUARDIAN
+            if case.requester_role is RequesterRole.GUARDIAN
+            else ParticipantRole.PATIENT
+        )
+        if case.status is CaseStatus.AWAITING_PATIENT:
+            _transition(case, CaseEvent.PATIENT_REPLIED)
+        elif case.status not in (CaseStatus.SUBMITTED, CaseStatus.IN_REVIEW):
+            raise ValidationError("Du kan ikke sende melding på saken nå.", field="caseId")
+    message = Message(
+        case_id=case.id,
+        author_id=sender_id,
+        author_role=role,
+        kind=kind,
+        body=body,
+        idempotency_key=idempotency_key,
+        created_at=ctx.now,
+    )
+    ctx.session.add(message)
+    case.updated_at = ctx.now
+    await ctx.session.flush()
+    if kind is MessageKind.FOLLOW_UP:
+        await notify(ctx, case, "follow_up", str(message.id))
+    await _audit(ctx, case, "message", "treatment" if from_clinician else None)
+    return message
+
+
+def next_status_error(case: Case, event: CaseEvent) -> LegetimeError:
+    try:
+        next_status(case.status, event)
+    except LegetimeError as exc:
+        return exc
+    return ValidationError("Ugyldig tilstand.", field="caseId")  # pragma: no cover
+
+
+async def answer_case(
+    ctx: Ctx,
+    case_id: uuid.UUID,
+    *,
+    body: str,
+    outcome: CaseOutcome,
+    prescription: Prescription | None = None,
+) -> Message:
+    """The clinician's written answer: advice, a referral to a physical examination, or a prescription
+    (never A or B preparations; no sick notes in a digital consultation)."""
+    if outcome is CaseOutcome.PRESCRIPTION:
+        if prescription is None:
+            raise ValidationError("Oppgi legemiddel og reseptgruppe.", field="prescription")
+        if prescription.group in (PrescriptionGroup.A, PrescriptionGroup.B):
+            raise PrescriptionNotAllowed(
+                "A- og B-preparater forskrives ikke ved digital konsultasjon.", field="prescription"
+            )
+    elif prescription is not None:
+        raise ValidationError("Resept hører bare til utfallet resept.", field="prescription")
+    body = body.strip()
+    if not body:
+        raise ValidationError("Svaret er tomt.", field="body")
+    case = await load_case(ctx, case_id, as_clinician(ctx.actor, write=True), for_update=True)
+    _transition(case, CaseEvent.ANSWER)
+    case.outcome = outcome
+    case.answered_at = ctx.now
+    text = body if prescription is None else f"{body}\n\nResept: {prescription.medication}"
+    message = Message(
+        case_id=case.id,
+        author_id=ctx.actor.person_id,
+        author_role=ParticipantRole.CLINICIAN,
+        kind=MessageKind.ANSWER,
+        body=text,
+        created_at=ctx.now,
+    )
+    ctx.session.add(message)
+    await ctx.session.flush()
+    await notify(ctx, case, "answered", str(message.id))
+    await _audit(ctx, case, "answer", "treatment")
+    return message
+
+
+async def notify(ctx: Ctx, case: Case, event: str, about: str) -> None:
+    """Send the requester an SMS about the event, once (the reference is the idempotency key)."""
+    reference = f"{case.id}:{event}:{about}"
+    await enqueue(
+        ctx.session,
+        "notify.sms",
+        {"case_id": str(case.id), "event": event, "reference": reference},
+        dedupe_key=f"sms:{reference}",
+    )
+
+
+# --- submitting ------------------------------------------------------------------------------------
+
+
+async def check_submittable(ctx: Ctx, case: Case) -> None:
+    """Everything a case needs before the fee is reserved: answers complete and valid, consent given."""
+    if case.status is not CaseStatus.DRAFT:
+        next_status(case.status, CaseEvent.SUBMIT)  # raises the typed illegal-transition error
+    questionnaire = load_questionnaire(case.questionnaire_key or "general", case.questionnaire_version)
+    validate_answers(
+        questionnaire,
+        case.answers,
+        for_child=case.requester_role is RequesterRole.GUARDIAN,
+        partial=False,
+        today=ctx.today,
+    )
+    await consents.require(
+        ctx,
+        case.subject_id,
+        ConsentPurpose.COMMUNICATION_STORAGE,
+        case.id,
+        "Du må samtykke til lagring av den digitale kommunikasjonen før du sender inn.",
+    )
+
+
+def mark_submitted(ctx: Ctx, case: Case) -> None:
+    _transition(case, CaseEvent.SUBMIT)
+    settings = ctx.platform.settings
+    case.submitted_at = ctx.now
+    case.sla_due_at = sla_due_at(ctx.now, cutoff=settings.sla_cutoff, zone=settings.zone)
+
+
+def require_clinician(ctx: Ctx) -> None:
+    require_person(ctx.actor)
+    if not ctx.actor.is_clinician:
+        raise Forbidden("Bare leger har tilgang.")
+
+
+def response_minutes(case: Case) -> float | None:
+    if case.submitted_at is None or case.answered_at is None:
+        return None
+    return (case.answered_at - case.submitted_at) / timedelta(minutes=1)

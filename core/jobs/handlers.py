@@ -1,0 +1,19 @@
+"""The core's own job handlers, registered like a plugin's (always loaded, cannot be disabled)."""
+
+from __future__ import annotations
+
+from core.hookspecs import hookimpl
+from core.jobs.types import JobHandler
+from core.journal import draft_job
+from core.notifications import send_sms_job
+from core.payments import capture_job, release_job
+
+
+@hookimpl
+def register_jobs() -> dict[str, JobHandler]:
+    return {
+        "notify.sms": send_sms_job,
+        "payments.capture": capture_job,
+        "payments.release": release_job,
+        "journal.draft": draft_job,
+    }

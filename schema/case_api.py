@@ -1,0 +1,535 @@
+"""Queries and mutations of the consultation: cases, the questionnaire, consents, images, messages,
+answers, journal notes. The rules live in core; this file maps GraphQL to them."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+import strawberry
+from sqlalchemy import select
+from strawberry import relay
+from strawberry.file_uploads import Upload
+from strawberry.scalars import JSON
+
+from core import attachments, cases, consents, journal, payments
+from core.access import as_clinician, as_patient, require_person
+from core.consents import CONSENT_TEXTS
+from core.ctx import Ctx
+from core.db import models
+from core.errors import ValidationError
+from core.questionnaire import load_questionnaire
+from schema.case_types import Attachment, Case, CaseOutcome, CaseStatus, JournalNote, Message
+from schema.context import Info
+from schema.errors import Error
+from schema.login import ConsentPurpose
+from schema.mutation import global_uuid, mutate
+from schema.pagination import keyset_page
+
+MAX_UPLOAD_BYTES = 10 * 1024 * 1024
+
+
+# --- questionnaire ---------------------------------------------------------------------------------
+
+
+@strawberry.type
+class Choice:
+    value: str
+    label: str
+
+
+@strawberry.type
+class ShownIf:
+    question: str
+    equals: JSON | None
+    any_of: list[str] | None
+
+
+@strawberry.type(description="One question. `audience` says whether it is asked for adults, children or all.")
+class Question:
+    id: str
+    type: str
+    text: str
+    help: str | None
+    required: bool
+    audience: str
+    choices: list[Choice]
+    shown_if: ShownIf | None
+    min: float | None
+    max: float | None
+
+
+@strawberry.type(description="The health questions a patient answers, versioned.")
+class Questionnaire:
+    key: str
+    version: int
+    title: str
+    questions: list[Question]
+
+
+def _questionnaire(key: str, version: int | None) -> Questionnaire:
+    definition = load_questionnaire(key, version)
+    return Questionnaire(
+        key=definition.key,
+        version=definition.version,
+        title=definition.title,
+        questions=[
+            Question(
+                id=q.id,
+                type=q.type.value,
+                text=q.text,
+                help=q.help,
+                required=q.required,
+                audience=q.audience,
+                choices=[Choice(value=c.value, label=c.label) for c in q.choices],
+                shown_if=ShownIf(
+                    question=q.shown_if.question, equals=q.shown_if.equals, any_of=q.shown_if.any_of
+                )
+                if q.shown_if
+                else None,
+                min=getattr(q, "min", None),
+                max=getattr(q, "max", None),
+            )
+            for q in definition.questions
+        ],
+    )
+
+
+@strawberry.type
+class ConsentText:
+    purpose: ConsentPurpose  # type: ignore[valid-type]
+    version: str
+    text: str
+
+
+# --- queries ---------------------------------------------------------------------------------------
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value)
+
+
+@strawberry.type
+class CaseQuery:
+    @strawberry.field(description="A case you may read (yours, your child's, or one in your care).")
+    async def case(self, info: Info, id: strawberry.ID) -> Case | None:
+        from schema.case_types import load_readable
+
+        try:
+            case_id = global_uuid(id)
+        except Exception:
+            return None
+        return await load_readable(info, str(case_id))
+
+    @strawberry.field(description="Your cases and your children's, newest first.")
+    async def my_cases(
+        self, info: Info, first: int | None = None, after: str | None = None
+    ) -> relay.Connection[Case]:
+        ctx = await info.context.read()
+        require_person(ctx.actor)
+        query = select(models.Case).where(as_patient(ctx.actor, ctx.today))
+        return await _page(info, ctx, query, (models.Case.created_at, models.Case.id), True, first, after)
+
+    @strawberry.field(description="Clinicians: the queue and your cases, by SLA deadline.")
+    async def case_queue(
+        self,
+        info: Info,
+        first: int | None = None,
+        after: str | None = None,
+        status: list[CaseStatus] | None = None,  # type: ignore[valid-type]
+        overdue: bool | None = None,
+    ) -> relay.Connection[Case]:
+        ctx = await info.context.read()
+        cases.require_clinician(ctx)
+        query = select(models.Case).where(
+            as_clinician(ctx.actor, write=False), models.Case.sla_due_at.is_not(None)
+        )
+        if status:
+            query = query.where(models.Case.status.in_(status))
+        if overdue is not None:
+            late = (models.Case.sla_due_at < ctx.now) & models.Case.answered_at.is_(None)
+            query = query.where(late if overdue else ~late)
+        return await _page(info, ctx, query, (models.Case.sla_due_at, models.Case.id), False, first, after)
+
+    @strawberry.field(description="The questionnaire a patient must answer (latest version by default).")
+    def questionnaire(self, key: str = "general", version: int | None = None) -> Questionnaire:
+        return _questionnaire(key, version)
+
+    @strawberry.field(description="The consent texts a frontend shows; grant with the version shown.")
+    def consent_texts(self) -> list[ConsentText]:
+        return [
+            ConsentText(purpose=t.purpose, version=t.version, text=t.text) for t in CONSENT_TEXTS.values()
+        ]
+
+
+async def _page(
+    info: Info,
+    ctx: Ctx,
+    query: object,
+    keys: tuple[object, ...],
+    descending: bool,
+    first: int | None,
+    after: str | None,
+) -> relay.Connection[Case]:
+    rows, has_next, cursors = await keyset_page(
+        ctx.session,
+        query,
+        keys,
+        descending=descending,
+        first=first,
+        after=after,  # type: ignore[arg-type]
+        settings=ctx.platform.settings,
+        parse=(_parse_time, uuid.UUID),
+    )
+    await cases.log_reads(ctx, rows)
+    edges = [relay.Edge(node=Case.of(row), cursor=cursor) for row, cursor in zip(rows, cursors, strict=True)]
+    return relay.Connection(
+        edges=edges,
+        page_info=relay.PageInfo(
+            has_next_page=has_next,
+            has_previous_page=after is not None,
+            start_cursor=cursors[0] if cursors else None,
+            end_cursor=cursors[-1] if cursors else None,
+        ),
+    )
+
+
+# --- mutations: the patient ------------------------------------------------------------------------
+
+
+@strawberry.input
+class ChildInput:
+    national_id: str
+    given_name: str | None = None
+    guardian_declared: bool = strawberry.field(description="I have parental responsibility for the child.")
+
+
+@strawberry.input
+class StartCaseInput:
+    child: ChildInput | None = strawberry.field(default=None, description="Leave out for yourself.")
+
+
+@strawberry.type
+class CasePayload:
+    case: Case | None = None
+    errors: list[Error]
+
+
+@strawberry.input
+class AnswerInput:
+    question_id: str
+    value: JSON | None = strawberry.field(default=None, description="null removes the answer.")
+
+
+@strawberry.input
+class AnswerQuestionnaireInput:
+    case_id: strawberry.ID
+    answers: list[AnswerInput]
+
+
+@strawberry.input
+class AttachImageInput:
+    case_id: strawberry.ID
+    image: Upload
+
+
+@strawberry.type
+class AttachImagePayload:
+    attachment: Attachment | None = None
+    errors: list[Error]
+
+
+@strawberry.input
+class GrantConsentInput:
+    purpose: ConsentPurpose  # type: ignore[valid-type]
+    text_version: str
+    case_id: strawberry.ID | None = strawberry.field(default=None, description="For a case (a child's).")
+
+
+@strawberry.input
+class WithdrawConsentInput:
+    purpose: ConsentPurpose  # type: ignore[valid-type]
+    case_id: strawberry.ID | None = None
+
+
+@strawberry.type
+class ConsentRecord:
+    purpose: ConsentPurpose  # type: ignore[valid-type]
+    granted: bool
+    text_version: str
+    created_at: datetime
+
+
+@strawberry.type
+class ConsentPayload:
+    consent: ConsentRecord | None = None
+    errors: list[Error]
+
+
+@strawberry.input
+class SubmitCaseInput:
+    case_id: strawberry.ID
+    idempotency_key: str = strawberry.field(description="Retrying with the same key never reserves twice.")
+    payment_provider: str | None = None
+    payment_method: str | None = strawberry.field(default=None, description="Provider's token (test cards).")
+    return_url: str | None = None
+
+
+@strawberry.input
+class CancelCaseInput:
+    case_id: strawberry.ID
+
+
+@strawberry.input
+class CloseCaseInput:
+    case_id: strawberry.ID
+
+
+@strawberry.input
+class ClaimCaseInput:
+    case_id: strawberry.ID
+
+
+@strawberry.input
+class DraftJournalNoteInput:
+    case_id: strawberry.ID
+
+
+def _case_payload(result: models.Case | None, errors: list[Error]) -> CasePayload:
+    return CasePayload(case=Case.of(result) if result is not None else None, errors=errors)
+
+
+def _consent_payload(result: models.Consent | None, errors: list[Error]) -> ConsentPayload:
+    if result is None:
+        return ConsentPayload(errors=errors)
+    record = ConsentRecord(
+        purpose=result.purpose,
+        granted=result.action is models.ConsentAction.GRANTED,
+        text_version=result.text_version,
+        created_at=result.created_at,
+    )
+    return ConsentPayload(consent=record, errors=errors)
+
+
+@strawberry.type
+class PatientMutation:
+    @strawberry.mutation(description="Open a draft case for yourself or for your child under 16.")
+    async def start_case(self, info: Info, input: StartCaseInput) -> CasePayload:
+        child = input.child
+
+        async def work(ctx: Ctx) -> models.Case:
+            if child is None:
+                return await cases.start_case(ctx)
+            return await cases.start_case(
+                ctx,
+                child_national_id=child.national_id,
+                child_given_name=child.given_name,
+                guardian_declared=child.guardian_declared,
+            )
+
+        return _case_payload(*await mutate(info, work))
+
+    @strawberry.mutation(description="Save answers (any subset); all are checked when you submit.")
+    async def answer_questionnaire(self, info: Info, input: AnswerQuestionnaireInput) -> CasePayload:
+        answers = {a.question_id: a.value for a in input.answers}
+
+        async def work(ctx: Ctx) -> models.Case:
+            return await cases.answer_questionnaire(ctx, global_uuid(input.case_id), answers)
+
+        return _case_payload(*await mutate(info, work))
+
+    @strawberry.mutation(description="Attach a photo (JPEG, PNG or WebP; metadata is removed).")
+    async def attach_image(self, info: Info, input: AttachImageInput) -> AttachImagePayload:
+        data = await input.image.read(MAX_UPLOAD_BYTES + 1)  # type: ignore[attr-defined]
+
+        async def work(ctx: Ctx) -> models.Attachment:
+            return await attachments.attach_image(ctx, global_uuid(input.case_id), data)
+
+        row, errors = await mutate(info, work)
+        if row is None:
+            return AttachImagePayload(errors=errors)
+        attachment = Attachment(
+            id=strawberry.ID(str(row.id)),
+            content_type=row.content_type,
+            width=row.width,
+            height=row.height,
+            size_bytes=row.size_bytes,
+            created_at=row.created_at,
+            _model=row,
+        )
+        return AttachImagePayload(attachment=attachment, errors=[])
+
+    @strawberry.mutation(description="Give consent (for yourself, or for your child's case).")
+    async def grant_consent(self, info: Info, input: GrantConsentInput) -> ConsentPayload:
+        async def work(ctx: Ctx) -> models.Consent:
+            case_id = global_uuid(input.case_id) if input.case_id else None
+            return await consents.record(
+                ctx, purpose=input.purpose, granted=True, text_version=input.text_version, case_id=case_id
+            )
+
+        return _consent_payload(*await mutate(info, work))
+
+    @strawberry.mutation(description="Withdraw a consent.")
+    async def withdraw_consent(self, info: Info, input: WithdrawConsentInput) -> ConsentPayload:
+        async def work(ctx: Ctx) -> models.Consent:
+            case_id = global_uuid(input.case_id) if input.case_id else None
+            return await consents.record(
+                ctx, purpose=input.purpose, granted=False, text_version="", case_id=case_id
+            )
+
+        return _consent_payload(*await mutate(info, work))
+
+    @strawberry.mutation(description="Send the case to a doctor; reserves the fee on your card.")
+    async def submit_case(self, info: Info, input: SubmitCaseInput) -> CasePayload:
+        async def work(ctx: Ctx) -> models.Case:
+            return await payments.submit_case(
+                ctx,
+                global_uuid(input.case_id),
+                idempotency_key=input.idempotency_key,
+                provider=input.payment_provider,
+                payment_method=input.payment_method,
+                return_url=input.return_url,
+            )
+
+        return _case_payload(*await mutate(info, work))
+
+    @strawberry.mutation(description="Cancel before the doctor has answered; the reservation is released.")
+    async def cancel_case(self, info: Info, input: CancelCaseInput) -> CasePayload:
+        async def work(ctx: Ctx) -> models.Case:
+            return await cases.cancel_case(ctx, global_uuid(input.case_id))
+
+        return _case_payload(*await mutate(info, work))
+
+    @strawberry.mutation(description="Close after reading the answer; the fee is charged.")
+    async def close_case(self, info: Info, input: CloseCaseInput) -> CasePayload:
+        async def work(ctx: Ctx) -> models.Case:
+            return await cases.close_case(ctx, global_uuid(input.case_id))
+
+        return _case_payload(*await mutate(info, work))
+
+
+# --- mutations: messages and the clinician ---------------------------------------------------------
+
+
+@strawberry.input
+class SendMessageInput:
+    case_id: strawberry.ID
+    body: str
+    idempotency_key: str | None = strawberry.field(default=None, description="Retries never send twice.")
+
+
+@strawberry.type
+class MessagePayload:
+    message: Message | None = None
+    case: Case | None = None
+    errors: list[Error]
+
+
+class PrescriptionGroup(StrEnum):
+    A = "A"
+    B = "B"
+    C = "C"
+    F = "F"
+
+
+PrescriptionGroupEnum = strawberry.enum(PrescriptionGroup, name="PrescriptionGroup")
+
+
+@strawberry.input
+class PrescriptionInput:
+    medication: str
+    group: PrescriptionGroupEnum  # type: ignore[valid-type]
+
+
+@strawberry.input
+class AnswerCaseInput:
+    case_id: strawberry.ID
+    body: str
+    outcome: CaseOutcome  # type: ignore[valid-type]
+    prescription: PrescriptionInput | None = None
+
+
+@strawberry.input
+class ApproveJournalNoteInput:
+    note_id: strawberry.ID
+    text: str | None = strawberry.field(default=None, description="The edited text; default: as drafted.")
+
+
+@strawberry.type
+class JournalNotePayload:
+    note: JournalNote | None = None
+    errors: list[Error]
+
+
+async def _message_payload(info: Info, work: object) -> MessagePayload:
+    message, errors = await mutate(info, work)  # type: ignore[arg-type]
+    if message is None:
+        return MessagePayload(errors=errors)
+    async with info.context.platform.db.transaction() as session:
+        case = await session.get(models.Case, message.case_id)
+    return MessagePayload(message=Message.of(message), case=Case.of(case) if case else None, errors=[])
+
+
+@strawberry.type
+class ClinicianMutation:
+    @strawberry.mutation(description="Clinicians: take a case from the queue.")
+    async def claim_case(self, info: Info, input: ClaimCaseInput) -> CasePayload:
+        async def work(ctx: Ctx) -> models.Case:
+            return await cases.claim_case(ctx, global_uuid(input.case_id))
+
+        return _case_payload(*await mutate(info, work))
+
+    @strawberry.mutation(description="A message on the case: a follow-up question, or the patient's reply.")
+    async def send_message(self, info: Info, input: SendMessageInput) -> MessagePayload:
+        async def work(ctx: Ctx) -> models.Message:
+            return await cases.send_message(
+                ctx, global_uuid(input.case_id), input.body, input.idempotency_key
+            )
+
+        return await _message_payload(info, work)
+
+    @strawberry.mutation(description="Clinicians: the written answer with its outcome.")
+    async def answer_case(self, info: Info, input: AnswerCaseInput) -> MessagePayload:
+        prescription = (
+            cases.Prescription(
+                medication=input.prescription.medication,
+                group=cases.PrescriptionGroup(input.prescription.group.value),
+            )
+            if input.prescription
+            else None
+        )
+
+        async def work(ctx: Ctx) -> models.Message:
+            return await cases.answer_case(
+                ctx,
+                global_uuid(input.case_id),
+                body=input.body,
+                outcome=input.outcome,
+                prescription=prescription,
+            )
+
+        return await _message_payload(info, work)
+
+    @strawberry.mutation(
+        description="Clinicians: ask the journal drafter for a draft (needs the AI consent)."
+    )
+    async def draft_journal_note(self, info: Info, input: DraftJournalNoteInput) -> CasePayload:
+        async def work(ctx: Ctx) -> models.Case:
+            return await journal.request_draft(ctx, global_uuid(input.case_id))
+
+        return _case_payload(*await mutate(info, work))
+
+    @strawberry.mutation(
+        description="Clinicians: approve a journal note (with your edits); it is then final."
+    )
+    async def approve_journal_note(self, info: Info, input: ApproveJournalNoteInput) -> JournalNotePayload:
+        async def work(ctx: Ctx) -> models.JournalNote:
+            try:
+                note_id = uuid.UUID(str(input.note_id))
+            except ValueError:
+                raise ValidationError("Ugyldig id.", field="noteId") from None
+            return await journal.approve(ctx, note_id, input.text)
+
+        note, errors = await mutate(info, work)
+        return JournalNotePayload(note=JournalNote.of(note) if note else None, errors=errors)

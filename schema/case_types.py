@@ -1,0 +1,265 @@
+"""The consultation as clients see it: cases, messages, images, payment, journal notes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from datetime import date, datetime
+
+import strawberry
+from strawberry import relay
+from strawberry.scalars import JSON
+
+from core import cases as core_cases
+from core.access import readable
+from core.attachments import image_url
+from core.case_states import allowed_events
+from core.db import models
+from core.db.base import utcnow
+from core.errors import NotFound
+from core.nationalid import age_on
+from core.sla import is_overdue
+from schema import loaders
+from schema.context import Info
+from schema.platform_types import Money
+
+CaseStatus = strawberry.enum(models.CaseStatus, name="CaseStatus")
+CaseOutcome = strawberry.enum(models.CaseOutcome, name="CaseOutcome")
+MessageKind = strawberry.enum(models.MessageKind, name="MessageKind")
+ParticipantRole = strawberry.enum(models.ParticipantRole, name="ParticipantRole")
+JournalNoteStatus = strawberry.enum(models.JournalNoteStatus, name="JournalNoteStatus")
+
+
+@strawberry.type(description="A person on a case, as much as the reader needs.")
+class CasePerson:
+    given_name: str
+    family_name: str
+    birth_date: date
+    age: int
+
+
+def _case_person(person: models.Person, today: date) -> CasePerson:
+    return CasePerson(
+        given_name=person.given_name,
+        family_name=person.family_name,
+        birth_date=person.birth_date,
+        age=age_on(person.birth_date, today),
+    )
+
+
+@strawberry.type
+class Message:
+    id: strawberry.ID
+    kind: MessageKind  # type: ignore[valid-type]
+    author_role: ParticipantRole  # type: ignore[valid-type]
+    body: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, message: models.Message) -> Message:
+        return cls(
+            id=strawberry.ID(str(message.id)),
+            kind=message.kind,
+            author_role=message.author_role,
+            body=message.body,
+            created_at=message.created_at,
+        )
+
+
+@strawberry.type(description="An attached image (metadata stripped). `url` is signed and short-lived.")
+class Attachment:
+    id: strawberry.ID
+    content_type: str
+    width: int
+    height: int
+    size_bytes: int
+    created_at: datetime
+    _model: strawberry.Private[models.Attachment]
+
+    @strawberry.field
+    async def url(self, info: Info) -> str:
+        return await image_url(await info.context.read(), self._model)
+
+
+@strawberry.type(description="The fee as the payment provider last reported it.")
+class Payment:
+    provider: str
+    status: str
+    amount: Money
+    authorized: int
+    captured: int
+    released: int
+    expires_at: datetime | None
+
+
+@strawberry.type(description="A journal note: a draft until a clinician approves it; then immutable.")
+class JournalNote:
+    id: strawberry.ID
+    status: JournalNoteStatus  # type: ignore[valid-type]
+    text: str
+    drafter: str | None
+    drafter_version: str | None
+    model: str | None
+    prompt_version: str | None
+    approved_at: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, note: models.JournalNote) -> JournalNote:
+        return cls(
+            id=strawberry.ID(str(note.id)),
+            status=note.status,
+            text=note.text,
+            drafter=note.drafter,
+            drafter_version=note.drafter_version,
+            model=note.model,
+            prompt_version=note.prompt_version,
+            approved_at=note.approved_at,
+            created_at=note.created_at,
+        )
+
+
+@strawberry.type(description="One consultation.")
+class Case(relay.Node):
+    case_id: relay.NodeID[str]
+    number: str
+    status: CaseStatus  # type: ignore[valid-type]
+    outcome: CaseOutcome | None  # type: ignore[valid-type]
+    for_child: bool
+    answers: JSON
+    questionnaire_key: str | None
+    questionnaire_version: int | None
+    price: Money
+    sla_due_at: datetime | None
+    submitted_at: datetime | None
+    answered_at: datetime | None
+    closed_at: datetime | None
+    cancelled_at: datetime | None
+    created_at: datetime
+    _model: strawberry.Private[models.Case]
+
+    @classmethod
+    def of(cls, case: models.Case) -> Case:
+        return cls(
+            case_id=str(case.id),
+            number=case.number,
+            status=case.status,
+            outcome=case.outcome,
+            for_child=case.requester_role is models.RequesterRole.GUARDIAN,
+            answers=case.answers,
+            questionnaire_key=case.questionnaire_key,
+            questionnaire_version=case.questionnaire_version,
+            price=Money(amount=case.price_amount, currency=case.price_currency),
+            sla_due_at=case.sla_due_at,
+            submitted_at=case.submitted_at,
+            answered_at=case.answered_at,
+            closed_at=case.closed_at,
+            cancelled_at=case.cancelled_at,
+            created_at=case.created_at,
+            _model=case,
+        )
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[Case | None]:
+        out: list[Case | None] = []
+        for node_id in node_ids:
+            out.append(await load_readable(info, node_id))
+        return out
+
+    @strawberry.field(description="Whether the SLA deadline has passed without an answer.")
+    def overdue(self) -> bool:
+        model = self._model
+        if model.sla_due_at is None or model.answered_at is not None or model.cancelled_at is not None:
+            return False
+        return is_overdue(model.sla_due_at, utcnow())
+
+    @strawberry.field(description="What may happen next (the state machine's events from here).")
+    def allowed_actions(self) -> list[str]:
+        return sorted(event.value for event in allowed_events(self._model.status))
+
+    @strawberry.field(description="Whether the signed-in clinician is assigned to this case.")
+    def assigned_to_me(self, info: Info) -> bool:
+        actor = info.context.actor
+        return actor.person_id is not None and self._model.assigned_clinician_id == actor.person_id
+
+    @strawberry.field
+    async def patient(self, info: Info) -> CasePerson:
+        person = await info.context.loader("persons", loaders.persons).load(self._model.subject_id)
+        return _case_person(person, (await info.context.read()).today)
+
+    @strawberry.field
+    async def messages(self, info: Info) -> list[Message]:
+        rows = await info.context.loader("messages", loaders.messages).load(self._model.id)
+        return [Message.of(row) for row in rows]
+
+    @strawberry.field
+    async def attachments(self, info: Info) -> list[Attachment]:
+        rows = await info.context.loader("attachments", loaders.attachments).load(self._model.id)
+        return [
+            Attachment(
+                id=strawberry.ID(str(row.id)),
+                content_type=row.content_type,
+                width=row.width,
+                height=row.height,
+                size_bytes=row.size_bytes,
+                created_at=row.created_at,
+                _model=row,
+            )
+            for row in rows
+        ]
+
+    @strawberry.field
+    async def payment(self, info: Info) -> Payment | None:
+        rows = await info.context.loader("reservations", loaders.reservations).load(self._model.id)
+        if not rows:
+            return None
+        row = rows[-1]
+        return Payment(
+            provider=row.provider,
+            status=row.status,
+            amount=Money(amount=row.amount, currency=row.currency),
+            authorized=row.authorized_amount,
+            captured=row.captured_amount,
+            released=row.released_amount,
+            expires_at=row.expires_at,
+        )
+
+    @strawberry.field(description="Journal notes: clinicians see drafts; patients see approved notes.")
+    async def journal_notes(self, info: Info) -> list[JournalNote]:
+        rows = await info.context.loader("journal_notes", loaders.journal_notes).load(self._model.id)
+        staff = (
+            info.context.actor.is_clinician
+            and self._model.assigned_clinician_id == info.context.actor.person_id
+        )
+        return [
+            JournalNote.of(row) for row in rows if staff or row.status is models.JournalNoteStatus.APPROVED
+        ]
+
+
+def parse_case_id(value: str) -> uuid.UUID | None:
+    """A case's global ID (or its bare UUID) → the UUID; None when it is neither."""
+    try:
+        return uuid.UUID(relay.GlobalID.from_id(value).node_id)
+    except Exception:
+        try:
+            return uuid.UUID(value)
+        except ValueError:
+            return None
+
+
+async def load_readable(info: Info, node_id: str) -> Case | None:
+    """A case the actor may read (the read is logged); None when it is not there for her."""
+    try:
+        case_id = uuid.UUID(node_id)
+    except ValueError:
+        return None
+    ctx = await info.context.read()
+    try:
+        return Case.of(await core_cases.read_case(ctx, case_id))
+    except NotFound:
+        return None
+
+
+__all__ = ["Attachment", "Case", "CasePerson", "JournalNote", "Message", "Payment", "readable"]

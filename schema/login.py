@@ -1,0 +1,227 @@
+"""Logging in (startLogin/completeLogin/logout), who am I (me), and the patient's phone number."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import strawberry
+from strawberry.scalars import JSON
+
+from core import auth, consents
+from core.consents import CONSENT_TEXTS
+from core.ctx import Ctx
+from core.db.models import ConsentPurpose as CorePurpose
+from core.db.models import Person
+from core.phone import normalize_phone
+from core.providers.identity import LoginPending
+from schema.context import Info
+from schema.errors import Error
+from schema.mutation import mutate
+
+ConsentPurpose = strawberry.enum(CorePurpose, name="ConsentPurpose")
+
+
+@strawberry.type(description="A consent's current state for the signed-in person.")
+class ConsentState:
+    purpose: ConsentPurpose  # type: ignore[valid-type]
+    granted: bool
+    current_text_version: str
+    text: str
+
+
+@strawberry.type(description="The signed-in person.")
+class Me:
+    given_name: str
+    family_name: str
+    birth_date: date
+    national_id: str
+    phone: str | None
+    roles: list[str]
+    _person: strawberry.Private[Person]
+
+    @strawberry.field(description="Her own consents (not per case), one per purpose.")
+    async def consents(self, info: Info) -> list[ConsentState]:
+        ctx = await info.context.read()
+        out = []
+        for purpose, text in CONSENT_TEXTS.items():
+            granted = await consents.current(ctx.session, self._person.id, purpose, None)
+            out.append(
+                ConsentState(
+                    purpose=purpose, granted=granted, current_text_version=text.version, text=text.text
+                )
+            )
+        return out
+
+
+def me_of(person: Person, roles: list[str]) -> Me:
+    return Me(
+        given_name=person.given_name,
+        family_name=person.family_name,
+        birth_date=person.birth_date,
+        national_id=person.national_id,
+        phone=person.phone,
+        roles=roles,
+        _person=person,
+    )
+
+
+async def load_me(info: Info, ctx: Ctx | None = None) -> Me | None:
+    actor = info.context.actor
+    if actor.person_id is None:
+        return None
+    ctx = ctx or await info.context.read()
+    person = await ctx.session.get(Person, actor.person_id)
+    if person is None:
+        return None
+    roles = ["patient", *sorted(role.value for role in actor.staff_roles)]
+    return me_of(person, roles)
+
+
+@strawberry.type
+class LoginQuery:
+    @strawberry.field(description="The signed-in person; null when not signed in.")
+    async def me(self, info: Info) -> Me | None:
+        return await load_me(info)
+
+    @strawberry.field(description="Login methods the frontend can offer.")
+    def login_providers(self, info: Info) -> list[str]:
+        from core.providers import Capability
+
+        return info.context.platform.providers.names(Capability.IDENTITY)
+
+
+@strawberry.input
+class StartLoginInput:
+    provider: str | None = strawberry.field(default=None, description="Default: the first enabled.")
+    national_id: str | None = strawberry.field(default=None, description="For providers that ask for it.")
+    return_url: str | None = None
+
+
+@strawberry.type
+class StartLoginPayload:
+    handle: str | None = None
+    provider: str | None = None
+    redirect_url: str | None = None
+    poll_interval_seconds: float | None = None
+    qr_data: str | None = None
+    autostart_token: str | None = None
+    expires_at: datetime | None = None
+    message: str | None = None
+    errors: list[Error]
+
+
+@strawberry.input
+class CompleteLoginInput:
+    handle: str
+    params: JSON | None = strawberry.field(
+        default=None, description="What the provider sent back (code, state)."
+    )
+
+
+@strawberry.type
+class CompleteLoginPayload:
+    token: str | None = strawberry.field(default=None, description="Send as `Authorization: Bearer <token>`.")
+    expires_at: datetime | None = None
+    pending: bool = strawberry.field(default=False, description="Not confirmed yet: poll again.")
+    message: str | None = None
+    me: Me | None = None
+    errors: list[Error]
+
+
+@strawberry.type
+class LogoutPayload:
+    ok: bool
+    errors: list[Error]
+
+
+@strawberry.input
+class UpdateMyPhoneInput:
+    phone: str
+
+
+@strawberry.type
+class UpdateMyPhonePayload:
+    me: Me | None = None
+    errors: list[Error]
+
+
+@strawberry.type
+class LoginMutation:
+    @strawberry.mutation(description="Start logging in; returns what the frontend needs (redirect or poll).")
+    async def start_login(self, info: Info, input: StartLoginInput) -> StartLoginPayload:
+        async def work(ctx: Ctx) -> auth.StartedLogin:
+            return await auth.start_login(
+                ctx.session,
+                ctx.platform,
+                provider=input.provider,
+                login_hint=input.national_id,
+                return_url=input.return_url,
+            )
+
+        started, errors = await mutate(info, work)
+        if started is None:
+            return StartLoginPayload(errors=errors)
+        challenge = started.challenge
+        return StartLoginPayload(
+            handle=started.handle,
+            provider=started.provider,
+            redirect_url=challenge.redirect_url,
+            poll_interval_seconds=challenge.poll_interval_seconds,
+            qr_data=challenge.qr_data,
+            autostart_token=challenge.autostart_token,
+            expires_at=challenge.expires_at,
+            message=challenge.message,
+            errors=[],
+        )
+
+    @strawberry.mutation(description="Finish logging in; returns a session token when confirmed.")
+    async def complete_login(self, info: Info, input: CompleteLoginInput) -> CompleteLoginPayload:
+        params = {str(k): str(v) for k, v in dict(input.params or {}).items()}
+
+        async def work(ctx: Ctx) -> tuple[auth.CompletedLogin | LoginPending, Me | None]:
+            result = await auth.complete_login(ctx.session, ctx.platform, handle=input.handle, params=params)
+            if isinstance(result, LoginPending):
+                return result, None
+            actor = await auth.authenticate(ctx.session, ctx.platform, result.token)
+            roles = ["patient", *sorted(role.value for role in actor.staff_roles)]
+            return result, me_of(result.person, roles)
+
+        outcome, errors = await mutate(info, work)
+        if outcome is None:
+            return CompleteLoginPayload(errors=errors)
+        result, me = outcome
+        if isinstance(result, LoginPending):
+            return CompleteLoginPayload(pending=True, message=result.message, errors=[])
+        return CompleteLoginPayload(token=result.token, expires_at=result.expires_at, me=me, errors=[])  # type: ignore[arg-type]
+
+    @strawberry.mutation(description="End the session of the token this request carries.")
+    async def logout(self, info: Info) -> LogoutPayload:
+        async def work(ctx: Ctx) -> bool:
+            return await auth.logout(ctx.session, ctx.actor)
+
+        ok, errors = await mutate(info, work)
+        return LogoutPayload(ok=bool(ok), errors=errors)
+
+    @strawberry.mutation(description="Register or change the phone number SMS notices go to.")
+    async def update_my_phone(self, info: Info, input: UpdateMyPhoneInput) -> UpdateMyPhonePayload:
+        async def work(ctx: Ctx) -> Me | None:
+            from core.access import require_person
+            from core import audit
+
+            person_id = require_person(ctx.actor)
+            person = await ctx.session.get(Person, person_id)
+            assert person is not None
+            person.phone = normalize_phone(input.phone)
+            await audit.record(
+                ctx.session,
+                actor_id=person_id,
+                actor_role=ctx.actor.role,
+                person_id=person_id,
+                object_type="person",
+                object_id=str(person_id),
+                action="update_phone",
+            )
+            return await load_me(info, ctx)
+
+        me, errors = await mutate(info, work)
+        return UpdateMyPhonePayload(me=me, errors=errors)

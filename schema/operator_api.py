@@ -1,0 +1,147 @@
+"""Operators: queue metadata, SLA figures, the SMS log and job status — never message bodies or answers."""
+
+from __future__ import annotations
+
+import statistics
+from datetime import datetime
+
+import strawberry
+from sqlalchemy import func, select
+
+from core.access import require_person
+from core.db import models
+from core.errors import Forbidden
+from core.sla import is_overdue
+from schema.case_types import CaseStatus
+from schema.context import Info
+from schema.pagination import check_page_size
+
+OPEN = (models.CaseStatus.SUBMITTED, models.CaseStatus.IN_REVIEW, models.CaseStatus.AWAITING_PATIENT)
+
+
+@strawberry.type
+class StatusCount:
+    status: CaseStatus  # type: ignore[valid-type]
+    count: int
+
+
+@strawberry.type(description="An SMS notice: who, when, how it went (the text holds no health content).")
+class SmsNotice:
+    case_number: str
+    event: str
+    to: str | None
+    provider: str | None
+    segments: int | None
+    status: str
+    created_at: datetime
+    sent_at: datetime | None
+
+
+@strawberry.type
+class Job:
+    id: strawberry.ID
+    name: str
+    status: str
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+
+
+@strawberry.type(description="The operation at a glance.")
+class OperatorOverview:
+    by_status: list[StatusCount]
+    open_cases: int
+    overdue_cases: int
+    answered_within_sla: float | None = strawberry.field(
+        description="Share of answered cases answered in time."
+    )
+    median_response_minutes: float | None
+
+    @strawberry.field
+    async def sms(self, info: Info, first: int = 50) -> list[SmsNotice]:
+        ctx = await info.context.read()
+        check_page_size(first, None, ctx.platform.settings.max_page_size)
+        rows = (
+            await ctx.session.execute(
+                select(models.Notification, models.Case.number)
+                .join(models.Case, models.Case.id == models.Notification.case_id)
+                .order_by(models.Notification.created_at.desc())
+                .limit(first)
+            )
+        ).all()
+        return [
+            SmsNotice(
+                case_number=number,
+                event=n.event,
+                to=_mask(n.to),
+                provider=n.provider,
+                segments=n.segments,
+                status=n.status,
+                created_at=n.created_at,
+                sent_at=n.sent_at,
+            )
+            for n, number in rows
+        ]
+
+    @strawberry.field
+    async def jobs(self, info: Info, first: int = 50, status: str | None = None) -> list[Job]:
+        ctx = await info.context.read()
+        check_page_size(first, None, ctx.platform.settings.max_page_size)
+        query = select(models.OutboxJob).order_by(models.OutboxJob.created_at.desc()).limit(first)
+        if status:
+            query = query.where(models.OutboxJob.status == status)
+        return [
+            Job(
+                id=strawberry.ID(str(j.id)),
+                name=j.name,
+                status=j.status.value,
+                attempts=j.attempts,
+                last_error=j.last_error,
+                created_at=j.created_at,
+                finished_at=j.finished_at,
+            )
+            for j in (await ctx.session.scalars(query)).all()
+        ]
+
+
+def _mask(phone: str | None) -> str | None:
+    return None if phone is None else f"{phone[:3]}*****{phone[-2:]}"
+
+
+@strawberry.type
+class OperatorQuery:
+    @strawberry.field(description="Operators: queue, SLA figures, SMS log and jobs.")
+    async def operator_overview(self, info: Info) -> OperatorOverview:
+        ctx = await info.context.read()
+        require_person(ctx.actor)
+        if not ctx.actor.is_operator:
+            raise Forbidden("Bare driftsoperatører har tilgang.")
+        counts = dict(
+            (
+                await ctx.session.execute(
+                    select(models.Case.status, func.count()).group_by(models.Case.status)
+                )
+            ).all()
+        )
+        timings = (
+            await ctx.session.execute(
+                select(models.Case.submitted_at, models.Case.answered_at, models.Case.sla_due_at).where(
+                    models.Case.sla_due_at.is_not(None)
+                )
+            )
+        ).all()
+        answered = [(s, a, d) for s, a, d in timings if a is not None]
+        overdue = sum(1 for s, a, d in timings if a is None and is_overdue(d, ctx.now))
+        open_count = sum(counts.get(status, 0) for status in OPEN)
+        return OperatorOverview(
+            by_status=[StatusCount(status=status, count=count) for status, count in sorted(counts.items())],
+            open_cases=open_count,
+            overdue_cases=min(overdue, open_count),
+            answered_within_sla=(sum(1 for _, a, d in answered if a <= d) / len(answered))
+            if answered
+            else None,
+            median_response_minutes=statistics.median((a - s).total_seconds() / 60 for s, a, _ in answered)
+            if answered
+            else None,
+        )

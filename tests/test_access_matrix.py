@@ -1,0 +1,268 @@
+"""Access rules as a matrix: every query and mutation × another patient, another guardian, an unassigned
+clinician, an operator and an anonymous caller. Each gets an error that does not reveal whether the
+object exists (the same error as for an ID that does not exist), and nothing changes."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from starlette.testclient import TestClient
+from strawberry import relay
+
+from core.config import Settings
+from core.db import models
+from core.db.engine import Database
+from core.demo import DEMO_PEOPLE, create_demo_data
+from core.migrate import upgrade
+from core.platform import Platform
+from schema.app import create_app
+from tests.api import SUBMIT_FIELDS, Api, complete_answers
+from tests.support import synthetic_national_id
+
+MOTHER, CHILD = DEMO_PEOPLE[2].national_id, DEMO_PEOPLE[3].national_id
+CLINICIAN, OPERATOR = DEMO_PEOPLE[0].national_id, DEMO_PEOPLE[1].national_id
+OTHER_PATIENT = synthetic_national_id(date(1990, 1, 12))
+OTHER_GUARDIAN = synthetic_national_id(date(1985, 3, 3))
+OTHER_CHILD = synthetic_national_id(date(2014, 6, 1))
+OTHER_CLINICIAN = synthetic_national_id(date(1975, 5, 5), female=False)
+
+
+async def _add_clinician(url: str, national_id: str) -> None:
+    from core.nationalid import parse_national_id
+
+    database = Database(url)
+    try:
+        async with database.transaction() as session:
+            person = models.Person(
+                national_id=national_id,
+                given_name="Per",
+                family_name="Lege",
+                birth_date=parse_national_id(national_id).birth_date,
+            )
+            session.add(person)
+            await session.flush()
+            session.add(models.StaffMembership(person_id=person.id, role=models.StaffRole.CLINICIAN))
+        await create_demo_data(database)
+    finally:
+        await database.dispose()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A draft case and a claimed case (with a journal draft) of the mother's child, and the outsiders."""
+    data_dir: Path = tmp_path_factory.mktemp("matrix")
+    settings = Settings.defaults(data_dir=data_dir)
+    upgrade(settings.resolved_database_url)
+    asyncio.run(_add_clinician(settings.resolved_database_url, OTHER_CLINICIAN))
+    platform = Platform.create(settings, load_entry_points=False)
+    with TestClient(create_app(platform)) as client:
+        api = Api(client)
+        tokens = {
+            name: api.login(nid)
+            for name, nid in [
+                ("mother", MOTHER),
+                ("clinician", CLINICIAN),
+                ("operator", OPERATOR),
+                ("other_patient", OTHER_PATIENT),
+                ("other_guardian", OTHER_GUARDIAN),
+                ("other_clinician", OTHER_CLINICIAN),
+            ]
+        }
+        mother = tokens["mother"]
+        child = {"child": {"nationalId": CHILD, "guardianDeclared": True}}
+        draft = api.ok("startCase", child, "case { id }", mother)["case"]["id"]
+        claimed = api.ok("startCase", child, "case { id }", mother)["case"]["id"]
+        api.ok(
+            "answerQuestionnaire",
+            {"caseId": claimed, "answers": complete_answers(api, for_child=True)},
+            "case { id }",
+            mother,
+        )
+        versions = {
+            t["purpose"]: t["version"]
+            for t in api.gql("{ consentTexts { purpose version } }")["consentTexts"]
+        }
+        for purpose in ("COMMUNICATION_STORAGE", "AI_JOURNAL"):
+            api.ok(
+                "grantConsent",
+                {"purpose": purpose, "textVersion": versions[purpose], "caseId": claimed},
+                "consent { granted }",
+                mother,
+            )
+        api.ok("submitCase", {"caseId": claimed, "idempotencyKey": "m"}, SUBMIT_FIELDS, mother)
+        api.ok("claimCase", {"caseId": claimed}, "case { id }", tokens["clinician"])
+        api.ok("draftJournalNote", {"caseId": claimed}, "case { id }", tokens["clinician"])
+        note = api.wait_for(
+            lambda: api.gql(
+                "query($id: ID!) { case(id: $id) { journalNotes { id } } }", tokens["clinician"], id=claimed
+            )["case"]["journalNotes"],
+            "a journal draft",
+        )[0]["id"]
+        # the other guardian has a child case of her own
+        api.ok(
+            "startCase",
+            {"child": {"nationalId": OTHER_CHILD, "guardianDeclared": True}},
+            "case { id }",
+            tokens["other_guardian"],
+        )
+        yield {
+            "api": api,
+            "tokens": tokens,
+            "draft": draft,
+            "claimed": claimed,
+            "note": note,
+            "versions": versions,
+            "platform": platform,
+        }
+
+
+OUTSIDERS = ["other_patient", "other_guardian", "other_clinician", "operator", "anonymous"]
+MISSING_CASE = str(relay.GlobalID("Case", str(uuid.uuid4())))
+
+
+def _mutations(
+    world: dict[str, Any], case: dict[str, str], note: str
+) -> list[tuple[str, dict[str, Any], str]]:
+    v = world["versions"]
+    return [
+        (
+            "answerQuestionnaire",
+            {"caseId": case["draft"], "answers": [{"questionId": "complaint", "value": "x"}]},
+            "case { id }",
+        ),
+        (
+            "grantConsent",
+            {
+                "purpose": "COMMUNICATION_STORAGE",
+                "textVersion": v["COMMUNICATION_STORAGE"],
+                "caseId": case["draft"],
+            },
+            "consent { granted }",
+        ),
+        ("withdrawConsent", {"purpose": "AI_JOURNAL", "caseId": case["claimed"]}, "consent { granted }"),
+        ("submitCase", {"caseId": case["draft"], "idempotencyKey": "x"}, "case { id }"),
+        ("cancelCase", {"caseId": case["claimed"]}, "case { id }"),
+        ("closeCase", {"caseId": case["claimed"]}, "case { id }"),
+        ("claimCase", {"caseId": case["claimed"]}, "case { id }"),
+        ("sendMessage", {"caseId": case["claimed"], "body": "Hei"}, "message { id }"),
+        ("answerCase", {"caseId": case["claimed"], "body": "Svar", "outcome": "ADVICE"}, "case { id }"),
+        ("draftJournalNote", {"caseId": case["claimed"]}, "case { id }"),
+        ("approveJournalNote", {"noteId": note}, "note { id }"),
+    ]
+
+
+def _snapshot(world: dict[str, Any]) -> dict[str, Any]:
+    async def take() -> dict[str, Any]:
+        database = Database(world["platform"].settings.resolved_database_url)
+        try:
+            async with database.transaction() as session:
+                counts = {}
+                for model in (
+                    models.Message,
+                    models.Consent,
+                    models.JournalNote,
+                    models.Attachment,
+                    models.PaymentReservation,
+                    models.OutboxJob,
+                    models.Participant,
+                ):
+                    counts[model.__tablename__] = await session.scalar(
+                        select(func.count()).select_from(model)
+                    )
+                counts["cases"] = sorted(
+                    (str(c.id), c.status.value, str(c.assigned_clinician_id), str(c.answers))
+                    for c in (await session.scalars(select(models.Case))).all()
+                )
+                counts["notes"] = sorted(
+                    (n.status.value, n.text)
+                    for n in (await session.scalars(select(models.JournalNote))).all()
+                )
+                return counts
+        finally:
+            await database.dispose()
+
+    return asyncio.run(take())
+
+
+@pytest.mark.parametrize("outsider", OUTSIDERS)
+def test_outsiders_can_not_change_a_case(world: dict[str, Any], outsider: str) -> None:
+    api: Api = world["api"]
+    token = world["tokens"].get(outsider)
+    real = {"draft": world["draft"], "claimed": world["claimed"]}
+    missing = {"draft": MISSING_CASE, "claimed": MISSING_CASE}
+    before = _snapshot(world)
+    for (name, input, fields), (_, missing_input, _) in zip(
+        _mutations(world, real, world["note"]), _mutations(world, missing, str(uuid.uuid4())), strict=True
+    ):
+        payload = api.mutate(name, input, fields, token)
+        assert payload["errors"], f"{outsider} could {name}"
+        code = payload["errors"][0]["code"]
+        expected = {"UNAUTHENTICATED"} if outsider == "anonymous" else {"NOT_FOUND"}
+        assert code in expected, f"{outsider} {name}: {payload['errors']}"
+        same = api.mutate(name, missing_input, fields, token)
+        assert same["errors"] == payload["errors"], f"{outsider} {name} tells a real case from a missing one"
+    upload = api.client.post(
+        "/graphql",
+        data={
+            "operations": '{"query": "mutation($i: AttachImageInput!) { attachImage(input: $i) { errors { code } } }", '
+            f'"variables": {{"i": {{"caseId": "{world["draft"]}", "image": null}}}}}}',
+            "map": '{"0": ["variables.i.image"]}',
+        },
+        files={"0": ("x.png", b"\x89PNG\r\n\x1a\n", "image/png")},
+        headers={"Authorization": f"Bearer {token}"} if token else {},
+    )
+    assert upload.json()["data"]["attachImage"]["errors"][0]["code"] in ("NOT_FOUND", "UNAUTHENTICATED")
+    assert _snapshot(world) == before
+
+
+@pytest.mark.parametrize("outsider", OUTSIDERS)
+def test_outsiders_can_not_read_a_case(world: dict[str, Any], outsider: str) -> None:
+    api: Api = world["api"]
+    token = world["tokens"].get(outsider)
+    for case_id in (world["draft"], world["claimed"]):
+        assert api.gql("query($id: ID!) { case(id: $id) { id } }", token, id=case_id)["case"] is None
+        assert api.gql("query($id: ID!) { node(id: $id) { id } }", token, id=case_id)["node"] is None
+    if token:
+        mine = api.gql("{ myCases(first: 50) { edges { node { id } } } }", token)["myCases"]["edges"]
+        assert not {world["draft"], world["claimed"]} & {edge["node"]["id"] for edge in mine}
+    else:
+        assert (
+            api.raw("{ myCases { edges { node { id } } } }")["errors"][0]["extensions"]["code"]
+            == "UNAUTHENTICATED"
+        )
+
+
+@pytest.mark.parametrize("outsider", OUTSIDERS)
+def test_only_clinicians_see_the_queue_and_only_operators_the_overview(
+    world: dict[str, Any], outsider: str
+) -> None:
+    api: Api = world["api"]
+    token = world["tokens"].get(outsider)
+    queue = api.raw("{ caseQueue { edges { node { id } } } }", token)
+    if outsider == "other_clinician":
+        ids = {edge["node"]["id"] for edge in queue["data"]["caseQueue"]["edges"]}
+        assert world["claimed"] not in ids  # claimed by another clinician
+    else:
+        assert queue["errors"][0]["extensions"]["code"] in ("FORBIDDEN", "UNAUTHENTICATED")
+    overview = api.raw("{ operatorOverview { openCases } }", token)
+    if outsider == "operator":
+        assert overview["data"]["operatorOverview"]["openCases"] >= 1
+    else:
+        assert overview["errors"][0]["extensions"]["code"] in ("FORBIDDEN", "UNAUTHENTICATED")
+
+
+def test_the_owners_can(world: dict[str, Any]) -> None:
+    """The matrix means something: the mother and the assigned clinician do see the case."""
+    api: Api = world["api"]
+    for who in ("mother", "clinician"):
+        case = api.gql(
+            "query($id: ID!) { case(id: $id) { id status } }", world["tokens"][who], id=world["claimed"]
+        )
+        assert case["case"]["status"] == "IN_REVIEW"
