@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 
 from core import audit, consents
-from core.access import as_clinician, load_case
+from core.access import as_clinician, load_case, require_person
 from core.ctx import Ctx
 from core.db.base import utcnow
 from core.db.models import Case, ConsentPurpose, JournalNote, JournalNoteStatus, Message, Person
@@ -92,6 +92,7 @@ async def draft_job(ctx: JobContext, payload: dict[str, Any]) -> None:
 
 
 async def _note(ctx: Ctx, note_id: uuid.UUID) -> tuple[JournalNote, Case]:
+    require_person(ctx.actor)  # before any look-up: an anonymous caller learns nothing either way
     note = await ctx.session.get(JournalNote, note_id, with_for_update=True)
     if note is None:
         raise NotFound("Fant ikke journalnotatet.", field="noteId")

@@ -107,6 +107,6 @@ def node_query() -> type:
 
     @strawberry.type(name="NodeQuery")
     class NodeQuery:
-        node: relay.Node = relay.node(description="Fetch any object by its global ID.")
+        node: relay.Node | None = relay.node(description="Fetch any object by its global ID.")
 
     return NodeQuery

@@ -14,6 +14,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -162,3 +163,36 @@ def install(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
         return installed[name]
 
     return _install
+
+
+# --- the whole platform over HTTP ------------------------------------------------------------------
+
+
+def seed_demo(url: str) -> None:
+    """Demo staff and family, through a database handle of this thread's own event loop."""
+    from core.demo import create_demo_data
+
+    async def seed() -> None:
+        database = Database(url)
+        try:
+            await create_demo_data(database)
+        finally:
+            await database.dispose()
+
+    asyncio.run(seed())
+
+
+@pytest.fixture
+def embedded(tmp_path: Path) -> Iterator[Any]:
+    """The embedded default (SQLite, in-process jobs) with demo data, driven over HTTP: (Api, Platform)."""
+    from starlette.testclient import TestClient
+
+    from schema.app import create_app
+    from tests.api import Api
+
+    settings = Settings(data_dir=tmp_path / "data")
+    upgrade(settings.resolved_database_url)
+    seed_demo(settings.resolved_database_url)
+    platform = Platform.create(settings, load_entry_points=False)
+    with TestClient(create_app(platform)) as client:
+        yield Api(client), platform

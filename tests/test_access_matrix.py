@@ -226,9 +226,13 @@ def test_outsiders_can_not_change_a_case(world: dict[str, Any], outsider: str) -
 def test_outsiders_can_not_read_a_case(world: dict[str, Any], outsider: str) -> None:
     api: Api = world["api"]
     token = world["tokens"].get(outsider)
-    for case_id in (world["draft"], world["claimed"]):
-        assert api.gql("query($id: ID!) { case(id: $id) { id } }", token, id=case_id)["case"] is None
-        assert api.gql("query($id: ID!) { node(id: $id) { id } }", token, id=case_id)["node"] is None
+    for case_id in (world["draft"], world["claimed"], MISSING_CASE):
+        for field in ("case", "node"):
+            result = api.raw(f"query($id: ID!) {{ {field}(id: $id) {{ id }} }}", token, id=case_id)
+            if token is None:
+                assert result["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+            else:
+                assert result == {"data": {field: None}}
     if token:
         mine = api.gql("{ myCases(first: 50) { edges { node { id } } } }", token)["myCases"]["edges"]
         assert not {world["draft"], world["claimed"]} & {edge["node"]["id"] for edge in mine}

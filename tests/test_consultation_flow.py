@@ -20,13 +20,13 @@ from PIL import Image
 from starlette.testclient import TestClient
 
 from core.config import Settings
-from core.db.engine import Database
-from core.demo import DEMO_PEOPLE, create_demo_data
+from core.demo import DEMO_PEOPLE
 from core.migrate import upgrade
 from core.platform import Platform
 from schema.app import create_app
 from tests.api import SUBMIT_FIELDS, Api, complete_answers
 from tests.cli import ROOT
+from tests.conftest import seed_demo
 
 MOTHER, CHILD = DEMO_PEOPLE[2].national_id, DEMO_PEOPLE[3].national_id
 CLINICIAN, OPERATOR = DEMO_PEOPLE[0].national_id, DEMO_PEOPLE[1].national_id
@@ -35,15 +35,10 @@ COMPLAINT = "Utslett på armen i tre dager"
 
 @pytest.fixture(params=["embedded", "postgres+redis"])
 def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Api, Platform]]:
-    data_dir = tmp_path / "data"
     if request.param == "embedded":
-        settings = Settings(data_dir=data_dir)
-        upgrade(settings.resolved_database_url)
-        platform = Platform.create(settings, load_entry_points=False)
-        with TestClient(create_app(platform)) as client:
-            _seed(platform)
-            yield Api(client), platform
+        yield request.getfixturevalue("embedded")
         return
+    data_dir = tmp_path / "data"
     env = {
         "LEGETIME_DATA_DIR": str(data_dir),
         "LEGETIME_DATABASE_URL": request.getfixturevalue("fresh_postgres_url"),
@@ -51,10 +46,9 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Api,
         "LEGETIME_QUEUE_NAMESPACE": f"legetime-test-{uuid.uuid4().hex[:8]}",
     }
     upgrade(env["LEGETIME_DATABASE_URL"])
+    seed_demo(env["LEGETIME_DATABASE_URL"])
     settings = Settings(
-        data_dir=data_dir,
-        database_url=env["LEGETIME_DATABASE_URL"],
-        redis_url=env["LEGETIME_REDIS_URL"],
+        data_dir=data_dir, database_url=env["LEGETIME_DATABASE_URL"], redis_url=env["LEGETIME_REDIS_URL"],
         queue_namespace=env["LEGETIME_QUEUE_NAMESPACE"],
     )
     platform = Platform.create(settings, load_entry_points=False)
@@ -62,32 +56,14 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Api,
     process_env["PYTHONPATH"] = str(ROOT)
     worker = subprocess.Popen(
         [sys.executable, "-m", "schema.cli", "worker", "--threads", "2"],
-        env=process_env,
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
+        env=process_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     try:
         with TestClient(create_app(platform)) as client:
-            _seed(platform)
             yield Api(client), platform
     finally:
         worker.terminate()
         print(worker.communicate(timeout=30)[0])  # shown when the test fails
-
-
-def _seed(platform: Platform) -> None:
-    """Demo staff and family, through a database handle of this thread's own event loop."""
-
-    async def seed() -> None:
-        database = Database(platform.settings.resolved_database_url)
-        try:
-            await create_demo_data(database)
-        finally:
-            await database.dispose()
-
-    asyncio.run(seed())
 
 
 def jpeg_with_gps() -> bytes:
