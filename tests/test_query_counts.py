@@ -1,0 +1,85 @@
+"""The case list and the queue load with a fixed number of SQL statements, whatever the page size: nested
+fields go through per-request DataLoaders and the reads are logged in one batched insert."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import event, select
+
+from core.db import models
+from core.db.base import utcnow
+from core.db.engine import Database
+from core.demo import DEMO_PEOPLE
+from core.platform import Platform
+from tests.api import Api
+
+MOTHER, CLINICIAN = DEMO_PEOPLE[2].national_id, DEMO_PEOPLE[0].national_id
+
+LIST = """query($n: Int!) { myCases(first: $n) { edges { cursor node { id number status overdue patient { age }
+  messages { body } attachments { width } payment { status } journalNotes { status } } }
+  pageInfo { hasNextPage endCursor } } }"""
+QUEUE = """query($n: Int!) { caseQueue(first: $n) { edges { node { id number slaDueAt overdue patient { age }
+  messages { body } payment { status } } } } }"""
+
+
+def add_cases(platform: Platform, n: int) -> None:
+    async def add() -> None:
+        database = Database(platform.settings.resolved_database_url)
+        try:
+            async with database.transaction() as session:
+                mother = await session.scalar(select(models.Person).where(models.Person.national_id == MOTHER))
+                assert mother is not None
+                now = utcnow()
+                for i in range(n):
+                    case = models.Case(
+                        number=f"LT-T{i:05d}", subject_id=mother.id, requester_id=mother.id,
+                        requester_role=models.RequesterRole.SELF, status=models.CaseStatus.SUBMITTED, answers={},
+                        price_amount=35000, price_currency="NOK", submitted_at=now, sla_due_at=now + timedelta(hours=i),
+                        created_at=now - timedelta(minutes=i),
+                    )
+                    session.add(case)
+                    await session.flush()
+                    session.add(models.Message(case_id=case.id, author_id=mother.id, author_role=models.ParticipantRole.PATIENT, body="Hei"))
+                    session.add(models.PaymentReservation(
+                        case_id=case.id, provider="fake", provider_payment_id=f"p{i}", idempotency_key=f"k{i}",
+                        amount=35000, currency="NOK", authorized_amount=35000, status="authorized",
+                    ))
+        finally:
+            await database.dispose()
+
+    asyncio.run(add())
+
+
+@pytest.fixture
+def counter(embedded: tuple[Api, Platform]) -> Iterator[list[str]]:
+    statements: list[str] = []
+    engine = embedded[1].db.engine.sync_engine
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", count)
+    yield statements
+    event.remove(engine, "before_cursor_execute", count)
+
+
+def test_statements_do_not_grow_with_the_page(embedded: tuple[Api, Platform], counter: list[str]) -> None:
+    api, platform = embedded
+    add_cases(platform, 100)
+    mother, clinician = api.login(MOTHER), api.login(CLINICIAN)
+    figures = {}
+    for size in (1, 10, 100):
+        for name, query, token, field in (("myCases", LIST, mother, "myCases"), ("caseQueue", QUEUE, clinician, "caseQueue")):
+            counter.clear()
+            data = api.gql(query, token, n=size)
+            assert len(data[field]["edges"]) == size
+            figures[(name, size)] = len(counter)
+    for name in ("myCases", "caseQueue"):
+        assert figures[(name, 1)] == figures[(name, 10)] == figures[(name, 100)], figures
+    print(figures)
+
