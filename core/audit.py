@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -56,7 +56,7 @@ class ChainReport:
 
 def canonical(row: AuditEvent | dict[str, Any]) -> bytes:
     get = row.get if isinstance(row, dict) else lambda name: getattr(row, name)
-    occurred_at: datetime = get("occurred_at")
+    occurred_at = cast(datetime, get("occurred_at"))
     values = {
         "v": CANONICAL_VERSION,
         "occurred_at": occurred_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
@@ -81,7 +81,7 @@ def _hash(row: AuditEvent) -> str:
 
 
 async def _head(session: AsyncSession) -> str | None:
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _LOCK_KEY})
     return await session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
 

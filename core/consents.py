@@ -1,8 +1,9 @@
 """Consents: per person (and per case where it matters), per purpose, as an append-only history.
 
-The current consent for a purpose is the newest entry for that person, for the case or in general. A guardian gives consent for her child: the entry is the child's,
-``given_by`` is the guardian. Consent gates behaviour (submitting needs communication storage; an AI
-draft needs AI assistance; storing images needs image storage).
+The current consent for a purpose is the newest entry for that person, for the case or in general.
+A guardian gives consent for her child: the entry is the child's, ``given_by`` is the guardian.
+Consent gates behaviour (submitting needs communication storage; an AI draft needs AI assistance;
+storing images needs image storage).
 """
 
 from __future__ import annotations

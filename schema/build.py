@@ -19,8 +19,8 @@ from strawberry.tools import merge_types
 
 from core.errors import PluginError
 from core.platform import Platform
-from schema.errors import DomainErrorExtensions, should_mask_error
 from schema.case_api import CaseQuery, ClinicianMutation, PatientMutation
+from schema.errors import DomainErrorExtensions, should_mask_error
 from schema.login import LoginMutation, LoginQuery
 from schema.operator_api import OperatorQuery
 from schema.platform_types import PlatformQuery, node_query

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from enum import StrEnum
+from typing import Any, cast
 
 import strawberry
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from strawberry import relay
 from strawberry.file_uploads import Upload
 from strawberry.scalars import JSON
@@ -84,7 +84,9 @@ def _questionnaire(key: str, version: int | None) -> Questionnaire:
                 audience=q.audience,
                 choices=[Choice(value=c.value, label=c.label) for c in q.choices],
                 shown_if=ShownIf(
-                    question=q.shown_if.question, equals=q.shown_if.equals, any_of=q.shown_if.any_of
+                    question=q.shown_if.question,
+                    equals=cast(JSON, q.shown_if.equals),
+                    any_of=q.shown_if.any_of,
                 )
                 if q.shown_if
                 else None,
@@ -166,8 +168,8 @@ class CaseQuery:
 async def _page(
     info: Info,
     ctx: Ctx,
-    query: object,
-    keys: tuple[object, ...],
+    query: Select[Any],
+    keys: tuple[Any, ...],
     descending: bool,
     first: int | None,
     after: str | None,
@@ -178,7 +180,7 @@ async def _page(
         keys,
         descending=descending,
         first=first,
-        after=after,  # type: ignore[arg-type]
+        after=after,
         settings=ctx.platform.settings,
         parse=(_parse_time, uuid.UUID),
     )
@@ -426,14 +428,7 @@ class MessagePayload:
     errors: list[Error]
 
 
-class PrescriptionGroup(StrEnum):
-    A = "A"
-    B = "B"
-    C = "C"
-    F = "F"
-
-
-PrescriptionGroupEnum = strawberry.enum(PrescriptionGroup, name="PrescriptionGroup")
+PrescriptionGroupEnum = strawberry.enum(cases.PrescriptionGroup, name="PrescriptionGroup")
 
 
 @strawberry.input
@@ -494,7 +489,7 @@ class ClinicianMutation:
         prescription = (
             cases.Prescription(
                 medication=input.prescription.medication,
-                group=cases.PrescriptionGroup(input.prescription.group.value),
+                group=input.prescription.group,
             )
             if input.prescription
             else None

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from datetime import date, datetime
+from typing import cast
 
 import strawberry
 from strawberry import relay
@@ -146,7 +147,7 @@ class Case(relay.Node):
             status=case.status,
             outcome=case.outcome,
             for_child=case.requester_role is models.RequesterRole.GUARDIAN,
-            answers=case.answers,
+            answers=cast(JSON, case.answers),
             questionnaire_key=case.questionnaire_key,
             questionnaire_version=case.questionnaire_version,
             price=Money(amount=case.price_amount, currency=case.price_currency),

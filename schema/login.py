@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any, cast
 
 import strawberry
 from strawberry.scalars import JSON
@@ -176,7 +177,8 @@ class LoginMutation:
 
     @strawberry.mutation(description="Finish logging in; returns a session token when confirmed.")
     async def complete_login(self, info: Info, input: CompleteLoginInput) -> CompleteLoginPayload:
-        params = {str(k): str(v) for k, v in dict(input.params or {}).items()}
+        raw: dict[str, Any] = dict(cast(dict[str, Any], input.params or {}))
+        params = {str(key): str(value) for key, value in raw.items()}
 
         async def work(ctx: Ctx) -> tuple[auth.CompletedLogin | LoginPending, Me | None]:
             result = await auth.complete_login(ctx.session, ctx.platform, handle=input.handle, params=params)
@@ -205,8 +207,8 @@ class LoginMutation:
     @strawberry.mutation(description="Register or change the phone number SMS notices go to.")
     async def update_my_phone(self, info: Info, input: UpdateMyPhoneInput) -> UpdateMyPhonePayload:
         async def work(ctx: Ctx) -> Me | None:
-            from core.access import require_person
             from core import audit
+            from core.access import require_person
 
             person_id = require_person(ctx.actor)
             person = await ctx.session.get(Person, person_id)

@@ -11,7 +11,6 @@ from sqlalchemy import func, select
 from core.access import require_person
 from core.db import models
 from core.errors import Forbidden
-from core.sla import is_overdue
 from schema.case_types import CaseStatus
 from schema.context import Info
 from schema.pagination import check_page_size
@@ -124,24 +123,26 @@ class OperatorQuery:
                 )
             ).all()
         )
-        timings = (
-            await ctx.session.execute(
-                select(models.Case.submitted_at, models.Case.answered_at, models.Case.sla_due_at).where(
-                    models.Case.sla_due_at.is_not(None)
+        overdue = await ctx.session.scalar(
+            select(func.count()).where(models.Case.status.in_(OPEN), models.Case.sla_due_at < ctx.now)
+        )
+        answered: list[tuple[datetime, datetime, datetime]] = [
+            (submitted, answered_at, due)
+            for submitted, answered_at, due in (
+                await ctx.session.execute(
+                    select(models.Case.submitted_at, models.Case.answered_at, models.Case.sla_due_at).where(
+                        models.Case.answered_at.is_not(None), models.Case.sla_due_at.is_not(None)
+                    )
                 )
-            )
-        ).all()
-        answered = [(s, a, d) for s, a, d in timings if a is not None]
-        overdue = sum(1 for s, a, d in timings if a is None and is_overdue(d, ctx.now))
-        open_count = sum(counts.get(status, 0) for status in OPEN)
+            ).all()
+            if submitted is not None and answered_at is not None and due is not None
+        ]
+        in_time = [answered_at <= due for _, answered_at, due in answered]
+        minutes = [(answered_at - submitted).total_seconds() / 60 for submitted, answered_at, _ in answered]
         return OperatorOverview(
             by_status=[StatusCount(status=status, count=count) for status, count in sorted(counts.items())],
-            open_cases=open_count,
-            overdue_cases=min(overdue, open_count),
-            answered_within_sla=(sum(1 for _, a, d in answered if a <= d) / len(answered))
-            if answered
-            else None,
-            median_response_minutes=statistics.median((a - s).total_seconds() / 60 for s, a, _ in answered)
-            if answered
-            else None,
+            open_cases=sum(counts.get(status, 0) for status in OPEN),
+            overdue_cases=int(overdue or 0),
+            answered_within_sla=sum(in_time) / len(in_time) if in_time else None,
+            median_response_minutes=statistics.median(minutes) if minutes else None,
         )

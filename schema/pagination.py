@@ -8,10 +8,9 @@ import binascii
 import json
 from typing import Any, Generic, TypeVar
 
+import strawberry
 from sqlalchemy import Select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
-
-import strawberry
 from strawberry import relay
 
 from core.errors import ErrorCode, LegetimeError

@@ -36,8 +36,9 @@ class Api:
         self, name: str, input: dict[str, Any], fields: str, token: str | None = None
     ) -> dict[str, Any]:
         """A mutation's payload (``errors`` included, for the caller to check)."""
+        input_type = f"{name[0].upper()}{name[1:]}Input"
         data = self.gql(
-            f"mutation($input: {name[0].upper()}{name[1:]}Input!) {{ {name}(input: $input) {{ {fields} {ERRORS} }} }}",
+            f"mutation($input: {input_type}!) {{ {name}(input: $input) {{ {fields} {ERRORS} }} }}",
             token,
             input=input,
         )
@@ -56,7 +57,10 @@ class Api:
 
     def upload(self, case_id: str, data: bytes, token: str, filename: str = "bilde.jpg") -> dict[str, Any]:
         """attachImage as the GraphQL multipart request spec has it."""
-        query = f"mutation($input: AttachImageInput!) {{ attachImage(input: $input) {{ attachment {{ id contentType width height url }} {ERRORS} }} }}"
+        query = (
+            "mutation($input: AttachImageInput!) { attachImage(input: $input) { "
+            f"attachment {{ id contentType width height url }} {ERRORS} }} }}"
+        )
         operations = {"query": query, "variables": {"input": {"caseId": case_id, "image": None}}}
         response = self.client.post(
             "/graphql",

@@ -211,7 +211,8 @@ def test_outsiders_can_not_change_a_case(world: dict[str, Any], outsider: str) -
     upload = api.client.post(
         "/graphql",
         data={
-            "operations": '{"query": "mutation($i: AttachImageInput!) { attachImage(input: $i) { errors { code } } }", '
+            "operations": '{"query": "mutation($i: AttachImageInput!) '
+            '{ attachImage(input: $i) { errors { code } } }", '
             f'"variables": {{"i": {{"caseId": "{world["draft"]}", "image": null}}}}}}',
             "map": '{"0": ["variables.i.image"]}',
         },

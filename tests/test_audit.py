@@ -26,8 +26,14 @@ async def _append(db: Database, n: int, person: uuid.UUID | None = None) -> None
     for i in range(n):
         async with db.transaction() as session:
             await audit.record(
-                session, actor_id=None, actor_role="clinician", person_id=person, object_type="case",
-                object_id=str(i), action="read", reason="treatment",
+                session,
+                actor_id=None,
+                actor_role="clinician",
+                person_id=person,
+                object_type="case",
+                object_id=str(i),
+                action="read",
+                reason="treatment",
             )
 
 
@@ -45,8 +51,15 @@ async def test_an_intact_chain_verifies(db: Database) -> None:
 async def test_a_rolled_back_change_leaves_no_entry(db: Database) -> None:
     with pytest.raises(RuntimeError):
         async with db.transaction() as session:
-            await audit.record(session, actor_id=None, actor_role="patient", person_id=None,
-                               object_type="case", object_id="x", action="read")
+            await audit.record(
+                session,
+                actor_id=None,
+                actor_role="patient",
+                person_id=None,
+                object_type="case",
+                object_id="x",
+                action="read",
+            )
             raise RuntimeError("the change failed")
     async with db.transaction() as session:
         assert await session.scalar(select(func.count()).select_from(AuditEvent)) == 0
@@ -77,8 +90,11 @@ async def test_a_forged_row_is_found(db: Database) -> None:
         last = await session.scalar(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1))
         assert last is not None
         await session.execute(
-            text("INSERT INTO audit_event (occurred_at, actor_role, object_type, object_id, action, prev_hash, hash) "
-                 "VALUES (:at, 'clinician', 'case', 'x', 'read', :prev, :hash)"),
+            text(
+                "INSERT INTO audit_event "
+                "(occurred_at, actor_role, object_type, object_id, action, prev_hash, hash) "
+                "VALUES (:at, 'clinician', 'case', 'x', 'read', :prev, :hash)"
+            ),
             {"at": last.occurred_at, "prev": last.hash, "hash": "0" * 64},
         )
     report = await _verify(db)
@@ -99,8 +115,15 @@ async def test_missing_newest_rows_need_the_expected_head(db: Database) -> None:
 async def test_concurrent_appends_never_fork_the_chain(db: Database) -> None:
     async def one(i: int) -> None:
         async with db.transaction() as session:
-            await audit.record(session, actor_id=None, actor_role="clinician", person_id=None,
-                               object_type="case", object_id=str(i), action="read")
+            await audit.record(
+                session,
+                actor_id=None,
+                actor_role="clinician",
+                person_id=None,
+                object_type="case",
+                object_id=str(i),
+                action="read",
+            )
             await asyncio.sleep(0.01)  # hold the transaction open a moment
 
     await asyncio.gather(*(one(i) for i in range(20)))
@@ -131,7 +154,9 @@ async def test_a_persons_own_log_newest_first(db: Database) -> None:
         from datetime import date
 
         for pid, nid in ((me, "12819000059"), (other, "03838500063")):
-            session.add(Person(id=pid, national_id=nid, given_name="A", family_name="B", birth_date=date(1990, 1, 1)))
+            session.add(
+                Person(id=pid, national_id=nid, given_name="A", family_name="B", birth_date=date(1990, 1, 1))
+            )
     await _append(db, 3, me)
     await _append(db, 2, other)
     async with db.transaction() as session:

@@ -37,9 +37,18 @@ def counts(platform: Platform) -> dict[str, int]:
         try:
             async with database.transaction() as session:
                 return {
-                    model.__tablename__: int(await session.scalar(select(func.count()).select_from(model)) or 0)
-                    for model in (models.Case, models.Person, models.PaymentReservation, models.Attachment,
-                                  models.Message, models.OutboxJob, models.Consent)
+                    model.__tablename__: int(
+                        await session.scalar(select(func.count()).select_from(model)) or 0
+                    )
+                    for model in (
+                        models.Case,
+                        models.Person,
+                        models.PaymentReservation,
+                        models.Attachment,
+                        models.Message,
+                        models.OutboxJob,
+                        models.Consent,
+                    )
                 }
         finally:
             await database.dispose()
@@ -59,11 +68,24 @@ def mother(embedded: tuple[Api, Platform]) -> str:
 def draft_case(api: Api, token: str, *, consent: bool = True, answers: bool = True) -> str:
     case_id = str(api.ok("startCase", {}, "case { id }", token)["case"]["id"])
     if answers:
-        api.ok("answerQuestionnaire", {"caseId": case_id, "answers": complete_answers(api, for_child=False)}, "case { id }", token)
+        api.ok(
+            "answerQuestionnaire",
+            {"caseId": case_id, "answers": complete_answers(api, for_child=False)},
+            "case { id }",
+            token,
+        )
     if consent:
-        versions = {t["purpose"]: t["version"] for t in api.gql("{ consentTexts { purpose version } }")["consentTexts"]}
+        versions = {
+            t["purpose"]: t["version"]
+            for t in api.gql("{ consentTexts { purpose version } }")["consentTexts"]
+        }
         for purpose in ("COMMUNICATION_STORAGE", "IMAGE_STORAGE"):
-            api.ok("grantConsent", {"purpose": purpose, "textVersion": versions[purpose], "caseId": case_id}, "consent { granted }", token)
+            api.ok(
+                "grantConsent",
+                {"purpose": purpose, "textVersion": versions[purpose], "caseId": case_id},
+                "consent { granted }",
+                token,
+            )
     return case_id
 
 
@@ -75,12 +97,20 @@ def draft_case(api: Api, token: str, *, consent: bool = True, answers: bool = Tr
     [
         ({"nationalId": "05921550017", "guardianDeclared": True}, ("childNationalId", "INVALID_NATIONAL_ID")),
         ({"nationalId": "123", "guardianDeclared": True}, ("childNationalId", "INVALID_NATIONAL_ID")),
-        ({"nationalId": synthetic_national_id(date(2008, 1, 1)), "guardianDeclared": True}, ("childNationalId", "CHILD_TOO_OLD")),
-        ({"nationalId": CHILD, "guardianDeclared": False}, ("guardianDeclared", "GUARDIANSHIP_NOT_CONFIRMED")),
+        (
+            {"nationalId": synthetic_national_id(date(2008, 1, 1)), "guardianDeclared": True},
+            ("childNationalId", "CHILD_TOO_OLD"),
+        ),
+        (
+            {"nationalId": CHILD, "guardianDeclared": False},
+            ("guardianDeclared", "GUARDIANSHIP_NOT_CONFIRMED"),
+        ),
         ({"nationalId": MOTHER, "guardianDeclared": True}, ("childNationalId", "INVALID")),
     ],
 )
-def test_bad_child(embedded: tuple[Api, Platform], mother: str, child: dict[str, Any], expected: tuple[str, str]) -> None:
+def test_bad_child(
+    embedded: tuple[Api, Platform], mother: str, child: dict[str, Any], expected: tuple[str, str]
+) -> None:
     api, platform = embedded
     before = counts(platform)
     payload = api.mutate("startCase", {"child": child}, "case { id }", mother)
@@ -99,13 +129,19 @@ def test_invalid_phone_changes_nothing(embedded: tuple[Api, Platform], mother: s
 # --- answers, images, consent ----------------------------------------------------------------------
 
 
-def test_incomplete_or_invalid_answers_are_refused_per_question(embedded: tuple[Api, Platform], mother: str) -> None:
+def test_incomplete_or_invalid_answers_are_refused_per_question(
+    embedded: tuple[Api, Platform], mother: str
+) -> None:
     api, platform = embedded
     case_id = draft_case(api, mother, answers=False)
     bad = api.mutate(
         "answerQuestionnaire",
-        {"caseId": case_id, "answers": [{"questionId": "pain_level", "value": 99}, {"questionId": "nope", "value": 1}]},
-        "case { answers }", mother,
+        {
+            "caseId": case_id,
+            "answers": [{"questionId": "pain_level", "value": 99}, {"questionId": "nope", "value": 1}],
+        },
+        "case { answers }",
+        mother,
     )
     assert {code for _, code in errors(bad)} == {"INVALID"}
     assert {field for field, _ in errors(bad)} == {"answers.pain_level", "answers.nope"}
@@ -148,7 +184,9 @@ def test_missing_consents(embedded: tuple[Api, Platform], mother: str) -> None:
     submit = api.mutate("submitCase", {"caseId": case_id, "idempotencyKey": "a"}, "case { status }", mother)
     assert errors(submit) == [("consent", "CONSENT_REQUIRED")]
     assert counts(platform) == before
-    stale = api.mutate("grantConsent", {"purpose": "AI_JOURNAL", "textVersion": "1999-01"}, "consent { granted }", mother)
+    stale = api.mutate(
+        "grantConsent", {"purpose": "AI_JOURNAL", "textVersion": "1999-01"}, "consent { granted }", mother
+    )
     assert errors(stale) == [("textVersion", "INVALID")]
 
 
@@ -160,13 +198,20 @@ def test_declined_card_keeps_the_draft(embedded: tuple[Api, Platform], mother: s
     case_id = draft_case(api, mother)
     before = counts(platform)
     payload = api.mutate(
-        "submitCase", {"caseId": case_id, "idempotencyKey": "a", "paymentMethod": "card_declined"}, "case { status }", mother
+        "submitCase",
+        {"caseId": case_id, "idempotencyKey": "a", "paymentMethod": "card_declined"},
+        "case { status }",
+        mother,
     )
     assert [code for _, code in errors(payload)] == ["PAYMENT_DECLINED"]
     assert counts(platform) == before
-    case = api.gql("query($id: ID!) { case(id: $id) { status payment { status } } }", mother, id=case_id)["case"]
+    case = api.gql("query($id: ID!) { case(id: $id) { status payment { status } } }", mother, id=case_id)[
+        "case"
+    ]
     assert case == {"status": "DRAFT", "payment": None}
-    retry = api.ok("submitCase", {"caseId": case_id, "idempotencyKey": "b"}, SUBMIT_FIELDS, mother)  # another card
+    retry = api.ok(
+        "submitCase", {"caseId": case_id, "idempotencyKey": "b"}, SUBMIT_FIELDS, mother
+    )  # another card
     assert retry["case"]["status"] == "SUBMITTED"
 
 
@@ -176,7 +221,9 @@ def test_duplicate_submit_never_reserves_twice(embedded: tuple[Api, Platform], m
     first = api.ok("submitCase", {"caseId": case_id, "idempotencyKey": "once"}, SUBMIT_FIELDS, mother)
     again = api.ok("submitCase", {"caseId": case_id, "idempotencyKey": "once"}, SUBMIT_FIELDS, mother)
     assert first == again
-    other_key = api.mutate("submitCase", {"caseId": case_id, "idempotencyKey": "twice"}, "case { status }", mother)
+    other_key = api.mutate(
+        "submitCase", {"caseId": case_id, "idempotencyKey": "twice"}, "case { status }", mother
+    )
     assert [code for _, code in errors(other_key)] == ["ILLEGAL_TRANSITION"]
     assert counts(platform)["payment_reservation"] == 1
 
@@ -189,11 +236,17 @@ def test_illegal_transitions_are_typed_errors(embedded: tuple[Api, Platform], mo
     api.ok("submitCase", {"caseId": case_id, "idempotencyKey": "k"}, SUBMIT_FIELDS, mother)
     clinician = api.login(CLINICIAN)
     answer = {"caseId": case_id, "body": "Svar", "outcome": "ADVICE"}
-    assert [code for _, code in errors(api.mutate("answerCase", answer, "case { id }", clinician))] == ["NOT_FOUND"]
+    assert [code for _, code in errors(api.mutate("answerCase", answer, "case { id }", clinician))] == [
+        "NOT_FOUND"
+    ]
     api.ok("claimCase", {"caseId": case_id}, "case { id }", clinician)
     again = api.mutate("claimCase", {"caseId": case_id}, "case { id }", clinician)
     assert [code for _, code in errors(again)] == ["ILLEGAL_TRANSITION"]
-    narcotic = {**answer, "outcome": "PRESCRIPTION", "prescription": {"medication": "Oksykodon", "group": "A"}}
+    narcotic = {
+        **answer,
+        "outcome": "PRESCRIPTION",
+        "prescription": {"medication": "Oksykodon", "group": "A"},
+    }
     before = counts(platform)
     refused = api.mutate("answerCase", narcotic, "case { status }", clinician)
     assert errors(refused) == [("prescription", "PRESCRIPTION_NOT_ALLOWED")]
@@ -208,7 +261,10 @@ def test_illegal_transitions_are_typed_errors(embedded: tuple[Api, Platform], mo
 def test_logout_revokes_the_token(embedded: tuple[Api, Platform], mother: str) -> None:
     api, _ = embedded
     assert api.gql("{ me { givenName } }", mother)["me"]["givenName"]
-    assert api.gql("mutation { logout { ok errors { code } } }", mother)["logout"] == {"ok": True, "errors": []}
+    assert api.gql("mutation { logout { ok errors { code } } }", mother)["logout"] == {
+        "ok": True,
+        "errors": [],
+    }
     assert api.gql("{ me { givenName } }", mother)["me"] is None
 
 
@@ -242,7 +298,9 @@ def with_register(tmp_path: Path) -> Iterator[tuple[Api, PopulationRegister]]:
 def test_hook_verify_guardianship(with_register: tuple[Api, PopulationRegister]) -> None:
     api, register = with_register
     mother = api.login(MOTHER)
-    refused = api.mutate("startCase", {"child": {"nationalId": CHILD, "guardianDeclared": True}}, "case { id }", mother)
+    refused = api.mutate(
+        "startCase", {"child": {"nationalId": CHILD, "guardianDeclared": True}}, "case { id }", mother
+    )
     assert errors(refused) == [("childNationalId", "GUARDIANSHIP_NOT_CONFIRMED")]
     other = synthetic_national_id(date(2016, 2, 2))
     api.ok("startCase", {"child": {"nationalId": other, "guardianDeclared": True}}, "case { id }", mother)

@@ -48,7 +48,9 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Api,
     upgrade(env["LEGETIME_DATABASE_URL"])
     seed_demo(env["LEGETIME_DATABASE_URL"])
     settings = Settings(
-        data_dir=data_dir, database_url=env["LEGETIME_DATABASE_URL"], redis_url=env["LEGETIME_REDIS_URL"],
+        data_dir=data_dir,
+        database_url=env["LEGETIME_DATABASE_URL"],
+        redis_url=env["LEGETIME_REDIS_URL"],
         queue_namespace=env["LEGETIME_QUEUE_NAMESPACE"],
     )
     platform = Platform.create(settings, load_entry_points=False)
@@ -56,7 +58,11 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Api,
     process_env["PYTHONPATH"] = str(ROOT)
     worker = subprocess.Popen(
         [sys.executable, "-m", "schema.cli", "worker", "--threads", "2"],
-        env=process_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=process_env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         with TestClient(create_app(platform)) as client:
