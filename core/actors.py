@@ -37,3 +37,14 @@ class Actor:
 
 
 ANONYMOUS = Actor(person_id=None)
+
+
+class _System(Actor):
+    """The platform itself (periodic jobs): logged as "system", never given access to anything."""
+
+    @property
+    def role(self) -> str:
+        return "system"
+
+
+SYSTEM = _System(person_id=None)

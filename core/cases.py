@@ -7,14 +7,16 @@ from __future__ import annotations
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from core import audit, consents
 from core.access import as_clinician, as_patient, load_case, readable, require_person
+from core.actors import SYSTEM
 from core.case_states import CaseEvent, next_status
 from core.ctx import Ctx
 from core.db.models import (
@@ -32,6 +34,7 @@ from core.db.models import (
 from core.errors import ErrorCode, Forbidden, LegetimeError, ValidationError
 from core.jobs.outbox import enqueue
 from core.nationalid import InvalidNationalId, age_on, parse_national_id
+from core.platform import Platform
 from core.questionnaire import load_questionnaire, validate_answers
 from core.sla import sla_due_at
 
@@ -400,6 +403,32 @@ def mark_submitted(ctx: Ctx, case: Case) -> None:
     settings = ctx.platform.settings
     case.submitted_at = ctx.now
     case.sla_due_at = sla_due_at(ctx.now, cutoff=settings.sla_cutoff, zone=settings.zone)
+
+
+async def close_answered_cases(
+    session: AsyncSession, platform: Platform, now: datetime, batch: int = 100
+) -> int:
+    """Close answered cases the patient has not closed within ``auto_close_hours``, charging the fee.
+    ``SKIP LOCKED`` lets several workers run this side by side; the capture is enqueued once per case."""
+    cutoff = now - timedelta(hours=platform.settings.auto_close_hours)
+    due = (
+        await session.scalars(
+            select(Case)
+            .where(Case.status == CaseStatus.ANSWERED, Case.answered_at < cutoff)
+            .order_by(Case.answered_at)
+            .limit(batch)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    from core.payments import capture_later
+
+    ctx = Ctx(session=session, platform=platform, actor=SYSTEM, now=now)
+    for case in due:
+        _transition(case, CaseEvent.CLOSE)
+        case.closed_at = now
+        await capture_later(ctx, case)
+        await _audit(ctx, case, "auto_close", "retention of answered cases")
+    return len(due)
 
 
 def require_clinician(ctx: Ctx) -> None:

@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     public_url: str = Field(
         default="http://127.0.0.1:8000", description="Where patients reach the service (links in SMS)."
     )
+    auto_close_hours: float = Field(
+        default=72, gt=0, description="Answered cases close by themselves (and are charged) after this time."
+    )
     sms_sender: str = Field(default="Legetime", max_length=11, description="Alphanumeric SMS sender.")
 
     # GraphQL.

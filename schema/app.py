@@ -85,7 +85,7 @@ def create_app(platform: Platform, *, run_jobs_in_process: bool | None = None) -
         await platform.start()
         if in_process:
             runner.start_workers(threads=2)
-            runner.start_relay()
+            runner.start_scheduler()
         try:
             yield
         finally:

@@ -305,3 +305,38 @@ def test_hook_verify_guardianship(with_register: tuple[Api, PopulationRegister])
     other = synthetic_national_id(date(2016, 2, 2))
     api.ok("startCase", {"child": {"nationalId": other, "guardianDeclared": True}}, "case { id }", mother)
     assert register.asked == [(MOTHER, CHILD), (MOTHER, other)]
+
+
+def test_answered_cases_close_by_themselves_and_are_charged(
+    embedded: tuple[Api, Platform], mother: str
+) -> None:
+    """After ``auto_close_hours`` an answered case closes itself (frozen clock) and the fee is captured."""
+    from datetime import timedelta
+
+    from core.cases import close_answered_cases
+    from core.db.base import utcnow
+
+    api, platform = embedded
+    case_id = draft_case(api, mother)
+    api.ok("submitCase", {"caseId": case_id, "idempotencyKey": "k"}, SUBMIT_FIELDS, mother)
+    clinician = api.login(CLINICIAN)
+    api.ok("claimCase", {"caseId": case_id}, "case { id }", clinician)
+    api.ok("answerCase", {"caseId": case_id, "body": "Svar", "outcome": "ADVICE"}, "case { id }", clinician)
+
+    async def close_at(hours: float) -> int:
+        database = Database(platform.settings.resolved_database_url)
+        try:
+            async with database.transaction() as session:
+                return await close_answered_cases(session, platform, utcnow() + timedelta(hours=hours))
+        finally:
+            await database.dispose()
+
+    assert asyncio.run(close_at(71)) == 0
+    assert asyncio.run(close_at(73)) == 1
+    assert asyncio.run(close_at(200)) == 0  # closed once
+    query = "query($id: ID!) { case(id: $id) { status payment { status } } }"
+    done = api.wait_for(
+        lambda: (c := api.gql(query, mother, id=case_id)["case"])["payment"]["status"] == "captured" and c,
+        "capture",
+    )
+    assert done["status"] == "CLOSED"

@@ -77,17 +77,25 @@ class JobRunner:
                 relay_timeout=timedelta(seconds=self.platform.settings.job_relay_timeout_seconds),
             )
 
-    def start_relay(self) -> None:
-        """Relay on a schedule in the running event loop (APScheduler, one run at a time)."""
+    async def close_answered(self) -> int:
+        from core.cases import close_answered_cases
+
+        async with self.platform.db.transaction() as session:
+            return await close_answered_cases(session, self.platform, utcnow())
+
+    def start_scheduler(self) -> None:
+        """The periodic work, in the running event loop (APScheduler, one run of each at a time): the
+        outbox relay, and closing answered cases the patient left open."""
         self._scheduler = AsyncIOScheduler()
+        every = {"max_instances": 1, "coalesce": True}
         self._scheduler.add_job(
             self.relay,
             "interval",
             seconds=self.platform.settings.outbox_poll_seconds,
-            max_instances=1,
-            coalesce=True,
             id="outbox-relay",
+            **every,
         )
+        self._scheduler.add_job(self.close_answered, "interval", seconds=60, id="close-answered", **every)
         self._scheduler.start()
 
     # --- the workers --------------------------------------------------------------------------------
@@ -175,7 +183,7 @@ def run_forever(platform: Platform) -> None:
 
     async def main() -> None:
         await platform.start()
-        runner.start_relay()
+        runner.start_scheduler()
         try:
             await asyncio.Event().wait()
         finally:
