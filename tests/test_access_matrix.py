@@ -134,7 +134,7 @@ def _mutations(
     return [
         (
             "answerQuestionnaire",
-            {"caseId": case["draft"], "answers": [{"questionId": "complaint", "value": "x"}]},
+            {"caseId": case["draft"], "answers": [{"questionId": "main_complaint", "value": "x"}]},
             "case { id }",
         ),
         (

@@ -138,13 +138,13 @@ def test_incomplete_or_invalid_answers_are_refused_per_question(
         "answerQuestionnaire",
         {
             "caseId": case_id,
-            "answers": [{"questionId": "pain_level", "value": 99}, {"questionId": "nope", "value": 1}],
+            "answers": [{"questionId": "pain", "value": 99}, {"questionId": "nope", "value": 1}],
         },
         "case { answers }",
         mother,
     )
     assert {code for _, code in errors(bad)} == {"INVALID"}
-    assert {field for field, _ in errors(bad)} == {"answers.pain_level", "answers.nope"}
+    assert {field for field, _ in errors(bad)} == {"answers.pain", "answers.nope"}
     before = counts(platform)
     payload = api.mutate("submitCase", {"caseId": case_id, "idempotencyKey": "a"}, "case { status }", mother)
     assert len(payload["errors"]) > 1 and {code for _, code in errors(payload)} == {"REQUIRED"}

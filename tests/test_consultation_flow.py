@@ -106,7 +106,7 @@ def test_the_whole_consultation(stack: tuple[Api, Platform]) -> None:
     assert case["status"] == "DRAFT" and case["forChild"] is True and case["patient"]["age"] < 16
 
     answers = [
-        a if a["questionId"] != "complaint" else {**a, "value": COMPLAINT}
+        a if a["questionId"] != "main_complaint" else {**a, "value": COMPLAINT}
         for a in complete_answers(api, for_child=True)
     ]
     api.ok("answerQuestionnaire", {"caseId": case_id, "answers": answers}, "case { answers }", mother)
