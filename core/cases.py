@@ -283,7 +283,7 @@ async def send_message(
         if case.status is CaseStatus.IN_REVIEW:
             _transition(case, CaseEvent.ASK_FOLLOW_UP)
         elif case.status is not CaseStatus.AWAITING_PATIENT:
-            raise next_status_error(case, CaseEvent.ASK_FOLLOW_UP)
+            next_status(case.status, CaseEvent.ASK_FOLLOW_UP)  # raises the typed illegal-transition error
     else:
         kind = MessageKind.MESSAGE
         role = (
@@ -311,14 +311,6 @@ async def send_message(
         await notify(ctx, case, "follow_up", str(message.id))
     await _audit(ctx, case, "message", "treatment" if from_clinician else None)
     return message
-
-
-def next_status_error(case: Case, event: CaseEvent) -> LegetimeError:
-    try:
-        next_status(case.status, event)
-    except LegetimeError as exc:
-        return exc
-    return ValidationError("Ugyldig tilstand.", field="caseId")  # pragma: no cover
 
 
 async def answer_case(
@@ -435,9 +427,3 @@ def require_clinician(ctx: Ctx) -> None:
     require_person(ctx.actor)
     if not ctx.actor.is_clinician:
         raise Forbidden("Bare leger har tilgang.")
-
-
-def response_minutes(case: Case) -> float | None:
-    if case.submitted_at is None or case.answered_at is None:
-        return None
-    return (case.answered_at - case.submitted_at) / timedelta(minutes=1)

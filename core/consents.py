@@ -131,13 +131,3 @@ async def record(
         reason=purpose.value,
     )
     return consent
-
-
-async def history(ctx: Ctx, person_ids: list[uuid.UUID]) -> list[Consent]:
-    return list(
-        (
-            await ctx.session.scalars(
-                select(Consent).where(Consent.person_id.in_(person_ids)).order_by(Consent.created_at.desc())
-            )
-        ).all()
-    )

@@ -18,7 +18,7 @@ from core.access import as_clinician, as_patient, require_person
 from core.consents import CONSENT_TEXTS
 from core.ctx import Ctx
 from core.db import models
-from core.errors import ValidationError
+from core.errors import NotFound, ValidationError
 from core.questionnaire import load_questionnaire
 from schema.case_types import Attachment, Case, CaseOutcome, CaseStatus, JournalNote, Message
 from schema.context import Info
@@ -120,7 +120,7 @@ class CaseQuery:
 
         try:
             case_id = global_uuid(id)
-        except Exception:
+        except NotFound:
             return None
         return await load_readable(info, str(case_id))
 

@@ -12,7 +12,6 @@ from strawberry import relay
 from strawberry.scalars import JSON
 
 from core import cases as core_cases
-from core.access import readable
 from core.attachments import image_url
 from core.case_states import allowed_events
 from core.db import models
@@ -239,17 +238,6 @@ class Case(relay.Node):
         ]
 
 
-def parse_case_id(value: str) -> uuid.UUID | None:
-    """A case's global ID (or its bare UUID) → the UUID; None when it is neither."""
-    try:
-        return uuid.UUID(relay.GlobalID.from_id(value).node_id)
-    except Exception:
-        try:
-            return uuid.UUID(value)
-        except ValueError:
-            return None
-
-
 async def load_readable(info: Info, node_id: str) -> Case | None:
     """A case the actor may read (the read is logged); None when it is not there for her."""
     try:
@@ -261,6 +249,3 @@ async def load_readable(info: Info, node_id: str) -> Case | None:
         return Case.of(await core_cases.read_case(ctx, case_id))
     except NotFound:
         return None
-
-
-__all__ = ["Attachment", "Case", "CasePerson", "JournalNote", "Message", "Payment", "readable"]

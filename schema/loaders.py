@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -50,6 +50,3 @@ def persons(context: Context) -> DataLoader[uuid.UUID, Person | None]:
         return [rows.get(key) for key in keys]
 
     return DataLoader(load_fn=load)
-
-
-Factory = Callable[[Context], DataLoader[Any, Any]]
