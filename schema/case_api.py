@@ -18,7 +18,7 @@ from core.access import as_clinician, as_patient, require_person
 from core.consents import CONSENT_TEXTS
 from core.ctx import Ctx
 from core.db import models
-from core.errors import NotFound, ValidationError
+from core.errors import NotFound
 from core.questionnaire import load_questionnaire
 from schema.case_types import Attachment, Case, CaseOutcome, CaseStatus, JournalNote, Message
 from schema.context import Info
@@ -520,11 +520,7 @@ class ClinicianMutation:
     )
     async def approve_journal_note(self, info: Info, input: ApproveJournalNoteInput) -> JournalNotePayload:
         async def work(ctx: Ctx) -> models.JournalNote:
-            try:
-                note_id = uuid.UUID(str(input.note_id))
-            except ValueError:
-                raise ValidationError("Ugyldig id.", field="noteId") from None
-            return await journal.approve(ctx, note_id, input.text)
+            return await journal.approve(ctx, global_uuid(input.note_id, field="noteId"), input.text)
 
         note, errors = await mutate(info, work)
         return JournalNotePayload(note=JournalNote.of(note) if note else None, errors=errors)

@@ -93,8 +93,8 @@ class Payment:
 
 
 @strawberry.type(description="A journal note: a draft until a clinician approves it; then immutable.")
-class JournalNote:
-    id: strawberry.ID
+class JournalNote(relay.Node):
+    note_id: relay.NodeID[str]
     status: JournalNoteStatus  # type: ignore[valid-type]
     text: str
     drafter: str | None
@@ -105,9 +105,20 @@ class JournalNote:
     created_at: datetime
 
     @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: Info, node_ids: Iterable[str], required: bool = False
+    ) -> list[JournalNote | None]:
+        """Notes of cases the actor may read: drafts for the assigned clinician, approved notes for all."""
+        out: list[JournalNote | None] = []
+        for node_id in node_ids:
+            note = await _readable_note(info, node_id)
+            out.append(JournalNote.of(note) if note is not None else None)
+        return out
+
+    @classmethod
     def of(cls, note: models.JournalNote) -> JournalNote:
         return cls(
-            id=strawberry.ID(str(note.id)),
+            note_id=str(note.id),
             status=note.status,
             text=note.text,
             drafter=note.drafter,
@@ -236,6 +247,21 @@ class Case(relay.Node):
         return [
             JournalNote.of(row) for row in rows if staff or row.status is models.JournalNoteStatus.APPROVED
         ]
+
+
+async def _readable_note(info: Info, node_id: str) -> models.JournalNote | None:
+    try:
+        note_id = uuid.UUID(node_id)
+    except ValueError:
+        return None
+    ctx = await info.context.read()
+    note = await ctx.session.get(models.JournalNote, note_id)
+    if note is None or await load_readable(info, str(note.case_id)) is None:
+        return None
+    actor = info.context.actor
+    case = await ctx.session.get(models.Case, note.case_id)
+    drafts_visible = actor.is_clinician and case is not None and case.assigned_clinician_id == actor.person_id
+    return note if drafts_visible or note.status is models.JournalNoteStatus.APPROVED else None
 
 
 async def load_readable(info: Info, node_id: str) -> Case | None:

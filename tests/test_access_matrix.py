@@ -227,7 +227,7 @@ def test_outsiders_can_not_change_a_case(world: dict[str, Any], outsider: str) -
 def test_outsiders_can_not_read_a_case(world: dict[str, Any], outsider: str) -> None:
     api: Api = world["api"]
     token = world["tokens"].get(outsider)
-    for case_id in (world["draft"], world["claimed"], MISSING_CASE):
+    for case_id in (world["draft"], world["claimed"], MISSING_CASE, world["note"]):
         for field in ("case", "node"):
             result = api.raw(f"query($id: ID!) {{ {field}(id: $id) {{ id }} }}", token, id=case_id)
             if token is None:
@@ -271,3 +271,6 @@ def test_the_owners_can(world: dict[str, Any]) -> None:
             "query($id: ID!) { case(id: $id) { id status } }", world["tokens"][who], id=world["claimed"]
         )
         assert case["case"]["status"] == "IN_REVIEW"
+    note = "query($id: ID!) { node(id: $id) { ... on JournalNote { status } } }"
+    assert api.gql(note, world["tokens"]["clinician"], id=world["note"])["node"] == {"status": "DRAFT"}
+    assert api.gql(note, world["tokens"]["mother"], id=world["note"])["node"] is None  # a draft: staff only

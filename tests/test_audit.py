@@ -1,18 +1,24 @@
-"""The access log: append-only and hash-chained, on SQLite and PostgreSQL. The chain detects a changed,
+"""The access log: append-only and hash-chained, on SQLite and PostgreSQL. The chain finds a changed,
 deleted or forged row; a rolled-back change leaves no entry; concurrent appends never fork the chain."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from core import audit
 from core.db.engine import Database
-from core.db.models import AuditEvent
+from core.db.models import AuditEvent, Person
+from core.migrate import upgrade
 
 
 @pytest.fixture
@@ -22,47 +28,159 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     await database.dispose()
 
 
-async def _append(db: Database, n: int, person: uuid.UUID | None = None) -> None:
+async def _person(db: Database) -> uuid.UUID:
+    async with db.transaction() as session:
+        person = Person(
+            national_id=str(uuid.uuid4().int)[:11],
+            given_name="Kari",
+            family_name="Nordmann",
+            birth_date=date(1990, 1, 1),
+        )
+        session.add(person)
+        await session.flush()
+        return person.id
+
+
+async def _log(session: AsyncSession, i: int, person: uuid.UUID | None = None) -> AuditEvent:
+    return await audit.record(
+        session,
+        actor_id=person,
+        actor_role="clinician",
+        person_id=person,
+        object_type="case",
+        object_id=str(i),
+        action="read",
+        reason="treatment",
+    )
+
+
+async def _append(db: Database, n: int, person: uuid.UUID | None = None) -> list[AuditEvent]:
+    rows = []
     for i in range(n):
         async with db.transaction() as session:
-            await audit.record(
-                session,
-                actor_id=None,
-                actor_role="clinician",
-                person_id=person,
-                object_type="case",
-                object_id=str(i),
-                action="read",
-                reason="treatment",
-            )
+            rows.append(await _log(session, i, person))
+    return rows
 
 
-async def _verify(db: Database) -> audit.ChainReport:
+async def _verify(db: Database, expected_head: str | None = None) -> audit.ChainReport:
     async with db.transaction() as session:
-        return await audit.verify_chain(session, batch_size=3)
+        return await audit.verify_chain(session, expected_head=expected_head, batch_size=3)
 
 
-async def test_an_intact_chain_verifies(db: Database) -> None:
-    await _append(db, 7)
-    report = await _verify(db)
-    assert report == audit.ChainReport(ok=True, checked=7)
+async def _ids(db: Database) -> list[int]:
+    async with db.transaction() as session:
+        return list((await session.scalars(select(AuditEvent.id).order_by(AuditEvent.id))).all())
 
 
-async def test_a_rolled_back_change_leaves_no_entry(db: Database) -> None:
-    with pytest.raises(RuntimeError):
+# --- the canonical form ------------------------------------------------------------------------------
+
+
+def test_the_canonical_form_is_pinned() -> None:
+    """A storage format: if this fails, every stored hash would stop verifying. Add a new version instead."""
+    row = {
+        "occurred_at": datetime(2026, 3, 1, 9, 30, 0, 120, tzinfo=timezone(timedelta(hours=1))),
+        "actor_id": uuid.UUID("12345678-1234-5678-1234-567812345678"),
+        "actor_role": "clinician",
+        "person_id": None,
+        "object_type": "case",
+        "object_id": "LT-ABC123",
+        "action": "read",
+        "reason": "behandling på legekontoret",
+        "prev_hash": "ab" * 32,
+    }
+    expected = (
+        '{"action":"read","actor_id":"12345678-1234-5678-1234-567812345678","actor_role":"clinician",'
+        '"object_id":"LT-ABC123","object_type":"case","occurred_at":"2026-03-01T08:30:00.000120Z",'
+        '"person_id":null,"prev_hash":"' + "ab" * 32 + '","reason":"behandling p\\u00e5 legekontoret","v":1}'
+    ).encode()
+    assert audit.canonical(row) == expected
+    assert audit.row_hash(row) == hashlib.sha256(expected).hexdigest()
+
+
+async def test_a_row_hashes_the_same_read_back(db: Database) -> None:
+    """The time survives the database with its microseconds and as UTC, so the stored hash recomputes."""
+    at = datetime(2026, 3, 1, 9, 30, 0, 987654, tzinfo=timezone(timedelta(hours=1)))
+    async with db.transaction() as session:
+        written = await _log(session, 1)
+        again = await audit.record(
+            session,
+            actor_id=None,
+            actor_role="operator",
+            person_id=None,
+            object_type="case",
+            object_id="x",
+            action="read",
+            at=at,
+        )
+    assert written.prev_hash is None and again.prev_hash == written.hash
+    async with db.sessions() as session:
+        stored = (await session.scalars(select(AuditEvent).order_by(AuditEvent.id))).all()
+    assert stored[1].occurred_at == at and stored[1].occurred_at.tzinfo == UTC
+    assert [audit.row_hash(row) for row in stored] == [row.hash for row in stored]
+
+
+async def test_a_naive_time_is_refused(db: Database) -> None:
+    with pytest.raises(ValueError, match="naive"):
         async with db.transaction() as session:
             await audit.record(
                 session,
                 actor_id=None,
-                actor_role="patient",
+                actor_role="operator",
                 person_id=None,
                 object_type="case",
                 object_id="x",
                 action="read",
+                at=datetime(2026, 3, 1, 9, 30),
             )
+
+
+# --- appending ---------------------------------------------------------------------------------------
+
+
+async def test_an_intact_chain_verifies(db: Database) -> None:
+    rows = await _append(db, 7)
+    report = await _verify(db)
+    assert report == audit.ChainReport(ok=True, checked=7, head=rows[-1].hash)
+    assert [row.prev_hash for row in rows[1:]] == [row.hash for row in rows[:-1]]
+
+
+async def test_an_empty_log_verifies(db: Database) -> None:
+    assert await _verify(db) == audit.ChainReport(ok=True, checked=0)
+
+
+async def test_the_entry_shares_the_fate_of_the_change(db: Database) -> None:
+    """Written in the caller's transaction: rolled back with the change, committed with it."""
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as session:
+            session.add(
+                Person(national_id="11111111111", given_name="A", family_name="B", birth_date=date.today())
+            )
+            await _log(session, 1)
             raise RuntimeError("the change failed")
     async with db.transaction() as session:
         assert await session.scalar(select(func.count()).select_from(AuditEvent)) == 0
+        assert await session.scalar(select(func.count()).select_from(Person)) == 0
+    person = await _person(db)
+    async with db.transaction() as session:
+        assert await session.scalar(select(func.count()).where(AuditEvent.person_id == person)) == 0
+        await _log(session, 1, person)
+    async with db.transaction() as session:
+        assert await session.scalar(select(func.count()).where(AuditEvent.person_id == person)) == 1
+    assert (await _verify(db)).ok
+
+
+async def test_several_entries_in_one_insert_chain_in_order(db: Database) -> None:
+    entries = [audit.Entry(None, "clinician", None, "case", str(i), "list") for i in range(5)]
+    async with db.transaction() as session:
+        first = await _log(session, 0)
+        rows = await audit.record_many(session, entries)
+        assert await audit.record_many(session, []) == []
+    assert [row.object_id for row in rows] == [str(i) for i in range(5)]
+    assert [row.prev_hash for row in rows] == [first.hash] + [row.hash for row in rows[:-1]]
+    assert await _verify(db) == audit.ChainReport(ok=True, checked=6, head=rows[-1].hash)
+
+
+# --- tampering (raw SQL: the ORM refuses, the threat is someone writing the table directly) ----------
 
 
 @pytest.mark.parametrize(
@@ -70,68 +188,170 @@ async def test_a_rolled_back_change_leaves_no_entry(db: Database) -> None:
     [
         ("UPDATE audit_event SET action = 'nothing' WHERE id = :id", "changed"),
         ("UPDATE audit_event SET actor_role = 'patient' WHERE id = :id", "changed"),
-        ("DELETE FROM audit_event WHERE id = :id", "link"),
+        ("UPDATE audit_event SET actor_id = NULL WHERE id = :id", "changed"),
+        ("UPDATE audit_event SET reason = NULL WHERE id = :id", "changed"),
+        (
+            "UPDATE audit_event SET occurred_at = (SELECT MIN(occurred_at) FROM audit_event) WHERE id = :id",
+            "changed",
+        ),
+        ("UPDATE audit_event SET prev_hash = NULL WHERE id = :id", "link"),
     ],
 )
-async def test_tampering_is_found_at_the_first_broken_row(db: Database, tamper: str, reason: str) -> None:
-    await _append(db, 6)
+async def test_a_changed_row_is_found_where_it_was_changed(db: Database, tamper: str, reason: str) -> None:
+    await _append(db, 6, await _person(db))
+    ids = await _ids(db)
     async with db.transaction() as session:
-        ids = list((await session.scalars(select(AuditEvent.id).order_by(AuditEvent.id))).all())
-        await session.execute(text(tamper), {"id": ids[3]})
+        assert (await session.execute(text(tamper), {"id": ids[3]})).rowcount == 1  # type: ignore[attr-defined]
     report = await _verify(db)
     assert not report.ok and reason in (report.reason or "")
-    assert report.first_broken_id == (ids[3] if "UPDATE" in tamper else ids[4])
-    assert report.checked == 3
+    assert (report.first_broken_id, report.checked, report.head) == (ids[3], 3, None)
+
+
+async def test_a_deleted_row_is_found_at_the_next_one(db: Database) -> None:
+    await _append(db, 6)
+    ids = await _ids(db)
+    async with db.transaction() as session:
+        await session.execute(text("DELETE FROM audit_event WHERE id = :id"), {"id": ids[3]})
+    report = await _verify(db)
+    assert not report.ok and "link" in (report.reason or "")
+    assert (report.first_broken_id, report.checked) == (ids[4], 3)
+
+
+async def test_deleting_the_oldest_rows_is_found(db: Database) -> None:
+    await _append(db, 4)
+    ids = await _ids(db)
+    async with db.transaction() as session:
+        await session.execute(text("DELETE FROM audit_event WHERE id <= :id"), {"id": ids[1]})
+    report = await _verify(db)
+    assert (report.ok, report.first_broken_id, report.checked) == (False, ids[2], 0)
+
+
+def _forged(prev_hash: str | None, **values: Any) -> dict[str, Any]:
+    """A row whose own hash is right: someone who can write the table can compute it too."""
+    row: dict[str, Any] = {
+        "occurred_at": datetime.now(UTC),
+        "actor_id": None,
+        "actor_role": "clinician",
+        "person_id": None,
+        "object_type": "case",
+        "object_id": "forged",
+        "action": "read",
+        "reason": None,
+        "prev_hash": prev_hash,
+        **values,
+    }
+    return row | {"hash": audit.row_hash(row)}
 
 
 async def test_a_forged_row_is_found(db: Database) -> None:
-    await _append(db, 3)
+    """With a made-up hash at the end, found at itself; in place of a deleted row, and before the first
+    row, found at the row after it, whose link it cannot match."""
+    rows = await _append(db, 5)
+    ids = [row.id for row in rows]
     async with db.transaction() as session:
-        last = await session.scalar(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(1))
-        assert last is not None
-        await session.execute(
-            text(
-                "INSERT INTO audit_event "
-                "(occurred_at, actor_role, object_type, object_id, action, prev_hash, hash) "
-                "VALUES (:at, 'clinician', 'case', 'x', 'read', :prev, :hash)"
-            ),
-            {"at": last.occurred_at, "prev": last.hash, "hash": "0" * 64},
-        )
+        await session.execute(insert(AuditEvent).values(_forged(rows[-1].hash) | {"hash": "0" * 64}))
     report = await _verify(db)
-    assert not report.ok and report.checked == 3
+    assert (report.ok, report.checked) == (False, 5) and "changed" in (report.reason or "")
+
+    async with db.transaction() as session:
+        await session.execute(text("DELETE FROM audit_event WHERE object_id = 'forged'"))
+        await session.execute(text("DELETE FROM audit_event WHERE id = :id"), {"id": ids[2]})
+        await session.execute(insert(AuditEvent).values(_forged(rows[1].hash) | {"id": ids[2]}))
+    report = await _verify(db)
+    assert (report.ok, report.first_broken_id, report.checked) == (False, ids[3], 3)
+
+    async with db.transaction() as session:
+        await session.execute(text("DELETE FROM audit_event WHERE object_id = 'forged'"))
+        await session.execute(insert(AuditEvent).values(_forged(None) | {"id": 0}))
+    report = await _verify(db)
+    assert (report.ok, report.first_broken_id, report.checked) == (False, ids[0], 1)
 
 
-async def test_missing_newest_rows_need_the_expected_head(db: Database) -> None:
+async def test_verify_reads_what_is_stored_not_what_the_session_holds(db: Database) -> None:
     await _append(db, 3)
     async with db.transaction() as session:
-        head = await session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
-        newest = await session.scalar(select(func.max(AuditEvent.id)))
-        await session.execute(text("DELETE FROM audit_event WHERE id = :id"), {"id": newest})
-    assert (await _verify(db)).ok  # the chain alone cannot tell
+        loaded = (await session.scalars(select(AuditEvent))).all()
+        await session.execute(
+            text("UPDATE audit_event SET action = 'nothing' WHERE id = :id"), {"id": loaded[1].id}
+        )
+        report = await audit.verify_chain(session)
+        assert (report.ok, report.first_broken_id) == (False, loaded[1].id)
+        assert all(row in session for row in loaded)  # the caller's session is left as it was
+
+
+async def test_cut_off_newest_rows_need_a_head_kept_elsewhere(db: Database) -> None:
+    rows = await _append(db, 3)
+    anchor = (await _verify(db)).head
+    assert anchor == rows[-1].hash
+    await _append(db, 2)
+    assert (await _verify(db, expected_head=anchor)).ok  # rows appended since the anchor are fine
     async with db.transaction() as session:
-        assert not (await audit.verify_chain(session, expected_head=head)).ok
+        await session.execute(text("DELETE FROM audit_event WHERE id >= :id"), {"id": rows[-1].id})
+    assert (await _verify(db)).ok  # the chain alone cannot tell
+    report = await _verify(db, expected_head=anchor)
+    assert (report.ok, report.checked, report.first_broken_id) == (False, 2, None)
+    assert "expected head" in (report.reason or "")
+
+
+# --- concurrency -------------------------------------------------------------------------------------
+
+
+async def _append_concurrently(sessions: async_sessionmaker[AsyncSession], n: int) -> None:
+    async def one(i: int) -> None:
+        async with sessions() as session, session.begin():
+            await session.execute(
+                select(func.count()).select_from(AuditEvent)
+            )  # a read before, as callers do
+            await _log(session, i)
+            await asyncio.sleep(0.01)  # hold the transaction open: an unserialised append would fork here
+
+    await asyncio.gather(*(one(i) for i in range(n)))
+
+
+async def _assert_one_unforked_chain(sessions: async_sessionmaker[AsyncSession], n: int) -> None:
+    async with sessions() as session, session.begin():
+        report = await audit.verify_chain(session, batch_size=7)
+        links = (await session.scalars(select(AuditEvent.prev_hash))).all()
+    assert (report.ok, report.checked) == (True, n), report
+    assert len(links) == len(set(links)) == n  # no two rows name the same predecessor
 
 
 async def test_concurrent_appends_never_fork_the_chain(db: Database) -> None:
-    async def one(i: int) -> None:
-        async with db.transaction() as session:
-            await audit.record(
-                session,
-                actor_id=None,
-                actor_role="clinician",
-                person_id=None,
-                object_type="case",
-                object_id=str(i),
-                action="read",
-            )
-            await asyncio.sleep(0.01)  # hold the transaction open a moment
+    await _append_concurrently(db.sessions, 20)
+    await _assert_one_unforked_chain(db.sessions, 20)
 
-    await asyncio.gather(*(one(i) for i in range(20)))
-    report = await _verify(db)
-    assert report.ok and report.checked == 20
-    async with db.transaction() as session:
-        links = (await session.scalars(select(AuditEvent.prev_hash))).all()
-    assert len(set(links)) == 20
+
+@pytest.fixture
+def plain_sqlite_url(tmp_path: Path) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'plain.db'}"
+    upgrade(url)
+    return url
+
+
+async def test_concurrent_appends_on_a_default_sqlite_engine(plain_sqlite_url: str) -> None:
+    """Without ``Database``'s BEGIN IMMEDIATE, SQLAlchemy's default pysqlite handling runs the head read
+    outside any transaction; the no-op write before it is what keeps the chain whole here."""
+    engine = create_async_engine(plain_sqlite_url)
+    try:
+        sessions = async_sessionmaker(engine, expire_on_commit=False)
+        await _append_concurrently(sessions, 20)
+        await _assert_one_unforked_chain(sessions, 20)
+    finally:
+        await engine.dispose()
+
+
+async def test_repeatable_read_is_refused_on_postgresql(db: Database) -> None:
+    """A REPEATABLE READ snapshot predates the lock, so its head could be stale: refuse, don't fork."""
+    if db.is_sqlite:
+        pytest.skip("PostgreSQL isolation levels")
+    async with db.sessions() as session:
+        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+        with pytest.raises(RuntimeError, match="READ COMMITTED"):
+            await _log(session, 1)
+        await session.rollback()
+
+
+# --- the ORM and the patient's view ------------------------------------------------------------------
 
 
 async def test_the_orm_refuses_changes(db: Database) -> None:
@@ -144,22 +364,21 @@ async def test_the_orm_refuses_changes(db: Database) -> None:
     with pytest.raises(PermissionError):
         async with db.transaction() as session:
             await session.delete(await session.scalar(select(AuditEvent)))
+    assert (await _verify(db)).ok
 
 
-async def test_a_persons_own_log_newest_first(db: Database) -> None:
-    me, other = uuid.uuid4(), uuid.uuid4()
-    from core.db.models import Person
-
-    async with db.transaction() as session:
-        from datetime import date
-
-        for pid, nid in ((me, "12819000059"), (other, "03838500063")):
-            session.add(
-                Person(id=pid, national_id=nid, given_name="A", family_name="B", birth_date=date(1990, 1, 1))
-            )
+async def test_a_persons_own_log_newest_first_in_pages(db: Database) -> None:
+    me, other = await _person(db), await _person(db)
     await _append(db, 3, me)
     await _append(db, 2, other)
+    await _append(db, 2, me)
     async with db.transaction() as session:
-        mine = await audit.access_log_for(session, me, limit=2)
-        older = await audit.access_log_for(session, me, limit=10, before_id=mine[-1].id)
-    assert [e.object_id for e in mine] == ["2", "1"] and [e.object_id for e in older] == ["0"]
+        first = await audit.access_log_for(session, me, limit=3)
+        second = await audit.access_log_for(session, me, limit=3, before_id=first[-1].id)
+        third = await audit.access_log_for(session, me, limit=3, before_id=second[-1].id)
+        everything = await audit.access_log_for(session, me)
+    assert [e.object_id for e in first] == ["1", "0", "2"]
+    assert [e.object_id for e in second] == ["1", "0"] and third == []
+    assert everything == first + second
+    assert all(e.person_id == me for e in everything)
+    assert [e.id for e in everything] == sorted((e.id for e in everything), reverse=True)
