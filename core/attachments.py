@@ -50,10 +50,8 @@ async def attach_image(ctx: Ctx, case_id: uuid.UUID, data: bytes) -> Attachment:
     )
     ctx.session.add(attachment)
     await ctx.session.flush()
-    await audit.record(
-        ctx.session,
-        actor_id=ctx.actor.person_id,
-        actor_role=ctx.actor.role,
+    await audit.log(
+        ctx,
         person_id=case.subject_id,
         object_type="attachment",
         object_id=str(attachment.id),

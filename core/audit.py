@@ -49,13 +49,16 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from core.db.base import utcnow
 from core.db.models import AuditEvent
+
+if TYPE_CHECKING:
+    from core.ctx import Ctx
 
 CANONICAL_VERSION = 1
 _LOCK_KEY = 0x4C45474554494D45  # "LEGETIME": the advisory lock that serialises appends on PostgreSQL
@@ -170,10 +173,10 @@ async def record_many(
         }
         row["hash"] = previous = row_hash(row)
         rows.append(row)
-    written = await session.scalars(
-        insert(AuditEvent).returning(AuditEvent, sort_by_parameter_order=True), rows
-    )
-    return list(written.all())
+    # One multi-row INSERT ... RETURNING; put the rows back in order by their (unique) hashes ourselves:
+    # asking SQLAlchemy to (sort_by_parameter_order) makes it insert one row at a time on SQLite.
+    written = {row.hash: row for row in await session.scalars(insert(AuditEvent).returning(AuditEvent), rows)}
+    return [written[row["hash"]] for row in rows]
 
 
 async def record(
@@ -191,6 +194,28 @@ async def record(
     """Append one entry in the caller's transaction; returns the row written."""
     entry = Entry(actor_id, actor_role, person_id, object_type, object_id, action, reason)
     return (await record_many(session, [entry], at=at))[0]
+
+
+async def log(
+    ctx: Ctx,
+    *,
+    person_id: uuid.UUID | None,
+    object_type: str,
+    object_id: str,
+    action: str,
+    reason: str | None = None,
+) -> AuditEvent:
+    """Log what the context's actor does to a person's data (the usual way to write an entry)."""
+    return await record(
+        ctx.session,
+        actor_id=ctx.actor.person_id,
+        actor_role=ctx.actor.role,
+        person_id=person_id,
+        object_type=object_type,
+        object_id=object_id,
+        action=action,
+        reason=reason,
+    )
 
 
 async def verify_chain(

@@ -70,11 +70,10 @@ class Prescription:
     group: PrescriptionGroup
 
 
-async def _audit(ctx: Ctx, case: Case, action: str, reason: str | None = None) -> None:
-    await audit.record(
-        ctx.session,
-        actor_id=ctx.actor.person_id,
-        actor_role=ctx.actor.role,
+async def log_case(ctx: Ctx, case: Case, action: str, reason: str | None = None) -> None:
+    """Log an action on a case in the access log (the person is the case's patient)."""
+    await audit.log(
+        ctx,
         person_id=case.subject_id,
         object_type="case",
         object_id=str(case.id),
@@ -101,7 +100,7 @@ async def read_case(ctx: Ctx, case_id: uuid.UUID) -> Case:
     """A case the actor may read; the read is logged (staff reads carry the reason "treatment")."""
     case = await load_case(ctx, case_id, readable(ctx.actor, ctx.today))
     reason = "treatment" if ctx.actor.is_clinician and case.subject_id != ctx.actor.person_id else None
-    await _audit(ctx, case, "read", reason)
+    await log_case(ctx, case, "read", reason)
     return case
 
 
@@ -157,7 +156,7 @@ async def start_case(
     if role is RequesterRole.GUARDIAN:
         ctx.session.add(Participant(case_id=case.id, person_id=requester.id, role=ParticipantRole.GUARDIAN))
     await ctx.session.flush()
-    await _audit(ctx, case, "create")
+    await log_case(ctx, case, "create")
     return case
 
 
@@ -213,7 +212,7 @@ async def answer_questionnaire(ctx: Ctx, case_id: uuid.UUID, answers: dict[str, 
     )
     case.answers = dict(clean)
     case.updated_at = ctx.now
-    await _audit(ctx, case, "answer")
+    await log_case(ctx, case, "answer")
     return case
 
 
@@ -224,7 +223,7 @@ async def cancel_case(ctx: Ctx, case_id: uuid.UUID) -> Case:
     from core.payments import release_later
 
     await release_later(ctx, case)
-    await _audit(ctx, case, "cancel")
+    await log_case(ctx, case, "cancel")
     return case
 
 
@@ -236,7 +235,7 @@ async def close_case(ctx: Ctx, case_id: uuid.UUID) -> Case:
     from core.payments import capture_later
 
     await capture_later(ctx, case)
-    await _audit(ctx, case, "close")
+    await log_case(ctx, case, "close")
     return case
 
 
@@ -251,7 +250,7 @@ async def claim_case(ctx: Ctx, case_id: uuid.UUID) -> Case:
         Participant(case_id=case.id, person_id=ctx.actor.person_id, role=ParticipantRole.CLINICIAN)
     )
     await ctx.session.flush()
-    await _audit(ctx, case, "claim", "treatment")
+    await log_case(ctx, case, "claim", "treatment")
     return case
 
 
@@ -309,7 +308,7 @@ async def send_message(
     await ctx.session.flush()
     if kind is MessageKind.FOLLOW_UP:
         await notify(ctx, case, "follow_up", str(message.id))
-    await _audit(ctx, case, "message", "treatment" if from_clinician else None)
+    await log_case(ctx, case, "message", "treatment" if from_clinician else None)
     return message
 
 
@@ -351,7 +350,7 @@ async def answer_case(
     ctx.session.add(message)
     await ctx.session.flush()
     await notify(ctx, case, "answered", str(message.id))
-    await _audit(ctx, case, "answer", "treatment")
+    await log_case(ctx, case, "answer", "treatment")
     return message
 
 
@@ -419,7 +418,7 @@ async def close_answered_cases(
         _transition(case, CaseEvent.CLOSE)
         case.closed_at = now
         await capture_later(ctx, case)
-        await _audit(ctx, case, "auto_close", "retention of answered cases")
+        await log_case(ctx, case, "auto_close", "retention of answered cases")
     return len(due)
 
 

@@ -120,10 +120,8 @@ async def record(
     )
     ctx.session.add(consent)
     await ctx.session.flush()
-    await audit.record(
-        ctx.session,
-        actor_id=actor_id,
-        actor_role=ctx.actor.role,
+    await audit.log(
+        ctx,
         person_id=person_id,
         object_type="consent",
         object_id=str(consent.id),

@@ -34,10 +34,8 @@ async def request_draft(ctx: Ctx, case_id: uuid.UUID) -> Case:
     case = await load_case(ctx, case_id, as_clinician(ctx.actor, write=True))
     await consents.require(ctx, case.subject_id, ConsentPurpose.AI_JOURNAL, case.id, AI_CONSENT_MESSAGE)
     await enqueue(ctx.session, "journal.draft", {"case_id": str(case.id)})
-    await audit.record(
-        ctx.session,
-        actor_id=ctx.actor.person_id,
-        actor_role=ctx.actor.role,
+    await audit.log(
+        ctx,
         person_id=case.subject_id,
         object_type="case",
         object_id=str(case.id),
@@ -116,10 +114,8 @@ async def approve(ctx: Ctx, note_id: uuid.UUID, text: str | None) -> JournalNote
     note.status = JournalNoteStatus.APPROVED
     note.approved_by_id = ctx.actor.person_id
     note.approved_at = ctx.now
-    await audit.record(
-        ctx.session,
-        actor_id=ctx.actor.person_id,
-        actor_role=ctx.actor.role,
+    await audit.log(
+        ctx,
         person_id=case.subject_id,
         object_type="journal_note",
         object_id=str(note.id),

@@ -81,10 +81,8 @@ async def submit_case(
     ctx.session.add(reservation)
     mark_submitted(ctx, case)
     await ctx.session.flush()
-    await audit.record(
-        ctx.session,
-        actor_id=ctx.actor.person_id,
-        actor_role=ctx.actor.role,
+    await audit.log(
+        ctx,
         person_id=case.subject_id,
         object_type="case",
         object_id=str(case.id),

@@ -214,10 +214,8 @@ class LoginMutation:
             person = await ctx.session.get(Person, person_id)
             assert person is not None
             person.phone = normalize_phone(input.phone)
-            await audit.record(
-                ctx.session,
-                actor_id=person_id,
-                actor_role=ctx.actor.role,
+            await audit.log(
+                ctx,
                 person_id=person_id,
                 object_type="person",
                 object_id=str(person_id),
