@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 
 from core.db.engine import Database
 from core.db.models import Person, StaffMembership, StaffRole
 from core.nationalid import parse_national_id
+from core.providers.identity import IdentityProvider, LoginRequest, VerifiedIdentity
 
 
 @dataclass(frozen=True)
@@ -27,16 +28,29 @@ class DemoPerson:
 
 
 DEMO_PEOPLE = (
-    DemoPerson("clinician", "Ingrid", "Berg", "14897810000", "+4741000001", StaffRole.CLINICIAN),
-    DemoPerson("operator", "Lars", "Dahl", "02818520150", "+4741000002", StaffRole.OPERATOR),
-    DemoPerson("patient (mother)", "Nora", "Hansen", "17889230266", "+4741000003"),
-    DemoPerson("child (born 2015)", "Emma", "Hansen", "05921550016"),
+    DemoPerson("clinician", "Nora", "Haugen", "14897800048", "+4741000001", StaffRole.CLINICIAN),
+    DemoPerson("operator", "Lars", "Berg", "02818500125", "+4741000002", StaffRole.OPERATOR),
+    DemoPerson("patient (mother)", "Sofie", "Johansen", "17889200022", "+4741000003"),
+    DemoPerson("child (born 2015)", "Ingrid", "Johansen", "05921550016"),
 )
 
 
-async def create_demo_data(db: Database) -> tuple[DemoPerson, ...]:
+async def _as_identity_provider_names(demo: DemoPerson, identity: IdentityProvider) -> DemoPerson:
+    """The name the identity provider gives this ID: logging in keeps names current from it, so the demo
+    shows the names a newcomer will see after logging in."""
+    started = await identity.start(LoginRequest(login_hint=demo.national_id))
+    verified = await identity.complete(started.state, {})
+    if isinstance(verified, VerifiedIdentity):
+        return replace(demo, given_name=verified.given_name, family_name=verified.family_name)
+    return demo
+
+
+async def create_demo_data(db: Database, identity: IdentityProvider | None = None) -> tuple[DemoPerson, ...]:
+    people: tuple[DemoPerson, ...] = DEMO_PEOPLE
+    if identity is not None:
+        people = tuple([await _as_identity_provider_names(demo, identity) for demo in DEMO_PEOPLE])
     async with db.transaction() as session:
-        for demo in DEMO_PEOPLE:
+        for demo in people:
             national_id = parse_national_id(demo.national_id)
             person = await session.scalar(select(Person).where(Person.national_id == national_id.value))
             if person is None:
@@ -57,4 +71,4 @@ async def create_demo_data(db: Database) -> tuple[DemoPerson, ...]:
                 )
                 if membership is None:
                     session.add(StaffMembership(person_id=person.id, role=demo.staff_role))
-    return DEMO_PEOPLE
+    return people

@@ -19,13 +19,14 @@ from strawberry.tools import merge_types
 
 from core.errors import PluginError
 from core.platform import Platform
+from schema.access_log_api import AccessLogQuery
 from schema.case_api import CaseQuery, ClinicianMutation, PatientMutation
 from schema.errors import DomainErrorExtensions, should_mask_error
 from schema.login import LoginMutation, LoginQuery
 from schema.operator_api import OperatorQuery
 from schema.platform_types import PlatformQuery, node_query
 
-CORE_QUERIES: tuple[type, ...] = (PlatformQuery, LoginQuery, CaseQuery, OperatorQuery)
+CORE_QUERIES: tuple[type, ...] = (PlatformQuery, LoginQuery, CaseQuery, OperatorQuery, AccessLogQuery)
 CORE_MUTATIONS: tuple[type, ...] = (LoginMutation, PatientMutation, ClinicianMutation)
 
 

@@ -179,8 +179,13 @@ def demo() -> None:
 
 
 async def _run_demo(platform: Platform, create: Callable[..., Any]) -> Any:
+    from core.providers import Capability
+
+    identity = None
+    if "bankid-test" in platform.providers.names(Capability.IDENTITY):
+        identity = platform.providers.identity("bankid-test")
     try:
-        return await create(platform.db)
+        return await create(platform.db, identity)
     finally:
         await platform.close()
 
@@ -213,6 +218,37 @@ def export_sdl() -> str:
         settings = Settings.defaults(data_dir=Path(data_dir))
         platform = Platform.create(settings, load_entry_points=False)
         return build_schema(platform).as_str() + "\n"
+
+
+audit_app = typer.Typer(help="The access log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+@fails_clearly
+def audit_verify(
+    expected_head: Annotated[str | None, typer.Option(help="The head hash kept from the last check.")] = None,
+) -> None:
+    """Check the access log's hash chain; report the first broken link (exit 1 if any)."""
+    from core.audit import verify_chain
+
+    platform = _platform()
+
+    async def run() -> Any:
+        try:
+            async with platform.db.transaction() as session:
+                return await verify_chain(session, expected_head=expected_head)
+        finally:
+            await platform.close()
+
+    report = asyncio.run(run())
+    if report.ok:
+        console.print(f"[green]The access log is intact[/]: {report.checked} entries, head {report.head}")
+        return
+    where = f" at entry {report.first_broken_id}" if report.first_broken_id is not None else ""
+    err.print(f"[bold red]The access log is broken{where}[/]: {report.reason}")
+    err.print(f"{report.checked} entries are sound before it.")
+    raise typer.Exit(1)
 
 
 def main() -> None:

@@ -382,3 +382,67 @@ async def test_a_persons_own_log_newest_first_in_pages(db: Database) -> None:
     assert everything == first + second
     assert all(e.person_id == me for e in everything)
     assert [e.id for e in everything] == sorted((e.id for e in everything), reverse=True)
+
+
+# --- through the public surfaces: the CLI and the patient's own log --------------------------------
+
+
+def test_legetime_audit_verify(tmp_path: Path) -> None:
+    from tests.cli import run_cli
+
+    env = {"LEGETIME_DATA_DIR": str(tmp_path)}
+    assert run_cli("migrate", env=env).returncode == 0
+    url = f"sqlite+aiosqlite:///{(tmp_path / 'legetime.db').resolve()}"
+
+    async def fill_and_tamper(tamper: bool) -> None:
+        database = Database(url)
+        try:
+            if not tamper:
+                await _append(database, 4)
+                return
+            async with database.transaction() as session:
+                await session.execute(text("UPDATE audit_event SET action = 'nothing' WHERE id = 3"))
+        finally:
+            await database.dispose()
+
+    asyncio.run(fill_and_tamper(False))
+    intact = run_cli("audit", "verify", env=env)
+    assert intact.returncode == 0 and "4 entries" in intact.stdout
+    asyncio.run(fill_and_tamper(True))
+    broken = run_cli("audit", "verify", env=env)
+    assert broken.returncode == 1
+    assert "at entry 3" in " ".join(broken.stderr.split())
+
+
+def test_a_patient_sees_who_accessed_her_data_and_nobody_elses(embedded: Any) -> None:
+    from core.demo import DEMO_PEOPLE
+    from tests.api import complete_answers
+
+    api = embedded[0]
+    mother, clinician = api.login(DEMO_PEOPLE[2].national_id), api.login(DEMO_PEOPLE[0].national_id)
+    case_id = api.ok("startCase", {}, "case { id }", mother)["case"]["id"]
+    api.ok(
+        "answerQuestionnaire",
+        {"caseId": case_id, "answers": complete_answers(api, for_child=False)},
+        "case { id }",
+        mother,
+    )
+    version = api.gql("{ consentTexts { version } }")["consentTexts"][0]["version"]
+    api.ok(
+        "grantConsent",
+        {"purpose": "COMMUNICATION_STORAGE", "textVersion": version},
+        "consent { granted }",
+        mother,
+    )
+    api.ok("submitCase", {"caseId": case_id, "idempotencyKey": "k"}, "case { id }", mother)
+    api.gql("query($id: ID!) { case(id: $id) { number } }", clinician, id=case_id)  # the doctor looks
+    log = api.gql("{ myAccessLog { actorName actorRole action reason } }", mother)["myAccessLog"]
+    assert {
+        "actorName": DEMO_PEOPLE[0].name,  # as the (simulated) BankID names her
+        "actorRole": "clinician",
+        "action": "read",
+        "reason": "treatment",
+    } in log
+    theirs = api.gql("{ myAccessLog { actorName action } }", clinician)["myAccessLog"]
+    assert all(entry["action"] != "submit" for entry in theirs)  # the clinician sees her own log only
+    assert api.raw("{ myAccessLog { action } }")["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"

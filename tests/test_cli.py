@@ -21,7 +21,7 @@ def test_demo_is_idempotent_and_prints_how_to_log_in(tmp_path: Path) -> None:
     second = run_cli("demo", env=env)
     assert first.returncode == 0, first.stderr
     assert second.returncode == 0, second.stderr
-    for national_id in ("14897810000", "02818520150", "17889230266"):
+    for national_id in ("14897800048", "02818500125", "17889200022"):
         assert national_id in first.stdout
     assert "bankid-test" in first.stdout
 

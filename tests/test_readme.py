@@ -11,14 +11,14 @@ from tests.api import Api
 from tests.cli import ROOT
 
 BLOCK = re.compile(r"```graphql\n(.*?)```", re.S)
-WHO = {"Nora": "17889230266", "Ingrid": "14897810000", "Lars": "02818520150"}
+WHO = {"Sofie": "17889200022", "Nora": "14897800048", "Lars": "02818500125"}
 
 
 def _blocks() -> list[tuple[str, str]]:
     """(person, operation) for each block: the person is the last one a step heading names."""
     readme = (ROOT / "README.md").read_text()
     walkthrough = readme[readme.index("## A consultation in GraphiQL") :]
-    out, person = [], "Nora"
+    out, person = [], "Sofie"
     for part in re.split(r"(\*\*\d\..*?\*\*)", walkthrough):
         if part.startswith("**"):
             person = next((name for name in WHO if name in part), person)
@@ -34,8 +34,8 @@ def test_the_readme_walkthrough_runs(embedded: tuple[Api, Platform]) -> None:
     tokens: dict[str, str] = {}
     found: dict[str, str] = {}
     for person, operation in blocks:
-        if "startLogin" in operation and person != "Nora":
-            operation = operation.replace(WHO["Nora"], WHO[person])
+        if "startLogin" in operation and person != "Sofie":
+            operation = operation.replace(WHO["Sofie"], WHO[person])
         for placeholder, value in found.items():
             operation = operation.replace(placeholder, value)
         token = tokens.get(person)
