@@ -340,15 +340,22 @@ async def test_concurrent_appends_on_a_default_sqlite_engine(plain_sqlite_url: s
         await engine.dispose()
 
 
-async def test_repeatable_read_is_refused_on_postgresql(db: Database) -> None:
+def test_repeatable_read_is_refused_on_postgresql(fresh_postgres_url: str) -> None:
     """A REPEATABLE READ snapshot predates the lock, so its head could be stale: refuse, don't fork."""
-    if db.is_sqlite:
-        pytest.skip("PostgreSQL isolation levels")
-    async with db.sessions() as session:
-        await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
-        with pytest.raises(RuntimeError, match="READ COMMITTED"):
-            await _log(session, 1)
-        await session.rollback()
+    upgrade(fresh_postgres_url)
+
+    async def attempt() -> None:
+        db = Database(fresh_postgres_url)
+        try:
+            async with db.sessions() as session:
+                await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+                with pytest.raises(RuntimeError, match="READ COMMITTED"):
+                    await _log(session, 1)
+                await session.rollback()
+        finally:
+            await db.dispose()
+
+    asyncio.run(attempt())
 
 
 # --- the ORM and the patient's view ------------------------------------------------------------------
