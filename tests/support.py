@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -23,13 +25,27 @@ def offered_specs(capability: Capability) -> list[ProviderSpec]:
     return [spec for spec in Hooks(pm).providers() if spec.capability is capability]
 
 
-def build_provider(spec: ProviderSpec, data_dir: Path, **settings: Any) -> Any:
-    """Build one provider the way the platform does, with a fresh data directory."""
+BuildProvider = Callable[[ProviderSpec, Path], AbstractContextManager[Any]]
+"""How a contract driver builds its provider for one test: a context manager, so a driver can start the
+local fake of the provider's API first (``tests/fakes``) and stop it afterwards."""
+
+
+@contextmanager
+def build_default(spec: ProviderSpec, data_dir: Path) -> Iterator[Any]:
+    """A provider that needs nothing running: built with its default settings."""
+    yield build_provider(spec, data_dir)
+
+
+def build_provider(spec: ProviderSpec, data_dir: Path, provider_settings: Any = None, **settings: Any) -> Any:
+    """Build one provider the way the platform does, with a fresh data directory; ``provider_settings``
+    (an instance of ``spec.settings_model``) replaces the settings read from the environment."""
     context = ProviderContext(
         settings=Settings(data_dir=data_dir, **settings),
         derive_key=lambda purpose: hashlib.sha256(b"test-master-secret" + purpose.encode()).digest(),
     )
-    return spec.factory(spec.settings_model(), context)
+    if provider_settings is None:
+        provider_settings = spec.settings_model()
+    return spec.factory(provider_settings, context)
 
 
 class ProductionProviders:

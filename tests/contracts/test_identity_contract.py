@@ -9,7 +9,7 @@ registered.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +21,7 @@ from core.errors import ErrorCode, IdentityRejected
 from core.nationalid import parse_national_id
 from core.providers import Capability, IdentityProvider, ProviderSpec
 from core.providers.identity import AssuranceLevel, LoginPending, LoginRequest, LoginStart, VerifiedIdentity
-from tests.support import build_provider, offered_specs
+from tests.support import BuildProvider, build_default, offered_specs
 
 State = Mapping[str, Any]
 Params = Mapping[str, str]
@@ -42,6 +42,8 @@ class IdentityDriver:
     cancelled_by_user: Callable[[LoginStart], tuple[State, Params]]
     """State and params of the same login after the user refused it (in the app or on the provider's page)."""
     max_polls: int = 10
+    build: BuildProvider = build_default
+    """Builds the provider (and starts whatever fake it talks to) for one test."""
 
 
 # --- Drivers ---------------------------------------------------------------------------------------
@@ -92,8 +94,9 @@ def driver(spec: ProviderSpec) -> IdentityDriver:
 
 
 @pytest.fixture
-def provider(spec: ProviderSpec, driver: IdentityDriver, tmp_path: Path) -> Any:
-    return build_provider(spec, tmp_path)
+def provider(spec: ProviderSpec, driver: IdentityDriver, tmp_path: Path) -> Iterator[Any]:
+    with driver.build(spec, tmp_path) as provider:
+        yield provider
 
 
 def json_round_trip(state: State) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,7 +28,7 @@ from core.errors import (
 from core.money import Money
 from core.providers import Capability, PaymentProvider, ProviderSpec
 from core.providers.payment import Payment, PaymentStatus, ReserveRequest
-from tests.support import build_provider, offered_specs
+from tests.support import BuildProvider, build_default, offered_specs
 
 FEE = Money(35000, "NOK")
 Webhook = tuple[Mapping[str, str], bytes]
@@ -48,6 +48,8 @@ class PaymentDriver:
     """A genuine webhook about a payment, signed at the given moment."""
     forged_webhook: Callable[[Any, str], Webhook]
     """A webhook about a payment signed with the wrong key."""
+    build: BuildProvider = build_default
+    """Builds the provider (and starts whatever fake it talks to) for one test."""
 
 
 # --- Drivers ---------------------------------------------------------------------------------------
@@ -103,8 +105,9 @@ def driver(spec: ProviderSpec) -> PaymentDriver:
 
 
 @pytest.fixture
-def provider(spec: ProviderSpec, driver: PaymentDriver, tmp_path: Path) -> Any:
-    return build_provider(spec, tmp_path)
+def provider(spec: ProviderSpec, driver: PaymentDriver, tmp_path: Path) -> Iterator[Any]:
+    with driver.build(spec, tmp_path) as provider:
+        yield provider
 
 
 class Keys:
