@@ -1,18 +1,26 @@
-"""Images a patient attaches: decoded and re-encoded without metadata (``core.images``), stored through
-the storage provider, readable by the case's patient/guardian and its clinician only."""
+"""Images a patient attaches: decoded and re-encoded without metadata (``core.images``), sealed with the
+case's communication key and stored through the storage provider, readable by the case's patient/guardian
+and its clinician only. The storage provider only ever holds ciphertext, so images are served by the
+platform (``/files/<id>``, a signed short-lived URL), which opens them."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import time
 import uuid
 from datetime import timedelta
 
-from core import audit, consents
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from core import audit, consents, content
 from core.access import as_patient, load_case
 from core.ctx import Ctx
-from core.db.models import Attachment, CaseStatus, ConsentPurpose
-from core.errors import ValidationError
+from core.db.models import Attachment, Case, CaseStatus, ConsentPurpose
+from core.errors import NotFound, ValidationError
 from core.images import sanitize_image
+from core.platform import Platform
 
 OPEN_FOR_IMAGES = (CaseStatus.DRAFT, CaseStatus.SUBMITTED, CaseStatus.IN_REVIEW, CaseStatus.AWAITING_PATIENT)
 EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
@@ -33,8 +41,9 @@ async def attach_image(ctx: Ctx, case_id: uuid.UUID, data: bytes) -> Attachment:
     clean = await asyncio.to_thread(sanitize_image, data)  # decoding is CPU work: off the event loop
     storage = ctx.platform.providers.storage()
     attachment_id = uuid.uuid4()
-    key = f"cases/{case.id}/{attachment_id.hex}.{EXTENSIONS[clean.content_type]}"
-    stored = await storage.put(key, clean.data, clean.content_type)
+    key = f"cases/{case.id}/{attachment_id.hex}.sealed"
+    sealed = content.seal_image(ctx.platform.keyring, case, attachment_id, clean.data)
+    stored = await storage.put(key, sealed, "application/octet-stream")
     attachment = Attachment(
         id=attachment_id,
         case_id=case.id,
@@ -42,7 +51,7 @@ async def attach_image(ctx: Ctx, case_id: uuid.UUID, data: bytes) -> Attachment:
         storage_provider=storage.name,
         storage_key=stored.key,
         content_type=clean.content_type,
-        size_bytes=stored.size,
+        size_bytes=len(clean.data),
         width=clean.width,
         height=clean.height,
         sha256=clean.sha256,
@@ -60,6 +69,38 @@ async def attach_image(ctx: Ctx, case_id: uuid.UUID, data: bytes) -> Attachment:
     return attachment
 
 
+def _signature(platform: Platform, attachment_id: str, expires: int) -> str:
+    message = f"{attachment_id}:{expires}".encode()
+    return hmac.new(platform.derive_key("file-url"), message, hashlib.sha256).hexdigest()
+
+
 async def image_url(ctx: Ctx, attachment: Attachment) -> str:
     """A short-lived signed URL; the caller has already been allowed to read the case."""
-    return await ctx.platform.providers.storage().url(attachment.storage_key, URL_LIFETIME)
+    expires = int(time.time() + URL_LIFETIME.total_seconds())
+    signature = _signature(ctx.platform, str(attachment.id), expires)
+    base = ctx.platform.settings.public_url.rstrip("/")
+    return f"{base}/files/{attachment.id}?expires={expires}&signature={signature}"
+
+
+async def open_signed(
+    session: AsyncSession, platform: Platform, attachment_id: str, expires: str, signature: str
+) -> tuple[bytes, str]:
+    """The plain image behind a signed URL. Any failure (bad signature, expired, deleted) is NotFound."""
+    gone = NotFound("Fant ikke bildet (lenken kan være utløpt).")
+    if not expires.isdigit() or int(expires) < time.time():
+        raise gone
+    if not hmac.compare_digest(_signature(platform, attachment_id, int(expires)), signature):
+        raise gone
+    try:
+        attachment = await session.get(Attachment, uuid.UUID(attachment_id))
+    except ValueError:
+        raise gone from None
+    if attachment is None:
+        raise gone
+    case = await session.get(Case, attachment.case_id)
+    if case is None or content.communication_deleted(case):
+        raise gone
+    data = await platform.providers.storage().open(attachment.storage_key)
+    if attachment.sealed:
+        data = content.open_image(platform.keyring, case, attachment.id, data)
+    return data, attachment.content_type

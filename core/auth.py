@@ -11,15 +11,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import secrets
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from core import content
 from core.actors import ANONYMOUS, Actor
+from core.crypto import seal, unseal
 from core.db.base import utcnow
 from core.db.models import AuthSession, LoginTransaction, Person, StaffMembership
 from core.errors import ErrorCode, LegetimeError, ValidationError
@@ -67,11 +71,13 @@ async def start_login(
     started = await identity.start(LoginRequest(return_url=return_url, login_hint=login_hint))
     handle = secrets.token_urlsafe(32)
     ttl = timedelta(minutes=platform.settings.login_ttl_minutes)
+    login_id = uuid.uuid4()
     session.add(
         LoginTransaction(
+            id=login_id,
             handle_hash=_hash(platform, "login-handle", handle),
             provider=identity.name,
-            state=dict(started.state),
+            state_sealed=_seal_state(platform, login_id, dict(started.state)),
             expires_at=utcnow() + ttl,
         )
     )
@@ -91,11 +97,13 @@ async def complete_login(
         raise LoginFailed("Innloggingen er utløpt eller ukjent. Start på nytt.", field="handle")
     identity = platform.providers.identity(login.provider)
     login.polls += 1
-    result = await identity.complete(login.state, {**params, "poll_round": str(login.polls)})
+    state = _open_state(platform, login)
+    result = await identity.complete(state, {**params, "poll_round": str(login.polls)})
     if isinstance(result, LoginPending):
         return result
     login.finished_at = utcnow()
-    person = await upsert_person(session, result)
+    login.state_sealed = _seal_state(platform, login.id, {})  # nothing of the login is kept
+    person = await upsert_person(session, platform, result)
     token = secrets.token_urlsafe(32)
     expires_at = utcnow() + timedelta(hours=platform.settings.session_ttl_hours)
     session.add(
@@ -111,19 +119,33 @@ async def complete_login(
     return CompletedLogin(token=token, person=person, expires_at=expires_at)
 
 
-async def upsert_person(session: AsyncSession, identity: VerifiedIdentity) -> Person:
-    """The person a verified identity names: created on first login, name kept current after."""
+def _seal_state(platform: Platform, login_id: uuid.UUID, state: dict[str, Any]) -> bytes:
+    """A provider's login state may hold a national ID or secrets (QR secret, PKCE verifier): sealed."""
+    aad = f"legetime:{login_id}:login_state".encode()
+    return seal(platform.derive_key("login-state"), json.dumps(state).encode(), aad)
+
+
+def _open_state(platform: Platform, login: LoginTransaction) -> dict[str, Any]:
+    aad = f"legetime:{login.id}:login_state".encode()
+    state: dict[str, Any] = json.loads(unseal(platform.derive_key("login-state"), login.state_sealed, aad))
+    return state
+
+
+async def upsert_person(session: AsyncSession, platform: Platform, identity: VerifiedIdentity) -> Person:
+    """The person a verified identity names: created on first login, name kept current after (unless she
+    has corrected it herself)."""
     national_id = parse_national_id(identity.national_id)
-    person = await session.scalar(select(Person).where(Person.national_id == national_id.value))
+    person = await content.find_person(session, platform, national_id.value)
     if person is None:
-        person = Person(
-            national_id=national_id.value,
+        person = content.new_person(
+            platform,
+            national_id.value,
             given_name=identity.given_name,
             family_name=identity.family_name,
             birth_date=identity.birth_date,
         )
         session.add(person)
-    else:
+    elif person.name_rectified_at is None:
         person.given_name, person.family_name = identity.given_name, identity.family_name
     await session.flush()
     return person

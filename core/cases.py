@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from core import audit, consents
+from core import audit, consents, content
 from core.access import as_clinician, as_patient, load_case, readable, require_person
 from core.actors import SYSTEM
 from core.case_states import CaseEvent, next_status
@@ -35,11 +35,16 @@ from core.errors import ErrorCode, Forbidden, LegetimeError, ValidationError
 from core.jobs.outbox import enqueue
 from core.nationalid import InvalidNationalId, age_on, parse_national_id
 from core.platform import Platform
+from core.purge import retention_deadline
 from core.questionnaire import load_questionnaire, validate_answers
 from core.sla import sla_due_at
 
 CASE_NUMBER_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud on the phone
 MAX_MESSAGE_LENGTH = 5000
+
+
+class ProcessingRestricted(LegetimeError):
+    code = ErrorCode.PROCESSING_RESTRICTED
 
 
 class ChildTooOld(LegetimeError):
@@ -132,6 +137,11 @@ async def start_case(
     requester_id = require_person(ctx.actor)
     requester = await ctx.session.get(Person, requester_id)
     assert requester is not None
+    if requester.restricted_at is not None:
+        raise ProcessingRestricted(
+            "Du har begrenset behandlingen av opplysningene dine. Opphev begrensningen for å starte en sak.",
+            field="restricted",
+        )
     subject = requester
     role = RequesterRole.SELF
     if child_national_id is not None:
@@ -139,17 +149,18 @@ async def start_case(
         role = RequesterRole.GUARDIAN
     questionnaire = load_questionnaire()
     case = Case(
+        id=uuid.uuid4(),
         number=await _new_number(ctx),
         subject_id=subject.id,
         requester_id=requester.id,
         requester_role=role,
         questionnaire_key=questionnaire.key,
         questionnaire_version=questionnaire.version,
-        answers={},
         price_amount=ctx.platform.settings.price_minor,
         price_currency=ctx.platform.settings.currency,
         created_at=ctx.now,
     )
+    content.give_case_keys(ctx.platform.keyring, case)
     ctx.session.add(case)
     await ctx.session.flush()
     ctx.session.add(Participant(case_id=case.id, person_id=subject.id, role=ParticipantRole.PATIENT))
@@ -167,7 +178,8 @@ async def _child(
         parsed = parse_national_id(national_id)
     except InvalidNationalId as exc:
         raise InvalidNationalId(exc.message, field="childNationalId") from None
-    if parsed.value == guardian.national_id:
+    guardian_national_id = content.national_id(ctx.platform.keyring, guardian)
+    if parsed.value == guardian_national_id:
         raise ValidationError("Barnets fødselsnummer kan ikke være ditt eget.", field="childNationalId")
     if age_on(parsed.birth_date, ctx.today) >= 16:
         raise ChildTooOld(
@@ -178,14 +190,15 @@ async def _child(
         raise GuardianshipNotConfirmed(
             "Bekreft at du har foreldreansvar for barnet.", field="guardianDeclared"
         )
-    if not await ctx.platform.hooks.verify_guardianship(guardian.national_id, parsed.value):
+    if not await ctx.platform.hooks.verify_guardianship(guardian_national_id, parsed.value):
         raise GuardianshipNotConfirmed(
             "Vi kunne ikke bekrefte at du har foreldreansvar for barnet.", field="childNationalId"
         )
-    child = await ctx.session.scalar(select(Person).where(Person.national_id == parsed.value))
+    child = await content.find_person(ctx.session, ctx.platform, parsed.value)
     if child is None:
-        child = Person(
-            national_id=parsed.value,
+        child = content.new_person(
+            ctx.platform,
+            parsed.value,
             given_name=(given_name or "").strip()[:200],
             family_name="",
             birth_date=parsed.birth_date,
@@ -201,7 +214,7 @@ async def answer_questionnaire(ctx: Ctx, case_id: uuid.UUID, answers: dict[str, 
     if case.status is not CaseStatus.DRAFT:
         raise ValidationError("Svarene kan bare endres før saken sendes inn.", field="caseId")
     questionnaire = load_questionnaire(case.questionnaire_key or "general", case.questionnaire_version)
-    merged = {**case.answers, **answers}
+    merged = {**content.answers(ctx.platform.keyring, case), **answers}
     merged = {key: value for key, value in merged.items() if value is not None}
     clean = validate_answers(
         questionnaire,
@@ -210,16 +223,33 @@ async def answer_questionnaire(ctx: Ctx, case_id: uuid.UUID, answers: dict[str, 
         partial=True,
         today=ctx.today,
     )
-    case.answers = dict(clean)
+    content.set_answers(ctx.platform.keyring, case, dict(clean))
     case.updated_at = ctx.now
     await log_case(ctx, case, "answer")
     return case
+
+
+async def _ended(ctx: Ctx, case: Case) -> None:
+    """A case closed or was cancelled: its communication is kept for the retention time — or deleted now,
+    if the patient has not (or no longer) consented to storing it."""
+    keep = await consents.current(ctx.session, case.subject_id, ConsentPurpose.COMMUNICATION_STORAGE, case.id)
+    if keep:
+        case.retention_until = retention_deadline(ctx.now, ctx.platform.settings.retention_months)
+        return
+    case.retention_until = ctx.now
+    await enqueue(
+        ctx.session,
+        "privacy.erase_case",
+        {"case_id": str(case.id), "rule": "consent_withdrawn"},
+        dedupe_key=f"erase:{case.id}",
+    )
 
 
 async def cancel_case(ctx: Ctx, case_id: uuid.UUID) -> Case:
     case = await load_case(ctx, case_id, as_patient(ctx.actor, ctx.today), for_update=True)
     _transition(case, CaseEvent.CANCEL)
     case.cancelled_at = ctx.now
+    await _ended(ctx, case)
     from core.payments import release_later
 
     await release_later(ctx, case)
@@ -232,6 +262,7 @@ async def close_case(ctx: Ctx, case_id: uuid.UUID) -> Case:
     case = await load_case(ctx, case_id, as_patient(ctx.actor, ctx.today), for_update=True)
     _transition(case, CaseEvent.CLOSE)
     case.closed_at = ctx.now
+    await _ended(ctx, case)
     from core.payments import capture_later
 
     await capture_later(ctx, case)
@@ -273,7 +304,8 @@ async def send_message(
             select(Message).where(Message.case_id == case.id, Message.idempotency_key == idempotency_key)
         )
         if existing is not None:
-            if existing.body != body or existing.author_id != sender_id:
+            same_body = content.message_body(ctx.platform.keyring, case, existing) == body
+            if not same_body or existing.author_id != sender_id:
                 raise ValidationError("Nøkkelen er brukt for en annen melding.", field="idempotencyKey")
             return existing
     from_clinician = case.assigned_clinician_id == sender_id
@@ -299,7 +331,7 @@ async def send_message(
         author_id=sender_id,
         author_role=role,
         kind=kind,
-        body=body,
+        body_sealed=content.seal_message(ctx.platform.keyring, case, body),
         idempotency_key=idempotency_key,
         created_at=ctx.now,
     )
@@ -344,7 +376,7 @@ async def answer_case(
         author_id=ctx.actor.person_id,
         author_role=ParticipantRole.CLINICIAN,
         kind=MessageKind.ANSWER,
-        body=text,
+        body_sealed=content.seal_message(ctx.platform.keyring, case, text),
         created_at=ctx.now,
     )
     ctx.session.add(message)
@@ -375,7 +407,7 @@ async def check_submittable(ctx: Ctx, case: Case) -> None:
     questionnaire = load_questionnaire(case.questionnaire_key or "general", case.questionnaire_version)
     validate_answers(
         questionnaire,
-        case.answers,
+        content.answers(ctx.platform.keyring, case),
         for_child=case.requester_role is RequesterRole.GUARDIAN,
         partial=False,
         today=ctx.today,
@@ -417,6 +449,7 @@ async def close_answered_cases(
     for case in due:
         _transition(case, CaseEvent.CLOSE)
         case.closed_at = now
+        await _ended(ctx, case)
         await capture_later(ctx, case)
         await log_case(ctx, case, "auto_close", "retention of answered cases")
     return len(due)

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
         description="Master secret for derived keys (signatures, token hashes). Generated into the data "
         "directory in development; required in production.",
     )
+    master_keys: SecretStr | None = Field(
+        default=None,
+        description="Master keys that wrap the per-case data keys: comma-separated id=<base64url 32 bytes>; "
+        "the first wraps new keys, the rest only unwrap (rotation). 'local' names the key derived from the "
+        "master secret, which is the only key when this is unset.",
+    )
 
     # Providers, by capability: which are enabled (comma-separated) and which is the default.
     identity_providers: NameList = Field(default_factory=lambda: ["bankid-test"])
@@ -79,6 +85,13 @@ class Settings(BaseSettings):
         default=72, gt=0, description="Answered cases close by themselves (and are charged) after this time."
     )
     sms_sender: str = Field(default="Legetime", max_length=11, description="Alphanumeric SMS sender.")
+
+    # Privacy.
+    retention_months: int = Field(
+        default=3, ge=0, description="Months a case's communication is kept after it is closed or cancelled."
+    )
+    purge_batch_size: int = Field(default=500, ge=1, le=10000, description="Cases per purge transaction.")
+    purge_interval_minutes: float = Field(default=60, gt=0, description="How often the purge job runs.")
 
     # GraphQL.
     graphiql: bool = True
@@ -132,6 +145,18 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
+    @field_validator("master_keys")
+    @classmethod
+    def _master_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            from core.crypto import parse_master_keys
+
+            entries = [e for e in value.get_secret_value().split(",") if e.strip()]
+            if not entries:
+                raise ValueError("name at least one master key (id=<base64url of 32 bytes>)")
+            parse_master_keys(entries, local_key=bytes(32))  # raises ValueError naming the entry
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _timezone(cls, value: str) -> str:
@@ -175,6 +200,11 @@ class Settings(BaseSettings):
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def master_key_entries(self) -> list[str]:
+        if self.master_keys is None:
+            return ["local"]
+        return [e.strip() for e in self.master_keys.get_secret_value().split(",") if e.strip()]
 
     def master_secret(self) -> bytes:
         """The master secret; in development generated once into the data directory."""

@@ -4,13 +4,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from core.db.engine import Database
-from core.db.models import Person, StaffMembership, StaffRole
+from core import content
+from core.db.models import StaffMembership, StaffRole
 from core.nationalid import parse_national_id
 from core.providers.identity import IdentityProvider, LoginRequest, VerifiedIdentity
+
+if TYPE_CHECKING:
+    from core.platform import Platform
 
 
 @dataclass(frozen=True)
@@ -45,22 +49,25 @@ async def _as_identity_provider_names(demo: DemoPerson, identity: IdentityProvid
     return demo
 
 
-async def create_demo_data(db: Database, identity: IdentityProvider | None = None) -> tuple[DemoPerson, ...]:
+async def create_demo_data(
+    platform: Platform, identity: IdentityProvider | None = None
+) -> tuple[DemoPerson, ...]:
     people: tuple[DemoPerson, ...] = DEMO_PEOPLE
     if identity is not None:
         people = tuple([await _as_identity_provider_names(demo, identity) for demo in DEMO_PEOPLE])
-    async with db.transaction() as session:
+    async with platform.db.transaction() as session:
         for demo in people:
             national_id = parse_national_id(demo.national_id)
-            person = await session.scalar(select(Person).where(Person.national_id == national_id.value))
+            person = await content.find_person(session, platform, national_id.value)
             if person is None:
-                person = Person(
-                    national_id=national_id.value,
+                person = content.new_person(
+                    platform,
+                    national_id.value,
                     given_name=demo.given_name,
                     family_name=demo.family_name,
                     birth_date=national_id.birth_date,
-                    phone=demo.phone,
                 )
+                person.phone = demo.phone
                 session.add(person)
                 await session.flush()
             if demo.staff_role is not None:

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from core import audit, consents
+from core import audit, consents, content
 from core.access import as_clinician, load_case, require_person
 from core.ctx import Ctx
 from core.db.base import utcnow
@@ -33,6 +33,9 @@ class NoteApproved(LegetimeError):
 async def request_draft(ctx: Ctx, case_id: uuid.UUID) -> Case:
     case = await load_case(ctx, case_id, as_clinician(ctx.actor, write=True))
     await consents.require(ctx, case.subject_id, ConsentPurpose.AI_JOURNAL, case.id, AI_CONSENT_MESSAGE)
+    from core.privacy import require_unrestricted
+
+    await require_unrestricted(ctx, case.subject_id)
     await enqueue(ctx.session, "journal.draft", {"case_id": str(case.id)})
     await audit.log(
         ctx,
@@ -56,6 +59,9 @@ async def draft_job(ctx: JobContext, payload: dict[str, Any]) -> None:
         return  # withdrawn since it was asked for: no draft
     patient = await ctx.session.get(Person, case.subject_id)
     assert patient is not None
+    if patient.restricted_at is not None or content.communication_deleted(case):
+        return  # processing restricted, or nothing left to draft from
+    ring = ctx.platform.keyring
     messages = (
         await ctx.session.scalars(
             select(Message).where(Message.case_id == case.id).order_by(Message.created_at)
@@ -69,24 +75,25 @@ async def draft_job(ctx: JobContext, payload: dict[str, Any]) -> None:
             case_number=case.number,
             patient_age_years=age_on(patient.birth_date, today),
             patient_sex=None,
-            questionnaire=answers_for_display(questionnaire, case.answers),
-            messages=[JournalMessage(author_role=m.author_role.value, body=m.body) for m in messages],
+            questionnaire=answers_for_display(questionnaire, content.answers(ring, case)),
+            messages=[
+                JournalMessage(author_role=m.author_role.value, body=content.message_body(ring, case, m))
+                for m in messages
+            ],
             outcome=case.outcome.value if case.outcome else None,
             consultation_date=today,
         )
     )
-    ctx.session.add(
-        JournalNote(
-            id=note_id,
-            case_id=case.id,
-            text=draft.text,
-            sections=dict(draft.sections),
-            drafter=draft.provenance.drafter,
-            drafter_version=draft.provenance.version,
-            model=draft.provenance.model,
-            prompt_version=draft.provenance.prompt_version,
-        )
+    note = JournalNote(
+        id=note_id,
+        case_id=case.id,
+        drafter=draft.provenance.drafter,
+        drafter_version=draft.provenance.version,
+        model=draft.provenance.model,
+        prompt_version=draft.provenance.prompt_version,
     )
+    content.set_note(ring, case, note, draft.text, dict(draft.sections))
+    ctx.session.add(note)
 
 
 async def _note(ctx: Ctx, note_id: uuid.UUID) -> tuple[JournalNote, Case]:
@@ -110,7 +117,8 @@ async def approve(ctx: Ctx, note_id: uuid.UUID, text: str | None) -> JournalNote
         text = text.strip()
         if not text or len(text) > MAX_NOTE_LENGTH:
             raise ValidationError(f"Notatet må ha tekst (høyst {MAX_NOTE_LENGTH} tegn).", field="text")
-        note.text = text
+        _, sections = content.note_content(ctx.platform.keyring, case, note)
+        content.set_note(ctx.platform.keyring, case, note, text, sections)
     note.status = JournalNoteStatus.APPROVED
     note.approved_by_id = ctx.actor.person_id
     note.approved_at = ctx.now

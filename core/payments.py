@@ -55,6 +55,9 @@ async def submit_case(
     if existing is not None:
         return case  # a retry of a submit that went through
     await check_submittable(ctx, case)
+    from core.privacy import require_unrestricted
+
+    await require_unrestricted(ctx, case.requester_id)
     try:
         payments = ctx.platform.providers.payment(provider)
     except LookupError:

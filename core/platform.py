@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from core.config import Settings, load_settings
+from core.crypto import KeyRing, parse_master_keys
 from core.db.engine import Database
 from core.hooks import Hooks
 from core.plugins import DEFAULT_PLUGINS, create_plugin_manager
@@ -60,6 +61,12 @@ class Platform:
 
     def derive_key(self, purpose: str) -> bytes:
         return derive_key(self.settings, purpose)
+
+    @cached_property
+    def keyring(self) -> KeyRing:
+        """The master keys that wrap every data key (``LEGETIME_MASTER_KEYS``)."""
+        local = derive_key(self.settings, "master-key:local")
+        return KeyRing(parse_master_keys(self.settings.master_key_entries(), local))
 
     async def start(self) -> None:
         await self.hooks.startup(self)

@@ -13,10 +13,11 @@ from typing import Any
 import structlog
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
+from core.errors import NotFound
 from core.jobs.runner import JobRunner
 from core.platform import Platform
 from schema.build import build_schema
@@ -80,6 +81,24 @@ def create_app(platform: Platform, *, run_jobs_in_process: bool | None = None) -
             {"status": "ok" if ready else "unavailable", **checks}, status_code=200 if ready else 503
         )
 
+    async def file(request: Request) -> Response:
+        """An attached image behind a signed URL, opened (decrypted) for the holder of the link."""
+        from core.attachments import open_signed
+
+        try:
+            async with platform.db.transaction() as session:
+                data, content_type = await open_signed(
+                    session,
+                    platform,
+                    request.path_params["attachment_id"],
+                    request.query_params.get("expires", ""),
+                    request.query_params.get("signature", ""),
+                )
+        except NotFound:
+            return Response("Not found", status_code=404)
+        headers = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}
+        return Response(data, media_type=content_type, headers=headers)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await platform.start()
@@ -97,6 +116,7 @@ def create_app(platform: Platform, *, run_jobs_in_process: bool | None = None) -
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/files/{attachment_id}", file),
         *platform.hooks.routes(),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

@@ -25,9 +25,17 @@ from schema.errors import DomainErrorExtensions, should_mask_error
 from schema.login import LoginMutation, LoginQuery
 from schema.operator_api import OperatorQuery
 from schema.platform_types import PlatformQuery, node_query
+from schema.privacy_api import PrivacyMutation, PrivacyQuery
 
-CORE_QUERIES: tuple[type, ...] = (PlatformQuery, LoginQuery, CaseQuery, OperatorQuery, AccessLogQuery)
-CORE_MUTATIONS: tuple[type, ...] = (LoginMutation, PatientMutation, ClinicianMutation)
+CORE_QUERIES: tuple[type, ...] = (
+    PlatformQuery,
+    LoginQuery,
+    CaseQuery,
+    OperatorQuery,
+    AccessLogQuery,
+    PrivacyQuery,
+)
+CORE_MUTATIONS: tuple[type, ...] = (LoginMutation, PatientMutation, ClinicianMutation, PrivacyMutation)
 
 
 def _merge(name: str, types: Iterable[type]) -> type | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, cast
+from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import strawberry
 from sqlalchemy import Select, select
@@ -13,7 +13,7 @@ from strawberry import relay
 from strawberry.file_uploads import Upload
 from strawberry.scalars import JSON
 
-from core import attachments, cases, consents, journal, payments
+from core import attachments, cases, consents, journal, payments, privacy
 from core.access import as_clinician, as_patient, require_person
 from core.consents import CONSENT_TEXTS
 from core.ctx import Ctx
@@ -26,6 +26,9 @@ from schema.errors import Error
 from schema.login import ConsentPurpose
 from schema.mutation import global_uuid, mutate
 from schema.pagination import keyset_page
+
+if TYPE_CHECKING:
+    from schema.privacy_api import ErasureAccount
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 
@@ -266,6 +269,10 @@ class ConsentRecord:
 @strawberry.type
 class ConsentPayload:
     consent: ConsentRecord | None = None
+    erasure: Annotated[ErasureAccount, strawberry.lazy("schema.privacy_api")] | None = strawberry.field(
+        default=None,
+        description="Withdrawing storage consent: what was deleted, what waits and what is kept (and why).",
+    )
     errors: list[Error]
 
 
@@ -374,13 +381,19 @@ class PatientMutation:
 
     @strawberry.mutation(description="Withdraw a consent.")
     async def withdraw_consent(self, info: Info, input: WithdrawConsentInput) -> ConsentPayload:
-        async def work(ctx: Ctx) -> models.Consent:
+        async def work(ctx: Ctx) -> tuple[models.Consent, privacy.ErasureAccount | None]:
             case_id = global_uuid(input.case_id) if input.case_id else None
-            return await consents.record(
-                ctx, purpose=input.purpose, granted=False, text_version="", case_id=case_id
-            )
+            return await privacy.withdraw_consent(ctx, input.purpose, case_id)
 
-        return _consent_payload(*await mutate(info, work))
+        result, errors = await mutate(info, work)
+        if result is None:
+            return ConsentPayload(errors=errors)
+        payload = _consent_payload(result[0], errors)
+        if result[1] is not None:
+            from schema.privacy_api import ErasureAccount
+
+            payload.erasure = ErasureAccount.of(result[1])
+        return payload
 
     @strawberry.mutation(description="Send the case to a doctor; reserves the fee on your card.")
     async def submit_case(self, info: Info, input: SubmitCaseInput) -> CasePayload:
@@ -463,7 +476,9 @@ async def _message_payload(info: Info, work: object) -> MessagePayload:
         return MessagePayload(errors=errors)
     async with info.context.platform.db.transaction() as session:
         case = await session.get(models.Case, message.case_id)
-    return MessagePayload(message=Message.of(message), case=Case.of(case) if case else None, errors=[])
+    if case is None:
+        return MessagePayload(errors=errors)
+    return MessagePayload(message=Message.of(message, case), case=Case.of(case), errors=[])
 
 
 @strawberry.type
@@ -523,4 +538,9 @@ class ClinicianMutation:
             return await journal.approve(ctx, global_uuid(input.note_id, field="noteId"), input.text)
 
         note, errors = await mutate(info, work)
-        return JournalNotePayload(note=JournalNote.of(note) if note else None, errors=errors)
+        if note is None:
+            return JournalNotePayload(errors=errors)
+        async with info.context.platform.db.transaction() as session:
+            case = await session.get(models.Case, note.case_id)
+        assert case is not None
+        return JournalNotePayload(note=JournalNote.of(note, case), errors=errors)

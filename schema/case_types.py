@@ -12,6 +12,7 @@ from strawberry import relay
 from strawberry.scalars import JSON
 
 from core import cases as core_cases
+from core import content
 from core.attachments import image_url
 from core.case_states import allowed_events
 from core.db import models
@@ -52,17 +53,27 @@ class Message:
     id: strawberry.ID
     kind: MessageKind  # type: ignore[valid-type]
     author_role: ParticipantRole  # type: ignore[valid-type]
-    body: str
     created_at: datetime
+    withheld_from_guardian: bool = strawberry.field(
+        description="Hidden from the guardian (a patient aged 12–16 may keep things from her parents)."
+    )
+    _model: strawberry.Private[models.Message]
+    _case: strawberry.Private[models.Case]
+
+    @strawberry.field
+    def body(self, info: Info) -> str:
+        return content.message_body(info.context.platform.keyring, self._case, self._model)
 
     @classmethod
-    def of(cls, message: models.Message) -> Message:
+    def of(cls, message: models.Message, case: models.Case) -> Message:
         return cls(
             id=strawberry.ID(str(message.id)),
             kind=message.kind,
             author_role=message.author_role,
-            body=message.body,
             created_at=message.created_at,
+            withheld_from_guardian=message.withheld_from_guardian,
+            _model=message,
+            _case=case,
         )
 
 
@@ -96,13 +107,19 @@ class Payment:
 class JournalNote(relay.Node):
     note_id: relay.NodeID[str]
     status: JournalNoteStatus  # type: ignore[valid-type]
-    text: str
     drafter: str | None
     drafter_version: str | None
     model: str | None
     prompt_version: str | None
     approved_at: datetime | None
     created_at: datetime
+    withheld_from_guardian: bool
+    _model: strawberry.Private[models.JournalNote]
+    _case: strawberry.Private[models.Case]
+
+    @strawberry.field
+    def text(self, info: Info) -> str:
+        return content.note_content(info.context.platform.keyring, self._case, self._model)[0]
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
@@ -111,16 +128,18 @@ class JournalNote(relay.Node):
         """Notes of cases the actor may read: drafts for the assigned clinician, approved notes for all."""
         out: list[JournalNote | None] = []
         for node_id in node_ids:
-            note = await _readable_note(info, node_id)
-            out.append(JournalNote.of(note) if note is not None else None)
+            found = await _readable_note(info, node_id)
+            out.append(JournalNote.of(*found) if found is not None else None)
         return out
 
     @classmethod
-    def of(cls, note: models.JournalNote) -> JournalNote:
+    def of(cls, note: models.JournalNote, case: models.Case) -> JournalNote:
         return cls(
             note_id=str(note.id),
             status=note.status,
-            text=note.text,
+            withheld_from_guardian=note.withheld_from_guardian,
+            _model=note,
+            _case=case,
             drafter=note.drafter,
             drafter_version=note.drafter_version,
             model=note.model,
@@ -137,7 +156,6 @@ class Case(relay.Node):
     status: CaseStatus  # type: ignore[valid-type]
     outcome: CaseOutcome | None  # type: ignore[valid-type]
     for_child: bool
-    answers: JSON
     questionnaire_key: str | None
     questionnaire_version: int | None
     price: Money
@@ -157,7 +175,6 @@ class Case(relay.Node):
             status=case.status,
             outcome=case.outcome,
             for_child=case.requester_role is models.RequesterRole.GUARDIAN,
-            answers=cast(JSON, case.answers),
             questionnaire_key=case.questionnaire_key,
             questionnaire_version=case.questionnaire_version,
             price=Money(amount=case.price_amount, currency=case.price_currency),
@@ -178,6 +195,18 @@ class Case(relay.Node):
         for node_id in node_ids:
             out.append(await load_readable(info, node_id))
         return out
+
+    @strawberry.field(description="The questionnaire answers (empty once the communication is deleted).")
+    def answers(self, info: Info) -> JSON:
+        return cast(JSON, content.answers(info.context.platform.keyring, self._model))
+
+    @strawberry.field(description="When the communication (answers, messages, images) is deleted.")
+    def retention_until(self) -> datetime | None:
+        return self._model.retention_until
+
+    @strawberry.field(description="When the communication was deleted (a journal note and the payment stay).")
+    def communication_deleted_at(self) -> datetime | None:
+        return self._model.purged_at
 
     @strawberry.field(description="Whether the SLA deadline has passed without an answer.")
     def overdue(self) -> bool:
@@ -203,7 +232,8 @@ class Case(relay.Node):
     @strawberry.field
     async def messages(self, info: Info) -> list[Message]:
         rows = await info.context.loader("messages", loaders.messages).load(self._model.id)
-        return [Message.of(row) for row in rows]
+        hidden = _guardian_view(info, self._model)
+        return [Message.of(row, self._model) for row in rows if not (hidden and row.withheld_from_guardian)]
 
     @strawberry.field
     async def attachments(self, info: Info) -> list[Attachment]:
@@ -244,12 +274,26 @@ class Case(relay.Node):
             info.context.actor.is_clinician
             and self._model.assigned_clinician_id == info.context.actor.person_id
         )
+        hidden = _guardian_view(info, self._model)
         return [
-            JournalNote.of(row) for row in rows if staff or row.status is models.JournalNoteStatus.APPROVED
+            JournalNote.of(row, self._model)
+            for row in rows
+            if (staff or row.status is models.JournalNoteStatus.APPROVED)
+            and not (hidden and row.withheld_from_guardian)
         ]
 
 
-async def _readable_note(info: Info, node_id: str) -> models.JournalNote | None:
+def _guardian_view(info: Info, case: models.Case) -> bool:
+    """Whether the actor reads this case as the child's guardian (not as the patient or her clinician)."""
+    actor = info.context.actor
+    return (
+        case.requester_role is models.RequesterRole.GUARDIAN
+        and actor.person_id == case.requester_id
+        and actor.person_id != case.subject_id
+    )
+
+
+async def _readable_note(info: Info, node_id: str) -> tuple[models.JournalNote, models.Case] | None:
     try:
         note_id = uuid.UUID(node_id)
     except ValueError:
@@ -260,8 +304,10 @@ async def _readable_note(info: Info, node_id: str) -> models.JournalNote | None:
         return None
     actor = info.context.actor
     case = await ctx.session.get(models.Case, note.case_id)
-    drafts_visible = actor.is_clinician and case is not None and case.assigned_clinician_id == actor.person_id
-    return note if drafts_visible or note.status is models.JournalNoteStatus.APPROVED else None
+    if case is None or (note.withheld_from_guardian and _guardian_view(info, case)):
+        return None
+    drafts_visible = actor.is_clinician and case.assigned_clinician_id == actor.person_id
+    return (note, case) if drafts_visible or note.status is models.JournalNoteStatus.APPROVED else None
 
 
 async def load_readable(info: Info, node_id: str) -> Case | None:

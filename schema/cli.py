@@ -185,7 +185,7 @@ async def _run_demo(platform: Platform, create: Callable[..., Any]) -> Any:
     if "bankid-test" in platform.providers.names(Capability.IDENTITY):
         identity = platform.providers.identity("bankid-test")
     try:
-        return await create(platform.db, identity)
+        return await create(platform, identity)
     finally:
         await platform.close()
 

@@ -8,7 +8,7 @@ from typing import Any, cast
 import strawberry
 from strawberry.scalars import JSON
 
-from core import auth, consents
+from core import auth, consents, content
 from core.consents import CONSENT_TEXTS
 from core.ctx import Ctx
 from core.db.models import ConsentPurpose as CorePurpose
@@ -35,10 +35,17 @@ class Me:
     given_name: str
     family_name: str
     birth_date: date
-    national_id: str
     phone: str | None
     roles: list[str]
     _person: strawberry.Private[Person]
+
+    @strawberry.field(description="Her national ID (stored encrypted; shown only to herself).")
+    def national_id(self, info: Info) -> str:
+        return content.national_id(info.context.platform.keyring, self._person)
+
+    @strawberry.field(description="When she restricted processing of her data (GDPR art. 18), if she has.")
+    def restricted_since(self) -> datetime | None:
+        return self._person.restricted_at
 
     @strawberry.field(description="Her own consents (not per case), one per purpose.")
     async def consents(self, info: Info) -> list[ConsentState]:
@@ -59,7 +66,6 @@ def me_of(person: Person, roles: list[str]) -> Me:
         given_name=person.given_name,
         family_name=person.family_name,
         birth_date=person.birth_date,
-        national_id=person.national_id,
         phone=person.phone,
         roles=roles,
         _person=person,

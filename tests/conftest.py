@@ -168,16 +168,17 @@ def install(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
 # --- the whole platform over HTTP ------------------------------------------------------------------
 
 
-def seed_demo(url: str) -> None:
-    """Demo staff and family, through a database handle of this thread's own event loop."""
+def seed_demo(settings: Settings) -> None:
+    """Demo staff and family, through a platform of this thread's own event loop (the same settings,
+    hence the same master keys, as the platform under test)."""
     from core.demo import create_demo_data
 
     async def seed() -> None:
-        database = Database(url)
+        platform = Platform.create(settings, load_entry_points=False)
         try:
-            await create_demo_data(database)
+            await create_demo_data(platform)
         finally:
-            await database.dispose()
+            await platform.close()
 
     asyncio.run(seed())
 
@@ -192,7 +193,7 @@ def embedded(tmp_path: Path) -> Iterator[Any]:
 
     settings = Settings(data_dir=tmp_path / "data")
     upgrade(settings.resolved_database_url)
-    seed_demo(settings.resolved_database_url)
+    seed_demo(settings)
     platform = Platform.create(settings, load_entry_points=False)
     with TestClient(create_app(platform)) as client:
         yield Api(client), platform

@@ -89,3 +89,27 @@ def synthetic_national_id(born: date, *, female: bool = True, skip: int = 0) -> 
         if index == skip:
             return candidate
     raise AssertionError("no synthetic national ID found")
+
+
+def person_row(
+    national_id: str,
+    *,
+    given_name: str = "Kari",
+    family_name: str = "Nordmann",
+    birth_date: date = date(1990, 1, 1),
+) -> Any:
+    """A person row for tests that need one in the database but never log her in (her keys come from a
+    throwaway key ring, so the platform cannot find or open her)."""
+    from core.crypto import KeyRing, keyed_hash, seal
+    from core.db.models import Person
+
+    key, wrapped = KeyRing([("throwaway", bytes(32))]).new_data_key()
+    return Person(
+        national_id_hash=keyed_hash(b"throwaway", national_id),
+        national_id_sealed=seal(key, national_id.encode(), b"throwaway"),
+        key_id=wrapped.key_id,
+        wrapped_key=wrapped.wrapped,
+        given_name=given_name,
+        family_name=family_name,
+        birth_date=birth_date,
+    )

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 from strawberry import relay
 
+from core import content
 from core.config import Settings
 from core.db import models
 from core.db.engine import Database
@@ -34,14 +35,15 @@ OTHER_CHILD = synthetic_national_id(date(2014, 6, 1))
 OTHER_CLINICIAN = synthetic_national_id(date(1975, 5, 5), female=False)
 
 
-async def _add_clinician(url: str, national_id: str) -> None:
+async def _add_clinician(settings: Settings, national_id: str) -> None:
     from core.nationalid import parse_national_id
 
-    database = Database(url)
+    platform = Platform.create(settings, load_entry_points=False)
     try:
-        async with database.transaction() as session:
-            person = models.Person(
-                national_id=national_id,
+        async with platform.db.transaction() as session:
+            person = content.new_person(
+                platform,
+                national_id,
                 given_name="Per",
                 family_name="Lege",
                 birth_date=parse_national_id(national_id).birth_date,
@@ -49,9 +51,9 @@ async def _add_clinician(url: str, national_id: str) -> None:
             session.add(person)
             await session.flush()
             session.add(models.StaffMembership(person_id=person.id, role=models.StaffRole.CLINICIAN))
-        await create_demo_data(database)
+        await create_demo_data(platform)
     finally:
-        await database.dispose()
+        await platform.close()
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +62,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     data_dir: Path = tmp_path_factory.mktemp("matrix")
     settings = Settings.defaults(data_dir=data_dir)
     upgrade(settings.resolved_database_url)
-    asyncio.run(_add_clinician(settings.resolved_database_url, OTHER_CLINICIAN))
+    asyncio.run(_add_clinician(settings, OTHER_CLINICIAN))
     platform = Platform.create(settings, load_entry_points=False)
     with TestClient(create_app(platform)) as client:
         api = Api(client)
@@ -177,11 +179,11 @@ def _snapshot(world: dict[str, Any]) -> dict[str, Any]:
                         select(func.count()).select_from(model)
                     )
                 counts["cases"] = sorted(
-                    (str(c.id), c.status.value, str(c.assigned_clinician_id), str(c.answers))
+                    (str(c.id), c.status.value, str(c.assigned_clinician_id), str(c.answers_sealed))
                     for c in (await session.scalars(select(models.Case))).all()
                 )
                 counts["notes"] = sorted(
-                    (n.status.value, n.text)
+                    (n.status.value, n.content_sealed)
                     for n in (await session.scalars(select(models.JournalNote))).all()
                 )
                 return counts

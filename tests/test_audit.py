@@ -7,7 +7,7 @@ import asyncio
 import hashlib
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ from core import audit
 from core.db.engine import Database
 from core.db.models import AuditEvent, Person
 from core.migrate import upgrade
+from tests.support import person_row
 
 
 @pytest.fixture
@@ -30,12 +31,7 @@ async def db(database_url: str) -> AsyncIterator[Database]:
 
 async def _person(db: Database) -> uuid.UUID:
     async with db.transaction() as session:
-        person = Person(
-            national_id=str(uuid.uuid4().int)[:11],
-            given_name="Kari",
-            family_name="Nordmann",
-            birth_date=date(1990, 1, 1),
-        )
+        person = person_row(str(uuid.uuid4().int)[:11])
         session.add(person)
         await session.flush()
         return person.id
@@ -152,9 +148,7 @@ async def test_the_entry_shares_the_fate_of_the_change(db: Database) -> None:
     """Written in the caller's transaction: rolled back with the change, committed with it."""
     with pytest.raises(RuntimeError):
         async with db.transaction() as session:
-            session.add(
-                Person(national_id="11111111111", given_name="A", family_name="B", birth_date=date.today())
-            )
+            session.add(person_row("11111111111"))
             await _log(session, 1)
             raise RuntimeError("the change failed")
     async with db.transaction() as session:

@@ -288,7 +288,7 @@ class PopulationRegister:
 def with_register(tmp_path: Path) -> Iterator[tuple[Api, PopulationRegister]]:
     settings = Settings(data_dir=tmp_path / "data")
     upgrade(settings.resolved_database_url)
-    seed_demo(settings.resolved_database_url)
+    seed_demo(settings)
     register = PopulationRegister(refused_child=CHILD)
     platform = Platform.create(settings, extra_plugins=[register], load_entry_points=False)
     with TestClient(create_app(platform, run_jobs_in_process=False)) as client:

@@ -46,13 +46,13 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Api,
         "LEGETIME_QUEUE_NAMESPACE": f"legetime-test-{uuid.uuid4().hex[:8]}",
     }
     upgrade(env["LEGETIME_DATABASE_URL"])
-    seed_demo(env["LEGETIME_DATABASE_URL"])
     settings = Settings(
         data_dir=data_dir,
         database_url=env["LEGETIME_DATABASE_URL"],
         redis_url=env["LEGETIME_REDIS_URL"],
         queue_namespace=env["LEGETIME_QUEUE_NAMESPACE"],
     )
+    seed_demo(settings)
     platform = Platform.create(settings, load_entry_points=False)
     process_env = {k: v for k, v in os.environ.items() if not k.startswith("LEGETIME_")} | env
     process_env["PYTHONPATH"] = str(ROOT)

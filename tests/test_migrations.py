@@ -32,6 +32,9 @@ TABLES = {
     "login_transaction",
     "auth_session",
     "notification",
+    "case_statistic",
+    "case_erasure",
+    "retention_run",
 }
 
 

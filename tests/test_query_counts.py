@@ -4,15 +4,17 @@ fields go through per-request DataLoaders and the reads are logged in one batche
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import event
 from starlette.testclient import TestClient
 
+from core import content
 from core.config import Settings
 from core.db import models
 from core.db.base import utcnow
@@ -38,25 +40,24 @@ def add_cases(platform: Platform, n: int) -> None:
         database = Database(platform.settings.resolved_database_url)
         try:
             async with database.transaction() as session:
-                mother = await session.scalar(
-                    select(models.Person).where(models.Person.national_id == MOTHER)
-                )
+                mother = await content.find_person(session, platform, MOTHER)
                 assert mother is not None
                 now = utcnow()
                 for i in range(n):
                     case = models.Case(
+                        id=uuid.uuid4(),
                         number=f"LT-T{i:05d}",
                         subject_id=mother.id,
                         requester_id=mother.id,
                         requester_role=models.RequesterRole.SELF,
                         status=models.CaseStatus.SUBMITTED,
-                        answers={},
                         price_amount=35000,
                         price_currency="NOK",
                         submitted_at=now,
                         sla_due_at=now + timedelta(hours=i),
                         created_at=now - timedelta(minutes=i),
                     )
+                    content.give_case_keys(platform.keyring, case)
                     session.add(case)
                     await session.flush()
                     session.add(
@@ -64,7 +65,7 @@ def add_cases(platform: Platform, n: int) -> None:
                             case_id=case.id,
                             author_id=mother.id,
                             author_role=models.ParticipantRole.PATIENT,
-                            body="Hei",
+                            body_sealed=content.seal_message(platform.keyring, case, "Hei"),
                         )
                     )
                     session.add(
@@ -90,7 +91,7 @@ def quiet(tmp_path: Path) -> Iterator[tuple[Api, Platform]]:
     """The embedded platform without in-process jobs: the outbox relay's polling would be counted too."""
     settings = Settings(data_dir=tmp_path / "data")
     upgrade(settings.resolved_database_url)
-    seed_demo(settings.resolved_database_url)
+    seed_demo(settings)
     platform = Platform.create(settings, load_entry_points=False)
     with TestClient(create_app(platform, run_jobs_in_process=False)) as client:
         yield Api(client), platform

@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -98,11 +99,20 @@ class Person(Base):
     __tablename__ = "person"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    national_id: Mapped[str] = mapped_column(String(11), unique=True)
+    national_id_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    """Keyed hash of the national ID: how a person is found. The ID itself is only stored sealed."""
+    national_id_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    key_id: Mapped[str] = mapped_column(String(50))
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    """The person's data key (for her national ID), wrapped by master key ``key_id``."""
     given_name: Mapped[str] = mapped_column(String(200))
     family_name: Mapped[str] = mapped_column(String(200))
     birth_date: Mapped[date] = mapped_column(Date)
     phone: Mapped[str | None] = mapped_column(String(20))
+    name_rectified_at: Mapped[datetime | None]
+    """Set when she corrected her name herself: logins no longer overwrite it."""
+    restricted_at: Mapped[datetime | None]
+    """Restriction of processing (GDPR art. 18): only storage and legal duties while set."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -140,7 +150,15 @@ class Case(Base):
     outcome: Mapped[CaseOutcome | None] = mapped_column(enum_column(CaseOutcome))
     questionnaire_key: Mapped[str | None] = mapped_column(String(100))
     questionnaire_version: Mapped[int | None] = mapped_column(Integer)
-    answers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    answers_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """Questionnaire answers, sealed with the communication key (JSON)."""
+    communication_key_id: Mapped[str | None] = mapped_column(String(50))
+    communication_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """Wraps answers, messages and images; deleted when the communication is (crypto-shredding)."""
+    record_key_id: Mapped[str] = mapped_column(String(50))
+    record_key: Mapped[bytes] = mapped_column(LargeBinary)
+    """Wraps journal notes, which are kept under health-record law."""
+    purged_at: Mapped[datetime | None]
     price_amount: Mapped[int] = mapped_column(Integer)
     price_currency: Mapped[str] = mapped_column(String(3))
     sla_due_at: Mapped[datetime | None]
@@ -200,7 +218,7 @@ class Message(Base):
     author_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("person.id"))
     author_role: Mapped[ParticipantRole] = mapped_column(enum_column(ParticipantRole))
     kind: Mapped[MessageKind] = mapped_column(enum_column(MessageKind), default=MessageKind.MESSAGE)
-    body: Mapped[str] = mapped_column(Text)
+    body_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     withheld_from_guardian: Mapped[bool] = mapped_column(Boolean, default=False)
     idempotency_key: Mapped[str | None] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -221,6 +239,9 @@ class Attachment(Base):
     width: Mapped[int] = mapped_column(Integer)
     height: Mapped[int] = mapped_column(Integer)
     sha256: Mapped[str] = mapped_column(String(64))
+    """Of the plain image: a re-upload of the same image is recognised."""
+    sealed: Mapped[bool] = mapped_column(Boolean, default=True)
+    """The stored object is sealed with the case's communication key."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -258,8 +279,9 @@ class JournalNote(Base):
     status: Mapped[JournalNoteStatus] = mapped_column(
         enum_column(JournalNoteStatus), default=JournalNoteStatus.DRAFT
     )
-    text: Mapped[str] = mapped_column(Text)
-    sections: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    content_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    """Text and sections (JSON), sealed with the case's record key."""
+    withheld_from_guardian: Mapped[bool] = mapped_column(Boolean, default=False)
     drafter: Mapped[str | None] = mapped_column(String(100))
     drafter_version: Mapped[str | None] = mapped_column(String(50))
     model: Mapped[str | None] = mapped_column(String(100))
@@ -318,7 +340,8 @@ class LoginTransaction(Base):
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     handle_hash: Mapped[str] = mapped_column(String(64), unique=True)
     provider: Mapped[str] = mapped_column(String(50))
-    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    state_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    """The provider's state (JSON), sealed: it may hold a national ID or a provider secret."""
     polls: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime]
@@ -358,6 +381,53 @@ class Notification(Base):
     status: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+
+
+class CaseErasure(Base):
+    """A tombstone: what was deleted from a case, when, and by which rule. Holds no content."""
+
+    __tablename__ = "case_erasure"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consultation_case.id"), index=True)
+    rule: Mapped[str] = mapped_column(String(30))
+    run_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("retention_run.id"))
+    deleted: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    """Counts by kind: answers, messages, images."""
+    erased_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CaseStatistic(Base):
+    """Anonymised statistics, recorded before a case's communication is deleted. No case or person id,
+    no date finer than a day, ages only in bands."""
+
+    __tablename__ = "case_statistic"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    day: Mapped[date] = mapped_column(Date, index=True)
+    category: Mapped[str] = mapped_column(String(100))
+    age_band: Mapped[str] = mapped_column(String(10))
+    for_child: Mapped[bool] = mapped_column(Boolean)
+    outcome: Mapped[str | None] = mapped_column(String(30))
+    final_status: Mapped[str] = mapped_column(String(30))
+    response_minutes: Mapped[int | None] = mapped_column(Integer)
+
+
+class RetentionRun(Base):
+    """One run of the purge (retention, consent withdrawal or erasure request): operators see them."""
+
+    __tablename__ = "retention_run"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    rule: Mapped[str] = mapped_column(String(30))
+    trigger: Mapped[str] = mapped_column(String(30))  # schedule | cli | graphql | patient
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("person.id"))
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    cases: Mapped[int] = mapped_column(Integer, default=0)
+    messages: Mapped[int] = mapped_column(Integer, default=0)
+    images: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
 
 
 APPEND_ONLY = (Consent, AuditEvent)

@@ -7,6 +7,7 @@ from core.jobs.types import JobHandler
 from core.journal import draft_job
 from core.notifications import send_sms_job
 from core.payments import capture_job, release_job
+from core.privacy import delete_objects_job, erase_case_job
 
 
 @hookimpl
@@ -16,4 +17,6 @@ def register_jobs() -> dict[str, JobHandler]:
         "payments.capture": capture_job,
         "payments.release": release_job,
         "journal.draft": draft_job,
+        "privacy.erase_case": erase_case_job,
+        "storage.delete": delete_objects_job,
     }

@@ -83,9 +83,17 @@ class JobRunner:
         async with self.platform.db.transaction() as session:
             return await close_answered_cases(session, self.platform, utcnow())
 
+    async def purge(self) -> int:
+        """Delete the communication of cases past their retention time (batched; see core.purge)."""
+        from core.actors import SYSTEM
+        from core.purge import run_retention
+
+        summary = await run_retention(self.platform, actor=SYSTEM, trigger="schedule")
+        return summary.cases
+
     def start_scheduler(self) -> None:
         """The periodic work, in the running event loop (APScheduler, one run of each at a time): the
-        outbox relay, and closing answered cases the patient left open."""
+        outbox relay, closing answered cases the patient left open, and the retention purge."""
         self._scheduler = AsyncIOScheduler()
         every = {"max_instances": 1, "coalesce": True}
         self._scheduler.add_job(
@@ -96,6 +104,9 @@ class JobRunner:
             **every,
         )
         self._scheduler.add_job(self.close_answered, "interval", seconds=60, id="close-answered", **every)
+        self._scheduler.add_job(
+            self.purge, "interval", minutes=self.platform.settings.purge_interval_minutes, id="purge", **every
+        )
         self._scheduler.start()
 
     # --- the workers --------------------------------------------------------------------------------

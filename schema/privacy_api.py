@@ -1,0 +1,219 @@
+"""The patient's rights (export, rectification, restriction, erasure), what a guardian may see, and the
+operators' purge. The rules live in ``core.privacy`` and ``core.purge``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import cast
+
+import strawberry
+from sqlalchemy import select
+from strawberry.scalars import JSON
+
+from core import privacy
+from core.access import require_person
+from core.ctx import Ctx
+from core.db import models
+from core.errors import ErrorCode, Forbidden
+from core.purge import PurgeSummary, run_retention
+from schema.case_api import CasePayload
+from schema.case_types import Case
+from schema.context import Info
+from schema.errors import Error
+from schema.login import Me, load_me
+from schema.mutation import global_uuid, mutate
+from schema.pagination import check_page_size
+
+
+@strawberry.type(description="Something an erasure does not delete, and the legal duty that keeps it.")
+class KeptData:
+    what: str
+    why: str
+
+
+@strawberry.type(
+    description="What an erasure deleted now, what waits for cases in progress, and what is kept."
+)
+class ErasureAccount:
+    rule: str
+    cases: list[str] = strawberry.field(description="Numbers of the cases whose communication was deleted.")
+    answers: int
+    messages: int
+    images: int
+    pending: list[str] = strawberry.field(description="Cases in progress: deleted as soon as they end.")
+    kept: list[KeptData]
+
+    @classmethod
+    def of(cls, account: privacy.ErasureAccount) -> ErasureAccount:
+        return cls(
+            rule=account.rule,
+            cases=account.cases,
+            answers=account.answers,
+            messages=account.messages,
+            images=account.images,
+            pending=account.pending,
+            kept=[KeptData(what=k.what, why=k.why) for k in account.kept],
+        )
+
+
+@strawberry.type
+class ErasurePayload:
+    erasure: ErasureAccount | None = None
+    errors: list[Error]
+
+
+@strawberry.type
+class MePayload:
+    me: Me | None = None
+    errors: list[Error]
+
+
+@strawberry.input
+class RectifyMyNameInput:
+    given_name: str
+    family_name: str
+
+
+@strawberry.input
+class RestrictProcessingInput:
+    restricted: bool
+
+
+@strawberry.input
+class WithholdFromGuardianInput:
+    message_id: strawberry.ID | None = None
+    note_id: strawberry.ID | None = None
+    withheld: bool = True
+
+
+@strawberry.input
+class RunPurgeInput:
+    dry_run: bool = strawberry.field(default=True, description="Count only (the default), or delete.")
+
+
+@strawberry.type(description="One run of the purge: retention, withdrawn consent or erasure.")
+class RetentionRun:
+    id: strawberry.ID
+    rule: str
+    trigger: str
+    dry_run: bool
+    cases: int
+    messages: int
+    images: int
+    started_at: datetime
+    finished_at: datetime | None
+
+    @classmethod
+    def of(cls, row: models.RetentionRun) -> RetentionRun:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            rule=row.rule,
+            trigger=row.trigger,
+            dry_run=row.dry_run,
+            cases=row.cases,
+            messages=row.messages,
+            images=row.images,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+        )
+
+
+@strawberry.type
+class RunPurgePayload:
+    cases: int = 0
+    messages: int = 0
+    images: int = 0
+    dry_run: bool = True
+    errors: list[Error]
+
+
+@strawberry.type
+class PrivacyQuery:
+    @strawberry.field(
+        description="Everything held about you (access and portability): your data, your cases and those "
+        "you opened for your children, consent history and access log, as one JSON document (logged)."
+    )
+    async def export_my_data(self, info: Info) -> JSON:
+        ctx = await info.context.read()
+        return cast(JSON, await privacy.export_my_data(ctx))
+
+    @strawberry.field(description="Operators: the latest purge runs, newest first.")
+    async def retention_runs(self, info: Info, first: int = 20) -> list[RetentionRun]:
+        ctx = await info.context.read()
+        _require_operator(ctx)
+        check_page_size(first, None, ctx.platform.settings.max_page_size)
+        rows = await ctx.session.scalars(
+            select(models.RetentionRun).order_by(models.RetentionRun.started_at.desc()).limit(first)
+        )
+        return [RetentionRun.of(row) for row in rows]
+
+
+def _require_operator(ctx: Ctx) -> None:
+    require_person(ctx.actor)
+    if not ctx.actor.is_operator:
+        raise Forbidden("Bare driftsoperatører har tilgang.")
+
+
+@strawberry.type
+class PrivacyMutation:
+    @strawberry.mutation(description="Correct your name (a later BankID login no longer overwrites it).")
+    async def rectify_my_name(self, info: Info, input: RectifyMyNameInput) -> MePayload:
+        async def work(ctx: Ctx) -> Me | None:
+            await privacy.rectify_name(ctx, input.given_name, input.family_name)
+            return await load_me(info, ctx)
+
+        me, errors = await mutate(info, work)
+        return MePayload(me=me, errors=errors)
+
+    @strawberry.mutation(
+        description="Restrict processing of your data to storage and legal duties, or lift it."
+    )
+    async def restrict_processing(self, info: Info, input: RestrictProcessingInput) -> MePayload:
+        async def work(ctx: Ctx) -> Me | None:
+            await privacy.restrict_processing(ctx, input.restricted)
+            return await load_me(info, ctx)
+
+        me, errors = await mutate(info, work)
+        return MePayload(me=me, errors=errors)
+
+    @strawberry.mutation(
+        description="Erase what no legal duty keeps (the communication of your cases, your phone number); "
+        "the answer lists what is kept and why."
+    )
+    async def request_erasure(self, info: Info) -> ErasurePayload:
+        account, errors = await mutate(info, privacy.request_erasure)
+        return ErasurePayload(erasure=ErasureAccount.of(account) if account else None, errors=errors)
+
+    @strawberry.mutation(
+        description="Clinicians: keep a message or journal note from the guardian of a patient aged 12–15."
+    )
+    async def set_withheld_from_guardian(self, info: Info, input: WithholdFromGuardianInput) -> CasePayload:
+        async def work(ctx: Ctx) -> models.Case:
+            message_id = global_uuid(input.message_id, field="messageId") if input.message_id else None
+            note_id = global_uuid(input.note_id, field="noteId") if input.note_id else None
+            return await privacy.set_withheld_from_guardian(
+                ctx, message_id=message_id, note_id=note_id, withheld=input.withheld
+            )
+
+        case, errors = await mutate(info, work)
+        return CasePayload(case=Case.of(case) if case else None, errors=errors)
+
+    @strawberry.mutation(
+        description="Operators: delete the communication of cases past their retention time (or count it)."
+    )
+    async def run_purge(self, info: Info, input: RunPurgeInput) -> RunPurgePayload:
+        actor = info.context.actor
+        if not actor.is_operator:
+            code = ErrorCode.UNAUTHENTICATED if actor.is_anonymous else ErrorCode.FORBIDDEN
+            message = "Du må logge inn." if actor.is_anonymous else "Bare driftsoperatører har tilgang."
+            return RunPurgePayload(errors=[Error(field=None, code=code, message=message)])
+        summary: PurgeSummary = await run_retention(
+            info.context.platform, actor=actor, trigger="graphql", dry_run=input.dry_run
+        )
+        return RunPurgePayload(
+            cases=summary.cases,
+            messages=summary.messages,
+            images=summary.images,
+            dry_run=summary.dry_run,
+            errors=[],
+        )
