@@ -19,6 +19,7 @@ from core.access import as_clinician, load_case, require_person
 from core.case_states import CaseEvent, next_status
 from core.cases import ProcessingRestricted
 from core.ctx import Ctx
+from core.db.base import utcnow
 from core.db.models import (
     Attachment,
     AuditEvent,
@@ -235,7 +236,7 @@ async def erase_case_job(ctx: Any, payload: dict[str, Any]) -> None:
     from core.actors import SYSTEM
 
     deleted = await erase_communication(
-        ctx.session, ctx.platform, [case.id], rule=payload["rule"], actor=SYSTEM, now=ctx.now
+        ctx.session, ctx.platform, [case.id], rule=payload["rule"], actor=SYSTEM, now=utcnow()
     )
     if deleted.storage_keys:
         await enqueue(ctx.session, "storage.delete", {"keys": deleted.storage_keys})
@@ -349,9 +350,16 @@ async def export_my_data(ctx: Ctx) -> dict[str, Any]:
             .order_by(Consent.created_at)
         )
     ).all()
+    # Her own access log, and her children's for the cases she opened (she exercises their rights).
+    children = {
+        c.subject_id
+        for c in cases
+        if c.subject_id != me and age_on(subjects[c.subject_id].birth_date, ctx.today) < 16
+    }
+    whose = {me: "me"} | {child: subjects[child].given_name for child in children}
     log_rows = (
         await ctx.session.scalars(
-            select(AuditEvent).where(AuditEvent.person_id == me).order_by(AuditEvent.id)
+            select(AuditEvent).where(AuditEvent.person_id.in_(whose)).order_by(AuditEvent.id)
         )
     ).all()
     export = {
@@ -381,6 +389,7 @@ async def export_my_data(ctx: Ctx) -> dict[str, Any]:
         "accessLog": [
             {
                 "at": _iso(e.occurred_at),
+                "about": whose[e.person_id] if e.person_id else None,
                 "actorRole": e.actor_role,
                 "object": e.object_type,
                 "action": e.action,

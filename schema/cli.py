@@ -1,4 +1,4 @@
-"""The ``legetime`` command: serve, worker, migrate, plugins, demo, schema, check.
+"""The ``legetime`` command: serve, worker, migrate, plugins, demo, schema, check, audit, purge, keys.
 
 It lives in ``schema`` because it serves the app; core stays free of it.
 """
@@ -249,6 +249,101 @@ def audit_verify(
     err.print(f"[bold red]The access log is broken{where}[/]: {report.reason}")
     err.print(f"{report.checked} entries are sound before it.")
     raise typer.Exit(1)
+
+
+@app.command()
+@fails_clearly
+def purge(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what is due; delete nothing.")] = False,
+    batch_size: Annotated[int | None, typer.Option(help="Cases per transaction.")] = None,
+) -> None:
+    """Delete the communication (answers, messages, images) of cases past their retention time.
+
+    Journal notes, payments, the access log and anonymised statistics stay; each case keeps a tombstone.
+    """
+    from rich.progress import Progress
+
+    from core.actors import SYSTEM
+    from core.purge import run_retention
+
+    platform = _platform()
+
+    async def run() -> Any:
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task("Sletter kommunikasjon", total=None)
+
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            try:
+                return await run_retention(
+                    platform,
+                    actor=SYSTEM,
+                    trigger="cli",
+                    dry_run=dry_run,
+                    batch_size=batch_size,
+                    progress=progress,
+                )
+            finally:
+                await platform.close()
+
+    summary = asyncio.run(run())
+    verb = "Would delete" if dry_run else "Deleted"
+    console.print(f"{verb} the communication of {summary.cases} case(s).")
+    table = Table()
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for what, count in (("cases", summary.cases), ("messages", summary.messages), ("images", summary.images)):
+        table.add_row(what, str(count))
+    console.print(table)
+    if summary.storage_failures:
+        console.print(
+            f"[yellow]{summary.storage_failures} stored image(s) could not be deleted; they are unreadable "
+            "(their key is gone) and are retried on the next run.[/]"
+        )
+    console.print(f"Run {summary.run_id} is recorded (operators: `retentionRuns`).")
+
+
+keys_app = typer.Typer(help="Master keys of the encryption at rest.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("generate")
+def keys_generate(
+    key_id: Annotated[str, typer.Argument(help="A name for the new key, e.g. 2027-01.")],
+) -> None:
+    """Print a new master key entry for LEGETIME_MASTER_KEYS (put it first to make it active)."""
+    from core.crypto import generate_master_key_entry
+
+    console.print(generate_master_key_entry(key_id), soft_wrap=True)
+
+
+@keys_app.command("rotate")
+@fails_clearly
+def keys_rotate() -> None:
+    """Rewrap every data key under the active (first) master key. Content is not re-encrypted."""
+    from rich.progress import Progress
+
+    from core.keys import rotate
+
+    platform = _platform()
+
+    async def run() -> Any:
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task("Pakker om nøkler", total=None)
+            try:
+                return await rotate(
+                    platform, progress=lambda done, total: bar.update(task, completed=done, total=total)
+                )
+            finally:
+                await platform.close()
+
+    summary = asyncio.run(run())
+    console.print(f"Rewrapped {summary.rewrapped} row(s) under master key {summary.active_key!r}.")
+    if summary.remaining:
+        console.print(f"[yellow]{summary.remaining} row(s) still use another key; run it again.[/]")
+        raise typer.Exit(1)
+    console.print("Older master keys can now be removed from LEGETIME_MASTER_KEYS.")
 
 
 def main() -> None:

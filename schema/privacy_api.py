@@ -80,7 +80,7 @@ class RestrictProcessingInput:
 
 
 @strawberry.input
-class WithholdFromGuardianInput:
+class SetWithheldFromGuardianInput:
     message_id: strawberry.ID | None = None
     note_id: strawberry.ID | None = None
     withheld: bool = True
@@ -187,7 +187,9 @@ class PrivacyMutation:
     @strawberry.mutation(
         description="Clinicians: keep a message or journal note from the guardian of a patient aged 12–15."
     )
-    async def set_withheld_from_guardian(self, info: Info, input: WithholdFromGuardianInput) -> CasePayload:
+    async def set_withheld_from_guardian(
+        self, info: Info, input: SetWithheldFromGuardianInput
+    ) -> CasePayload:
         async def work(ctx: Ctx) -> models.Case:
             message_id = global_uuid(input.message_id, field="messageId") if input.message_id else None
             note_id = global_uuid(input.note_id, field="noteId") if input.note_id else None

@@ -82,3 +82,109 @@ def test_legetime_migrate_creates_the_embedded_database(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert (data / "legetime.db").exists()
     assert _inspect(f"sqlite+aiosqlite:///{data / 'legetime.db'}")["tables"] == TABLES
+
+
+def test_existing_plaintext_is_sealed_on_upgrade_and_restored_on_downgrade(empty_database_url: str) -> None:
+    """A database from before encryption at rest: 0003 seals what is there with the configured keys."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from sqlalchemy import Uuid, bindparam, text
+
+    from core import content
+    from core.config import load_settings
+    from core.db import models
+    from core.db.base import UTCDateTime
+    from core.platform import Platform
+
+    url = empty_database_url
+    upgrade(url, "0002")
+    person, case, message, note = (uuid.uuid4() for _ in range(4))
+    now = datetime.now(UTC)
+
+    async def seed() -> None:
+        database = Database(url)
+        try:
+            async with database.transaction() as session:
+                statements = [
+                    (
+                        "INSERT INTO person (id, national_id, given_name, family_name, birth_date, "
+                        "created_at, updated_at) "
+                        "VALUES (:id, '17889200022', 'Sofie', 'Johansen', '1992-08-17', :now, :now)",
+                        {"id": person},
+                    ),
+                    (
+                        "INSERT INTO consultation_case (id, number, subject_id, requester_id, "
+                        "requester_role, status, answers, price_amount, price_currency, created_at, "
+                        "updated_at, version) VALUES "
+                        "(:id, 'LT-1', :p, :p, 'self', 'closed', :answers, 35000, 'NOK', :now, :now, 1)",
+                        {"id": case, "p": person, "answers": '{"main_complaint": "Vondt i halsen"}'},
+                    ),
+                    (
+                        "INSERT INTO message (id, case_id, author_id, author_role, kind, body, "
+                        "withheld_from_guardian, created_at) VALUES "
+                        "(:id, :c, :p, 'patient', 'message', 'Feber i natt', false, :now)",
+                        {"id": message, "c": case, "p": person},
+                    ),
+                    (
+                        "INSERT INTO journal_note (id, case_id, status, text, sections, created_at, "
+                        "updated_at) "
+                        "VALUES (:id, :c, 'approved', 'Halsbetennelse', '{}', :now, :now)",
+                        {"id": note, "c": case},
+                    ),
+                ]
+                for sql, values in statements:
+                    typed = text(sql).bindparams(
+                        *(bindparam(name, type_=Uuid()) for name in values if name in ("id", "p", "c")),
+                        bindparam("now", type_=UTCDateTime()),
+                    )
+                    await session.execute(typed, {**values, "now": now})
+        finally:
+            await database.dispose()
+
+    asyncio.run(seed())
+    upgrade(url)
+
+    async def read() -> tuple[str, dict[str, Any], str, str]:
+        platform = Platform.create(load_settings(database_url=url), load_entry_points=False)
+        try:
+            async with platform.db.transaction() as session:
+                row = await session.get(models.Person, person)
+                sealed_case = await session.get(models.Case, case)
+                sealed_message = await session.get(models.Message, message)
+                sealed_note = await session.get(models.JournalNote, note)
+                assert row and sealed_case and sealed_message and sealed_note
+                assert b"Feber" not in sealed_message.body_sealed
+                ring = platform.keyring
+                found = await content.find_person(session, platform, "17889200022")
+                assert found is not None and found.id == person
+                return (
+                    content.national_id(ring, row),
+                    content.answers(ring, sealed_case),
+                    content.message_body(ring, sealed_case, sealed_message),
+                    content.note_content(ring, sealed_case, sealed_note)[0],
+                )
+        finally:
+            await platform.close()
+
+    assert asyncio.run(read()) == (
+        "17889200022",
+        {"main_complaint": "Vondt i halsen"},
+        "Feber i natt",
+        "Halsbetennelse",
+    )
+
+    downgrade(url, "0002")
+
+    async def plain() -> tuple[Any, ...]:
+        database = Database(url)
+        try:
+            async with database.transaction() as session:
+                national_id = await session.scalar(text("SELECT national_id FROM person"))
+                body = await session.scalar(text("SELECT body FROM message"))
+                note_text = await session.scalar(text("SELECT text FROM journal_note"))
+                return national_id, body, note_text
+        finally:
+            await database.dispose()
+
+    assert asyncio.run(plain()) == ("17889200022", "Feber i natt", "Halsbetennelse")

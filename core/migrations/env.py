@@ -27,7 +27,7 @@ def _configure(connection: Connection) -> None:
 
 
 async def _run(url: str) -> None:
-    database = Database(url)
+    database = Database(url, foreign_keys=False)
     try:
         async with database.engine.connect() as connection:
             await connection.run_sync(_configure)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -28,7 +27,6 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
-@cache
 def _keys() -> tuple[Any, Any]:
     """The platform's key ring and key derivation, from the same configuration the platform reads."""
     from core.config import load_settings
