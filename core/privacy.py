@@ -34,6 +34,7 @@ from core.db.models import (
     PaymentReservation,
     Person,
     RequesterRole,
+    RetentionRun,
 )
 from core.errors import NotFound, ValidationError
 from core.jobs.outbox import enqueue
@@ -197,11 +198,19 @@ async def erase(ctx: Ctx, *, rule: str, case_id: uuid.UUID | None = None) -> Era
             account.answers += int(case.answers_sealed is not None)
         else:
             account.pending.append(case.number)
+    run = RetentionRun(rule=rule, trigger="patient", actor_id=me, started_at=ctx.now)
+    ctx.session.add(run)
     await ctx.session.flush()
     deleted = await erase_communication(
-        ctx.session, ctx.platform, now_ids, rule=rule, actor=ctx.actor, now=ctx.now
+        ctx.session, ctx.platform, now_ids, rule=rule, actor=ctx.actor, now=ctx.now, run_id=run.id
     )
     account.messages, account.images = deleted.messages, deleted.images
+    run.cases, run.messages, run.images, run.finished_at = (
+        len(now_ids),
+        deleted.messages,
+        deleted.images,
+        utcnow(),
+    )
     if deleted.storage_keys:
         await enqueue(ctx.session, "storage.delete", {"keys": deleted.storage_keys})
     return account

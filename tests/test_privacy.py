@@ -383,6 +383,9 @@ def test_withdrawing_storage_consent_deletes_the_communication_at_once(stack: St
         "Tilgangsloggen",
     }
     assert all(k["why"] for k in account["kept"])
+    operator = api.login(OPERATOR)
+    runs = api.gql("{ retentionRuns { rule trigger cases messages } }", operator)["retentionRuns"]
+    assert runs[0] == {"rule": "consent_withdrawn", "trigger": "patient", "cases": 2, "messages": 3}
     after = state(api, world["case_id"], mother)
     assert after["messages"] == [] and after["answers"] == {} and after["journalNotes"]
     assert state(api, open_case["id"], mother)["status"] == "CANCELLED"
