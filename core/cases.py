@@ -429,15 +429,21 @@ def mark_submitted(ctx: Ctx, case: Case) -> None:
 
 
 async def close_answered_cases(
-    session: AsyncSession, platform: Platform, now: datetime, batch: int = 100
+    session: AsyncSession,
+    platform: Platform,
+    now: datetime,
+    batch: int = 100,
+    case_ids: list[uuid.UUID] | None = None,
 ) -> int:
-    """Close answered cases the patient has not closed within ``auto_close_hours``, charging the fee.
-    ``SKIP LOCKED`` lets several workers run this side by side; the capture is enqueued once per case."""
+    """Close answered cases the patient has not closed within ``auto_close_hours`` (or these ``case_ids``:
+    their payment hold is about to lapse), charging the fee. ``SKIP LOCKED`` lets several workers run this
+    side by side; the capture is enqueued once per case."""
     cutoff = now - timedelta(hours=platform.settings.auto_close_hours)
+    which = Case.id.in_(case_ids) if case_ids is not None else Case.answered_at < cutoff
     due = (
         await session.scalars(
             select(Case)
-            .where(Case.status == CaseStatus.ANSWERED, Case.answered_at < cutoff)
+            .where(Case.status == CaseStatus.ANSWERED, which)
             .order_by(Case.answered_at)
             .limit(batch)
             .with_for_update(skip_locked=True)

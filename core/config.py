@@ -86,6 +86,19 @@ class Settings(BaseSettings):
     )
     sms_sender: str = Field(default="Legetime", max_length=11, description="Alphanumeric SMS sender.")
 
+    # Payments.
+    payment_abandon_minutes: float = Field(
+        default=60, gt=0, description="A payment the payer has not approved in this time is cancelled."
+    )
+    payment_reconcile_minutes: float = Field(
+        default=15, gt=0, description="How often open payments are re-fetched from the provider."
+    )
+    payment_expiry_margin_hours: float = Field(
+        default=24,
+        ge=0,
+        description="Answered cases close (and are charged) this long before the hold lapses.",
+    )
+
     # Privacy.
     retention_months: int = Field(
         default=3, ge=0, description="Months a case's communication is kept after it is closed or cancelled."

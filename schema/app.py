@@ -99,6 +99,27 @@ def create_app(platform: Platform, *, run_jobs_in_process: bool | None = None) -
         headers = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}
         return Response(data, media_type=content_type, headers=headers)
 
+    async def payment_webhook(request: Request) -> Response:
+        """A provider says a payment changed. Verified by the provider plugin (signature, freshness); the
+        body is never trusted beyond the payment id: a job re-fetches the payment."""
+        from core.errors import ProviderError
+        from core.jobs.outbox import enqueue
+
+        name = request.path_params["provider"]
+        try:
+            provider = platform.providers.payment(name)
+        except LookupError:
+            return Response(status_code=404)
+        body = await request.body()
+        try:
+            event = await provider.parse_webhook(request.headers, body, str(request.url))
+        except ProviderError as exc:
+            log.warning("payments.webhook_rejected", provider=name, code=str(exc.code))
+            return Response(status_code=400)
+        async with platform.db.transaction() as session:
+            await enqueue(session, "payments.refresh", {"provider": name, "payment_id": event.payment_id})
+        return Response(status_code=204)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await platform.start()
@@ -117,6 +138,7 @@ def create_app(platform: Platform, *, run_jobs_in_process: bool | None = None) -
         Route("/readyz", readyz),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/files/{attachment_id}", file),
+        Route("/webhooks/payments/{provider}", payment_webhook, methods=["POST"]),
         *platform.hooks.routes(),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)

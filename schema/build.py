@@ -24,6 +24,7 @@ from schema.case_api import CaseQuery, ClinicianMutation, PatientMutation
 from schema.errors import DomainErrorExtensions, should_mask_error
 from schema.login import LoginMutation, LoginQuery
 from schema.operator_api import OperatorQuery
+from schema.payment_api import PaymentMutation, PaymentQuery
 from schema.platform_types import PlatformQuery, node_query
 from schema.privacy_api import PrivacyMutation, PrivacyQuery
 
@@ -34,8 +35,15 @@ CORE_QUERIES: tuple[type, ...] = (
     OperatorQuery,
     AccessLogQuery,
     PrivacyQuery,
+    PaymentQuery,
 )
-CORE_MUTATIONS: tuple[type, ...] = (LoginMutation, PatientMutation, ClinicianMutation, PrivacyMutation)
+CORE_MUTATIONS: tuple[type, ...] = (
+    LoginMutation,
+    PatientMutation,
+    ClinicianMutation,
+    PrivacyMutation,
+    PaymentMutation,
+)
 
 
 def _merge(name: str, types: Iterable[type]) -> type | None:

@@ -101,6 +101,9 @@ class Payment:
     captured: int
     released: int
     expires_at: datetime | None
+    action_url: str | None = strawberry.field(
+        description="While pending: where the payer approves (3-D Secure, Vipps); then confirmPayment."
+    )
 
 
 @strawberry.type(description="A journal note: a draft until a clinician approves it; then immutable.")
@@ -265,6 +268,7 @@ class Case(relay.Node):
             captured=row.captured_amount,
             released=row.released_amount,
             expires_at=row.expires_at,
+            action_url=row.action_url,
         )
 
     @strawberry.field(description="Journal notes: clinicians see drafts; patients see approved notes.")

@@ -263,10 +263,15 @@ class PaymentReservation(Base):
     refunded_amount: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(30))
     expires_at: Mapped[datetime | None]
+    action_url: Mapped[str | None] = mapped_column(String(2000))
+    """Where the payer approves (3-D Secure, the Vipps app) while the payment is pending."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    __table_args__ = (UniqueConstraint("provider", "provider_payment_id"),)
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_payment_id"),
+        Index("ix_payment_reservation_status_updated", "status", "updated_at"),
+    )
 
 
 class JournalNote(Base):

@@ -6,7 +6,7 @@ from core.hookspecs import hookimpl
 from core.jobs.types import JobHandler
 from core.journal import draft_job
 from core.notifications import send_sms_job
-from core.payments import capture_job, release_job
+from core.payments import capture_job, refresh_job, release_job
 from core.privacy import delete_objects_job, erase_case_job
 
 
@@ -16,6 +16,7 @@ def register_jobs() -> dict[str, JobHandler]:
         "notify.sms": send_sms_job,
         "payments.capture": capture_job,
         "payments.release": release_job,
+        "payments.refresh": refresh_job,
         "journal.draft": draft_job,
         "privacy.erase_case": erase_case_job,
         "storage.delete": delete_objects_job,

@@ -83,6 +83,13 @@ class JobRunner:
         async with self.platform.db.transaction() as session:
             return await close_answered_cases(session, self.platform, utcnow())
 
+    async def reconcile_payments(self) -> None:
+        """Re-fetch open payments, cancel abandoned ones, capture or release what a lost job left."""
+        from core.payments import reconcile
+
+        async with self.platform.db.transaction() as session:
+            await reconcile(session, self.platform, utcnow())
+
     async def purge(self) -> int:
         """Delete the communication of cases past their retention time (batched; see core.purge)."""
         from core.actors import SYSTEM
@@ -104,6 +111,13 @@ class JobRunner:
             **every,
         )
         self._scheduler.add_job(self.close_answered, "interval", seconds=60, id="close-answered", **every)
+        self._scheduler.add_job(
+            self.reconcile_payments,
+            "interval",
+            minutes=self.platform.settings.payment_reconcile_minutes,
+            id="reconcile-payments",
+            **every,
+        )
         self._scheduler.add_job(
             self.purge, "interval", minutes=self.platform.settings.purge_interval_minutes, id="purge", **every
         )

@@ -288,7 +288,9 @@ class FakePaymentProvider:
         return _replay(await self._modify(idempotency_key, fingerprint, now, apply))
 
     async def release(self, payment_id: str, idempotency_key: str) -> Payment:
-        """Cancel the rest of the authorization (all of it, or what a partial capture left)."""
+        """Cancel the rest of the authorization (all of it, or what a partial capture left). A payment still
+        waiting for the payer is cancelled outright (as Stripe cancels a ``requires_action`` intent and
+        Vipps a ``CREATED`` payment): it can no longer be approved, and nothing was ever reserved."""
         _require_key(idempotency_key)
         await self._simulate_latency()
         fingerprint = _fingerprint("release", payment_id=payment_id)
@@ -296,6 +298,11 @@ class FakePaymentProvider:
 
         def apply(conn: sqlite3.Connection) -> dict[str, Any]:
             payment = self._load(conn, payment_id, now)
+            if payment.action_url is not None:  # the payer never approved: cancel the attempt
+                conn.execute(
+                    "UPDATE payments SET pending = 0, declined = 1 WHERE payment_id = ?", (payment_id,)
+                )
+                return {"payment": _dump(self._load(conn, payment_id, now))}
             _require_authorization(payment)
             if payment.amounts.released:
                 raise PaymentStateError("Reservasjonen er allerede frigitt.")

@@ -29,7 +29,7 @@ from core.hooks import Hooks
 from core.money import Money
 from core.plugins import create_plugin_manager
 from core.providers import Capability, ProviderContext
-from core.providers.payment import Payment, PaymentStatus, ReserveRequest
+from core.providers.payment import Payment, PaymentAmounts, PaymentStatus, ReserveRequest
 from plugins.payments import fake
 from plugins.payments.fake import FakePaymentProvider, FakePaymentSettings
 from tests.support import build_provider
@@ -232,10 +232,14 @@ async def test_release_is_idempotent_by_key_only(provider: FakePaymentProvider) 
         await provider.release(payment.payment_id, "release-again")
 
 
-async def test_release_of_a_pending_payment_is_refused(provider: FakePaymentProvider) -> None:
+async def test_release_of_a_pending_payment_cancels_it(provider: FakePaymentProvider) -> None:
     pending = await provider.reserve(request("reserve", "card_3ds"))
-    with pytest.raises(PaymentStateError):
-        await provider.release(pending.payment_id, "release")
+    cancelled = await provider.release(pending.payment_id, "release")
+    assert cancelled.status is PaymentStatus.DECLINED and cancelled.action_url is None
+    assert cancelled.amounts == PaymentAmounts()
+    with pytest.raises(PaymentStateError):  # the payer comes back too late
+        await provider.approve(pending.payment_id)
+    assert (await provider.get(pending.payment_id)).status is PaymentStatus.DECLINED
 
 
 async def test_refund_in_another_currency_is_refused(provider: FakePaymentProvider) -> None:
