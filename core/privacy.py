@@ -16,6 +16,7 @@ from sqlalchemy.sql import ColumnElement
 
 from core import audit, consents, content
 from core.access import as_clinician, load_case, require_person
+from core.attachments import image_url
 from core.case_states import CaseEvent, next_status
 from core.cases import ProcessingRestricted
 from core.ctx import Ctx
@@ -292,6 +293,8 @@ async def export_my_data(ctx: Ctx) -> dict[str, Any]:
         ).all()
     }
 
+    urls = {a.id: await image_url(ctx, a) for rows in by_case["attachments"].values() for a in rows}
+
     def case_export(case: Case) -> dict[str, Any]:
         as_guardian = case.subject_id != me
         patient = subjects[case.subject_id]
@@ -326,7 +329,13 @@ async def export_my_data(ctx: Ctx) -> dict[str, Any]:
                 for m in sorted(messages, key=lambda m: m.created_at)
             ],
             "images": [
-                {"contentType": a.content_type, "width": a.width, "height": a.height, "sha256": a.sha256}
+                {
+                    "contentType": a.content_type,
+                    "width": a.width,
+                    "height": a.height,
+                    "sha256": a.sha256,
+                    "url": urls[a.id],  # signed, short-lived: download the image itself
+                }
                 for a in by_case["attachments"].get(case.id, [])
             ],
             "journalNotes": [

@@ -471,6 +471,7 @@ def test_export_contains_everything_held_about_her(stack: Stack) -> None:
     assert [m["body"] for m in case["messages"]][1:] == [SECRET_MESSAGE, SECRET_ANSWER_TEXT]
     assert case["journalNotes"][0]["text"] == SECRET_JOURNAL
     assert case["images"][0]["contentType"] == "image/jpeg"
+    assert api.client.get(case["images"][0]["url"]).content == world["image"]  # the image itself
     assert case["payments"][0]["captured"] == 35000
     assert {c["purpose"] for c in exported["consents"]} == {
         "communication_storage",
