@@ -22,8 +22,8 @@ It enforces the documented contract, so a wrong client fails:
   order with ``startFailed``, like the app does.
 
 Test controls are Python methods (the fake runs in the test's process): :meth:`scan` (the user scans a QR
-code), :meth:`approve` (complete after N more collects), :meth:`user_cancels`, :meth:`expire`,
-:meth:`fail_next` (the next call answers an error, e.g. 503 ``maintenance``).
+code), :meth:`approve` (complete after N more collects), :meth:`user_cancels`, :meth:`expire`, :meth:`fail`,
+:meth:`set_hint`, :meth:`fail_next` (the next call answers an error, e.g. 503 ``maintenance``).
 """
 
 from __future__ import annotations
@@ -142,12 +142,20 @@ class BankIdSeFake:
             )
 
     def user_cancels(self, order_ref: str) -> None:
-        with self._lock:
-            self._fail(self.orders[order_ref], "userCancel")
+        self.fail(order_ref, "userCancel")
 
     def expire(self, order_ref: str) -> None:
+        self.fail(order_ref, "expiredTransaction")
+
+    def fail(self, order_ref: str, hint_code: str) -> None:
+        """End a pending order as ``failed`` with ``hint_code`` (``certificateErr``, ``startFailed`` …)."""
         with self._lock:
-            self._fail(self.orders[order_ref], "expiredTransaction")
+            self._fail(self.orders[order_ref], hint_code)
+
+    def set_hint(self, order_ref: str, hint_code: str) -> None:
+        """Show another ``pending`` hint code (``started``, ``userMrtd`` …)."""
+        with self._lock:
+            self.orders[order_ref].hint_code = hint_code
 
     def fail_next(self, status: int, error_code: str) -> None:
         """The next API call answers ``status`` with ``{"errorCode": error_code}``."""
