@@ -505,3 +505,53 @@ def test_registered_as_a_real_provider_that_is_not_enabled_by_default(tmp_path: 
     assert spec.capability is Capability.IDENTITY and not spec.test_only
     assert "bankid-se" not in Settings(data_dir=tmp_path).identity_providers
     assert dataclasses.is_dataclass(spec)
+
+
+# --- through GraphQL ------------------------------------------------------------------------------------
+
+START = """mutation($provider: String) { startLogin(input: {provider: $provider}) {
+  handle qrData autostartToken pollIntervalSeconds errors { code message } } }"""
+COMPLETE = """mutation($handle: String!) { completeLogin(input: {handle: $handle, params: {launch: "qr"}}) {
+  token pending message qrData errors { code message } } }"""
+
+
+def test_graphql_hands_out_a_fresh_qr_code_per_poll_and_never_the_secret(
+    url: str, pki: Pki, fake: BankIdSeFake, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from starlette.testclient import TestClient
+
+    from core.config import Settings
+    from core.migrate import upgrade
+    from core.platform import Platform
+    from schema.app import create_app
+    from tests.api import Api
+
+    for name, value in {
+        "BASE_URL": f"{url}/rp/v6.0",
+        "CA_CERT": str(pki.ca_cert),
+        "CLIENT_P12": str(pki.client_p12),
+        "CLIENT_P12_PASSWORD": P12_PASSWORD,
+        "END_USER_IP": "192.0.2.10",
+    }.items():
+        monkeypatch.setenv(f"LEGETIME_BANKID_SE_{name}", value)
+    settings = Settings(data_dir=tmp_path / "data", identity_providers=["bankid-test", "bankid-se"])
+    upgrade(settings.resolved_database_url)
+    platform = Platform.create(settings, load_entry_points=False)
+    with TestClient(create_app(platform)) as client:
+        api = Api(client)
+        started = api.raw(START, provider="bankid-se")["data"]["startLogin"]
+        assert started["errors"] == [] and started["pollIntervalSeconds"] == 1.0
+        assert started["qrData"].startswith("bankid.") and started["autostartToken"]
+        answers = [api.raw(COMPLETE, handle=started["handle"]) for _ in range(2)]
+        for answer in answers:
+            payload = answer["data"]["completeLogin"]
+            assert payload["pending"] and payload["message"] == MESSAGES["RFA1"]
+            assert payload["qrData"].split(".")[1] == started["qrData"].split(".")[1]
+        seen = repr(started) + repr(answers)
+        assert not fake.qr_secret_seen(seen)
+        order_ref = next(iter(fake.orders))
+        fake.approve(order_ref, after_collects=0)
+        done = api.raw(COMPLETE, handle=started["handle"])["data"]["completeLogin"]
+        # The core's login takes Norwegian national IDs only (see docs/providers/bankid-se.md): a
+        # Swedish person is refused with a typed error, not a crash.
+        assert done["token"] is None and done["errors"][0]["code"] == "INVALID_NATIONAL_ID"
