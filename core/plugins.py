@@ -24,6 +24,7 @@ CORE_PLUGINS: tuple[str, ...] = ("core.jobs.handlers",)
 # Built-in features are plugins like any other. Order does not matter; each registers providers.
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "plugins.bankid.simulated",
+    "plugins.bankid.swedish",
     "plugins.payments.fake",
     "plugins.sms.outbox",
     "plugins.storage.local",

@@ -131,6 +131,9 @@ class CompleteLoginPayload:
     expires_at: datetime | None = None
     pending: bool = strawberry.field(default=False, description="Not confirmed yet: poll again.")
     message: str | None = None
+    qr_data: str | None = strawberry.field(
+        default=None, description="While pending: the QR code to show until the next poll (animated QR)."
+    )
     me: Me | None = None
     errors: list[Error]
 
@@ -199,7 +202,9 @@ class LoginMutation:
             return CompleteLoginPayload(errors=errors)
         result, me = outcome
         if isinstance(result, LoginPending):
-            return CompleteLoginPayload(pending=True, message=result.message, errors=[])
+            return CompleteLoginPayload(
+                pending=True, message=result.message, qr_data=result.qr_data, errors=[]
+            )
         return CompleteLoginPayload(token=result.token, expires_at=result.expires_at, me=me, errors=[])  # type: ignore[arg-type]
 
     @strawberry.mutation(description="End the session of the token this request carries.")

@@ -20,7 +20,7 @@ from core.plugins import DEFAULT_PLUGINS
 from core.providers import Capability, ProviderSettings, ProviderSpec
 from tests.cli import run_cli
 
-DEFAULT_PROVIDERS = {"bankid-test", "fake", "outbox", "local", "template"}
+DEFAULT_PROVIDERS = {"bankid-test", "bankid-se", "fake", "outbox", "local", "template"}
 
 
 @pytest.fixture

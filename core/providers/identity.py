@@ -56,6 +56,10 @@ class VerifiedIdentity:
     assurance_level: AssuranceLevel
     provider: str
     extra: Mapping[str, str] = field(default_factory=dict)
+    country: str = "NO"
+    """Who issued ``national_id`` (ISO 3166-1 alpha-2): ``"NO"`` a Norwegian national ID
+    (``core.nationalid``), ``"SE"`` a Swedish personnummer/samordningsnummer
+    (``core.swedish_personal_number``)."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,9 @@ class LoginPending:
 
     message: str
     hint_code: str | None = None
+    qr_data: str | None = None
+    """A fresh QR code to show until the next poll (animated QR, e.g. Swedish BankID: it changes every
+    second and is derived server side, so the frontend only ever gets the code, never the secret)."""
 
 
 @runtime_checkable
