@@ -102,6 +102,14 @@ async def complete_login(
     if isinstance(result, LoginPending):
         return result
     login.finished_at = utcnow()
+    if result.country != "NO":
+        # Persons are keyed by Norwegian national IDs (fødselsnummer/D-number); a Swedish personnummer
+        # is verified by its provider but cannot be a patient here yet.
+        raise LoginFailed(
+            "Du er logget inn med en svensk e-legitimasjon, men tjenesten krever norsk fødselsnummer "
+            "eller D-nummer.",
+            field="provider",
+        )
     login.state_sealed = _seal_state(platform, login.id, {})  # nothing of the login is kept
     person = await upsert_person(session, platform, result)
     token = secrets.token_urlsafe(32)

@@ -20,7 +20,10 @@ from core.plugins import DEFAULT_PLUGINS
 from core.providers import Capability, ProviderSettings, ProviderSpec
 from tests.cli import run_cli
 
-DEFAULT_PROVIDERS = {"bankid-test", "bankid-se", "fake", "outbox", "local", "template"}
+DEFAULT_PROVIDERS = {"bankid-test", "fake", "outbox", "local", "template"}
+"""Enabled by default: the simulations and local providers."""
+REAL_PROVIDERS = {"bankid-se"}
+"""Offered by the built-in plugins and listed, enabled by configuration only."""
 
 
 @pytest.fixture
@@ -39,7 +42,7 @@ def test_legetime_plugins_lists_the_default_providers_and_their_hooks() -> None:
     assert result.returncode == 0, result.stderr
     for module in DEFAULT_PLUGINS:
         assert module in result.stdout
-    for provider in DEFAULT_PROVIDERS:
+    for provider in DEFAULT_PROVIDERS | REAL_PROVIDERS:
         assert f" {provider} " in result.stdout
     assert "register_providers" in result.stdout
     assert "enabled, default" in result.stdout
