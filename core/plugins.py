@@ -25,7 +25,11 @@ CORE_PLUGINS: tuple[str, ...] = ("core.jobs.handlers",)
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "plugins.bankid.simulated",
     "plugins.bankid.swedish",
+    "plugins.bankid.oidc",
     "plugins.payments.fake",
+    "plugins.payments.vipps",
+    "plugins.payments.stripe_cards",
+    "plugins.payments.swedbank_pay",
     "plugins.sms.outbox",
     "plugins.storage.local",
     "plugins.journal.template",

@@ -1,4 +1,5 @@
-"""The ``legetime`` command: serve, worker, migrate, plugins, demo, schema, check, audit, purge, keys.
+"""The ``legetime`` command: serve, worker, migrate, plugins, providers, demo, schema, check, audit,
+purge, keys.
 
 It lives in ``schema`` because it serves the app; core stays free of it.
 """
@@ -27,6 +28,7 @@ err = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 SDL_PATH = Path(__file__).parent / "schema.graphql"
+PROVIDERS_GUIDE = Path(__file__).parent.parent / "docs" / "providers.md"
 
 
 def fails_clearly(command: F) -> F:
@@ -134,6 +136,47 @@ def plugins() -> None:
             "simulation: refused in production" if spec.test_only else "",
         )
     console.print(providers)
+
+
+@app.command()
+@fails_clearly
+def providers(
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the settings reference as Markdown.")
+    ] = False,
+    write_docs: Annotated[
+        bool, typer.Option("--write-docs", help=f"Update the settings reference in {PROVIDERS_GUIDE}.")
+    ] = False,
+) -> None:
+    """Every provider the plugins offer, with every setting (variable, type, default, secret or not)."""
+    from schema.settings_reference import providers_markdown, setting_rows
+    from schema.settings_reference import write_docs as write_guide
+
+    if markdown or write_docs:
+        specs = default_offered_providers()
+        if write_docs:
+            changed = write_guide(PROVIDERS_GUIDE, specs)
+            console.print(f"{PROVIDERS_GUIDE.name} {'updated' if changed else 'is up to date'}.")
+        else:
+            typer.echo(providers_markdown(specs), nl=False)
+        return
+    platform = _platform()
+    for spec in sorted(platform.providers.offered, key=lambda s: (s.capability, s.name)):
+        table = Table(title=f"{spec.capability.value}: {spec.name} ({spec.plugin})", title_justify="left")
+        for column in ("variable", "type", "default", "secret", "meaning"):
+            table.add_column(column)
+        for row in setting_rows(spec):
+            table.add_row(row.variable, row.kind, row.default, "yes" if row.secret else "", row.description)
+        console.print(table)
+
+
+def default_offered_providers() -> list[Any]:
+    """What the built-in plugins offer (no entry points): what the integrator guide documents."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as data_dir:
+        platform = Platform.create(Settings.defaults(data_dir=Path(data_dir)), load_entry_points=False)
+        return list(platform.providers.offered)
 
 
 @app.command()

@@ -9,16 +9,28 @@ from core import payments
 from core.ctx import Ctx
 from core.db import models
 from core.providers import Capability
+from core.providers.payment import PaymentMethodKind as CorePaymentMethodKind
+from core.providers.payment import payment_options
 from schema.case_api import CasePayload
 from schema.case_types import Case
 from schema.context import Info
 from schema.mutation import global_uuid, mutate
 
+PaymentMethodKind = strawberry.enum(
+    CorePaymentMethodKind, name="PaymentMethodKind", description="Card, or a wallet app such as Vipps."
+)
 
-@strawberry.type(description="A way to pay the fee: pass `provider` as `paymentProvider` to submitCase.")
+
+@strawberry.type(
+    description="A way to pay the fee. Pass `provider` as `paymentProvider` and `method` as `paymentMethod` "
+    "to submitCase."
+)
 class PaymentMethod:
     provider: str
-    description: str
+    method: str | None = strawberry.field(description="The provider's own name for it; null: its default.")
+    kind: PaymentMethodKind  # type: ignore[valid-type]
+    label: str = strawberry.field(description="What to show the patient (Norwegian): Vipps, Betalingskort.")
+    description: str = strawberry.field(description="The provider, for operators.")
     is_default: bool
 
 
@@ -31,12 +43,22 @@ class ConfirmPaymentInput:
 class PaymentQuery:
     @strawberry.field(description="The payment methods the patient can choose between (card, Vipps …).")
     def payment_methods(self, info: Info) -> list[PaymentMethod]:
-        registry = info.context.platform.providers
-        enabled = registry.enabled.get(Capability.PAYMENT, [])
-        return [
-            PaymentMethod(provider=p.spec.name, description=p.spec.description, is_default=index == 0)
-            for index, p in enumerate(enabled)
+        enabled = info.context.platform.providers.enabled.get(Capability.PAYMENT, [])
+        methods = [
+            PaymentMethod(
+                provider=p.spec.name,
+                method=option.method,
+                kind=option.kind,
+                label=option.label,
+                description=p.spec.description,
+                is_default=False,
+            )
+            for p in enabled
+            for option in payment_options(p.instance)
         ]
+        if methods:
+            methods[0].is_default = True
+        return methods
 
 
 @strawberry.type

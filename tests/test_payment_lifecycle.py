@@ -18,9 +18,13 @@ from core.config import Settings
 from core.db import models
 from core.db.base import utcnow
 from core.demo import DEMO_PEOPLE
+from core.hookspecs import hookimpl
 from core.migrate import upgrade
 from core.payments import reconcile
 from core.platform import Platform
+from core.providers import Capability, ProviderSpec
+from core.providers.payment import PaymentMethodKind, PaymentOption
+from plugins.payments import fake
 from schema.app import create_app
 from schema.mutation import global_uuid
 from tests.api import SUBMIT_FIELDS, Api, complete_answers
@@ -97,8 +101,48 @@ def case_payment(api: Api, case_id: str, token: str) -> dict[str, Any]:
 
 def test_the_patient_sees_the_payment_methods(app: tuple[Api, Platform]) -> None:
     api, _ = app
-    methods = api.gql("{ paymentMethods { provider description isDefault } }")["paymentMethods"]
-    assert methods == [{"provider": "fake", "description": methods[0]["description"], "isDefault": True}]
+    methods = api.gql("{ paymentMethods { provider method kind label isDefault } }")["paymentMethods"]
+    assert methods == [
+        {
+            "provider": "fake",
+            "method": None,
+            "kind": "CARD",
+            "label": "Betalingskort (test)",
+            "isDefault": True,
+        }
+    ]
+
+
+class _Wallet:
+    """A second payment provider (the fake under another name) offering an app and a card."""
+
+    @staticmethod
+    def create(settings: Any, context: Any) -> Any:
+        provider = fake.create_provider(fake.FakePaymentSettings(), context)
+        provider.name = "wallet"
+        provider.payment_options = (  # type: ignore[misc]
+            PaymentOption(PaymentMethodKind.WALLET, "Vipps", "WALLET"),
+            PaymentOption(PaymentMethodKind.CARD, "Betalingskort", "CARD"),
+        )
+        return provider
+
+    @hookimpl
+    def register_providers(self) -> list[ProviderSpec]:
+        return [ProviderSpec(Capability.PAYMENT, "wallet", self.create, description="A wallet")]
+
+
+def test_with_several_providers_the_patient_chooses_app_or_card(settings: Settings) -> None:
+    settings = settings.model_copy(update={"payment_providers": ["wallet", "fake"]})
+    platform = Platform.create(settings, extra_plugins=[_Wallet()], load_entry_points=False)
+    with TestClient(create_app(platform)) as client:
+        methods = Api(client).gql("{ paymentMethods { provider method kind label isDefault } }")[
+            "paymentMethods"
+        ]
+    assert [(m["provider"], m["method"], m["kind"], m["label"], m["isDefault"]) for m in methods] == [
+        ("wallet", "WALLET", "WALLET", "Vipps", True),
+        ("wallet", "CARD", "CARD", "Betalingskort", False),
+        ("fake", None, "CARD", "Betalingskort (test)", False),
+    ]
 
 
 def test_a_payment_that_needs_approval_submits_the_case_once_approved(app: tuple[Api, Platform]) -> None:

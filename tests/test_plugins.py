@@ -22,7 +22,7 @@ from tests.cli import run_cli
 
 DEFAULT_PROVIDERS = {"bankid-test", "fake", "outbox", "local", "template"}
 """Enabled by default: the simulations and local providers."""
-REAL_PROVIDERS = {"bankid-se"}
+REAL_PROVIDERS = {"bankid-se", "bankid-oidc", "vipps", "stripe", "swedbank-pay"}
 """Offered by the built-in plugins and listed, enabled by configuration only."""
 
 

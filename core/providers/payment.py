@@ -59,6 +59,30 @@ def derive_status(
     return PaymentStatus.PENDING if pending else PaymentStatus.DECLINED
 
 
+class PaymentMethodKind(StrEnum):
+    CARD = "card"
+    WALLET = "wallet"  # Vipps and the like: the payer approves in an app
+
+
+@dataclass(frozen=True)
+class PaymentOption:
+    """One way to pay that a provider offers, as the patient is shown it (``paymentMethods``)."""
+
+    kind: PaymentMethodKind
+    label: str
+    """Shown to the patient, in Norwegian: "Vipps", "Betalingskort"."""
+    method: str | None = None
+    """Passed back as ``ReserveRequest.payment_method`` when the patient picks this option."""
+
+
+CARD_ONLY = (PaymentOption(PaymentMethodKind.CARD, "Betalingskort"),)
+
+
+def payment_options(provider: object) -> tuple[PaymentOption, ...]:
+    """The options a provider offers: its ``payment_options`` attribute, or a card if it has none."""
+    return tuple(getattr(provider, "payment_options", CARD_ONLY))
+
+
 @dataclass(frozen=True)
 class ReserveRequest:
     amount: Money
@@ -92,6 +116,8 @@ class WebhookEvent:
 
 @runtime_checkable
 class PaymentProvider(Protocol):
+    """Optionally also ``payment_options: Sequence[PaymentOption]`` (default: one card option)."""
+
     name: str
 
     async def reserve(self, request: ReserveRequest) -> Payment:

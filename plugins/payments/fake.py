@@ -66,6 +66,8 @@ from core.providers import Capability, ProviderContext, ProviderSettings, Provid
 from core.providers.payment import (
     Payment,
     PaymentAmounts,
+    PaymentMethodKind,
+    PaymentOption,
     PaymentStatus,
     ReserveRequest,
     WebhookEvent,
@@ -167,6 +169,7 @@ class FakePaymentProvider:
     """
 
     name = NAME
+    payment_options = (PaymentOption(PaymentMethodKind.CARD, "Betalingskort (test)"),)
 
     def __init__(
         self,

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
@@ -25,6 +26,7 @@ from core.providers.identity import AssuranceLevel, LoginPending, LoginRequest, 
 from core.swedish_personal_number import parse_swedish_personal_number
 from tests.fakes.bankid_se import BankIdSeFake
 from tests.fakes.certificates import shared_pki
+from tests.fakes.openid_provider import OpenIdProviderFake, Person
 from tests.fakes.server import Tls, serve
 from tests.support import BuildProvider, build_default, build_provider, offered_specs
 
@@ -112,6 +114,61 @@ class _BankIdSe:
         return start.state, {}
 
 
+class _BankIdOidc:
+    """Norwegian BankID over OpenID Connect against a real OpenID provider running locally: the driver plays
+    the browser (follows the authorize URL; the provider logs the person in and redirects back)."""
+
+    fake: OpenIdProviderFake | None = None
+    callback = "https://legetime.example/plugins/bankid-oidc/callback"
+
+    @classmethod
+    @contextmanager
+    def build(cls, spec: ProviderSpec, data_dir: Path) -> Iterator[Any]:
+        from plugins.bankid.oidc import BankIdOidcSettings
+
+        cls.fake = fake = OpenIdProviderFake(redirect_uris=[cls.callback], person=_OIDC_PERSON)
+        with serve(fake.app) as url:
+            fake.issuer = url
+            settings = BankIdOidcSettings(
+                issuer=url,
+                client_id=fake.client_id,
+                client_secret=fake.client_secret,
+                redirect_uri=cls.callback,
+                allowed_return_origins=["https://legetime.example"],
+            )
+            try:
+                yield build_provider(spec, data_dir, settings)
+            finally:
+                cls.fake = None
+
+    @classmethod
+    def _fake(cls) -> OpenIdProviderFake:
+        assert cls.fake is not None, "the bankid-oidc driver's OpenID provider is not running"
+        return cls.fake
+
+    @classmethod
+    def poll_params(cls, start: LoginStart, n: int) -> Params:
+        assert start.challenge.redirect_url
+        return _query(cls._fake().login(start.challenge.redirect_url)) if n == 1 else {}
+
+    @classmethod
+    def expired(cls, start: LoginStart) -> tuple[State, Params]:
+        past = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+        return {**start.state, "expires_at": past}, cls.poll_params(start, 1)
+
+    @classmethod
+    def cancelled_by_user(cls, start: LoginStart) -> tuple[State, Params]:
+        cls._fake().deny_next = True
+        return start.state, cls.poll_params(start, 1)
+
+
+_OIDC_PERSON = Person("17889230266", "Kari", "Nordmann", "1992-08-17")
+
+
+def _query(url: str) -> dict[str, str]:
+    return dict(parse_qsl(urlsplit(url).query))
+
+
 def verified_birth_date(identity: VerifiedIdentity) -> tuple[str, Any]:
     """The normalised national ID and the birth date it encodes, by the country that issued it."""
     if identity.country == "NO":
@@ -138,6 +195,14 @@ DRIVERS: dict[str, IdentityDriver] = {
         expired=_BankIdSe.expired,
         cancelled_by_user=_BankIdSe.cancelled_by_user,
         build=_BankIdSe.build,
+    ),
+    "bankid-oidc": IdentityDriver(
+        request=lambda: LoginRequest(return_url="https://legetime.example/innlogget"),
+        expected_national_id=_OIDC_PERSON.national_id,
+        poll_params=_BankIdOidc.poll_params,
+        expired=_BankIdOidc.expired,
+        cancelled_by_user=_BankIdOidc.cancelled_by_user,
+        build=_BankIdOidc.build,
     ),
 }
 
