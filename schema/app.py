@@ -6,6 +6,7 @@ outbox relay), so the embedded default is one command.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -116,8 +117,15 @@ def create_app(platform: Platform, *, run_jobs_in_process: bool | None = None) -
         except ProviderError as exc:
             log.warning("payments.webhook_rejected", provider=name, code=str(exc.code))
             return Response(status_code=400)
+        # A replayed delivery (the same request again, by the provider or anyone) enqueues nothing more.
+        delivery = hashlib.sha256(str(request.url).encode() + b"\n" + body).hexdigest()
         async with platform.db.transaction() as session:
-            await enqueue(session, "payments.refresh", {"provider": name, "payment_id": event.payment_id})
+            await enqueue(
+                session,
+                "payments.refresh",
+                {"provider": name, "payment_id": event.payment_id},
+                dedupe_key=f"webhook:{name}:{delivery}",
+            )
         return Response(status_code=204)
 
     @asynccontextmanager

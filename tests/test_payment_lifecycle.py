@@ -186,6 +186,27 @@ def test_a_verified_webhook_submits_the_case(app: tuple[Api, Platform]) -> None:
     assert case_payment(api, case_id, mother)["status"] == "DRAFT"  # a forged webhook changes nothing
     assert api.client.post("/webhooks/payments/fake", content=body, headers=headers).status_code == 204
     api.wait_for(lambda: case_payment(api, case_id, mother)["status"] == "SUBMITTED", "the submit")
+    assert webhook_jobs(platform) == 1
+    assert api.client.post("/webhooks/payments/fake", content=body, headers=headers).status_code == 204
+    assert webhook_jobs(platform) == 1  # a replayed delivery is acknowledged and does nothing more
+    headers, body = provider.webhook_for(pid, "payment.captured")
+    assert api.client.post("/webhooks/payments/fake", content=body, headers=headers).status_code == 204
+    assert webhook_jobs(platform) == 2  # a new notification is taken
+
+
+def webhook_jobs(platform: Platform) -> int:
+    async def count() -> int:
+        fresh = Platform.create(platform.settings, load_entry_points=False)
+        try:
+            async with fresh.db.transaction() as session:
+                rows = await session.scalars(
+                    select(models.OutboxJob.id).where(models.OutboxJob.dedupe_key.startswith("webhook:fake:"))
+                )
+                return len(rows.all())
+        finally:
+            await fresh.close()
+
+    return asyncio.run(count())
 
 
 def test_a_lost_webhook_is_made_up_for_by_reconciliation(app: tuple[Api, Platform]) -> None:
