@@ -20,6 +20,7 @@ from core.actors import SYSTEM
 from core.case_states import CaseEvent, next_status
 from core.ctx import Ctx
 from core.db.models import (
+    Attachment,
     Case,
     CaseOutcome,
     CaseStatus,
@@ -235,6 +236,16 @@ async def _ended(ctx: Ctx, case: Case) -> None:
     keep = await consents.current(ctx.session, case.subject_id, ConsentPurpose.COMMUNICATION_STORAGE, case.id)
     if keep:
         case.retention_until = retention_deadline(ctx.now, ctx.platform.settings.retention_months)
+        images = await consents.current(ctx.session, case.subject_id, ConsentPurpose.IMAGE_STORAGE, case.id)
+        if not images and await ctx.session.scalar(
+            select(Attachment.id).where(Attachment.case_id == case.id)
+        ):
+            await enqueue(
+                ctx.session,
+                "privacy.erase_images",
+                {"case_id": str(case.id)},
+                dedupe_key=f"erase-images:{case.id}",
+            )
         return
     case.retention_until = ctx.now
     await enqueue(

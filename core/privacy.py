@@ -40,7 +40,14 @@ from core.db.models import (
 from core.errors import NotFound, ValidationError
 from core.jobs.outbox import enqueue
 from core.nationalid import age_on
-from core.purge import CONSENT_WITHDRAWN, ENDED, ERASURE_REQUEST, erase_communication
+from core.purge import (
+    CONSENT_WITHDRAWN,
+    ENDED,
+    ERASURE_REQUEST,
+    IMAGE_CONSENT_WITHDRAWN,
+    erase_communication,
+    erase_images,
+)
 
 MAX_NAME_LENGTH = 200
 
@@ -69,6 +76,14 @@ KEPT: tuple[Kept, ...] = (
     ),
     Kept("Samtykkehistorikken", "Vi må kunne dokumentere hva du har samtykket til, og når."),
     Kept("Navn og fødselsnummer", "De knytter journalnotatene til deg, og journalen skal oppbevares."),
+)
+# When only the consent to storing images is withdrawn, the rest of the communication stays as agreed.
+KEPT_WITHOUT_IMAGES: tuple[Kept, ...] = (
+    Kept(
+        "Svar og meldinger",
+        "Du samtykker fortsatt til at de lagres. De slettes tre måneder etter at saken er avsluttet.",
+    ),
+    *KEPT,
 )
 
 
@@ -223,9 +238,49 @@ async def withdraw_consent(
     """Withdraw a consent. Withdrawing storage of the communication deletes it (``erase``); withdrawing
     AI assistance stops pending drafts (the draft job checks the consent when it runs)."""
     consent = await consents.record(ctx, purpose=purpose, granted=False, text_version="", case_id=case_id)
-    if purpose is not ConsentPurpose.COMMUNICATION_STORAGE:
-        return consent, None
-    return consent, await erase(ctx, rule=CONSENT_WITHDRAWN, case_id=case_id)
+    if purpose is ConsentPurpose.COMMUNICATION_STORAGE:
+        return consent, await erase(ctx, rule=CONSENT_WITHDRAWN, case_id=case_id)
+    if purpose is ConsentPurpose.IMAGE_STORAGE:
+        return consent, await erase_my_images(ctx, case_id=case_id)
+    return consent, None
+
+
+async def erase_my_images(ctx: Ctx, *, case_id: uuid.UUID | None) -> ErasureAccount:
+    """Delete her images (and those of the cases she opened for her children): at once for drafts and
+    ended cases, as soon as they end for cases in progress (the clinician may be looking at them)."""
+    me = require_person(ctx.actor)
+    query = select(Case).where(_mine(me), Case.purged_at.is_(None)).order_by(Case.created_at)
+    if case_id is not None:
+        query = query.where(Case.id == case_id)
+    cases = list((await ctx.session.scalars(query.with_for_update())).all())
+    if case_id is not None and not cases:
+        raise NotFound("Fant ikke saken.", field="caseId")
+    with_images = set(
+        (
+            await ctx.session.scalars(
+                select(Attachment.case_id).where(Attachment.case_id.in_([c.id for c in cases])).distinct()
+            )
+        ).all()
+    )
+    account = ErasureAccount(rule=IMAGE_CONSENT_WITHDRAWN, kept=KEPT_WITHOUT_IMAGES)
+    now_ids = []
+    for case in (c for c in cases if c.id in with_images):
+        if case.status is CaseStatus.DRAFT or case.status in ENDED:
+            now_ids.append(case.id)
+            account.cases.append(case.number)
+        else:
+            account.pending.append(case.number)
+    run = RetentionRun(rule=IMAGE_CONSENT_WITHDRAWN, trigger="patient", actor_id=me, started_at=ctx.now)
+    ctx.session.add(run)
+    await ctx.session.flush()
+    deleted = await erase_images(
+        ctx.session, now_ids, rule=IMAGE_CONSENT_WITHDRAWN, actor=ctx.actor, now=ctx.now, run_id=run.id
+    )
+    account.images = deleted.images
+    run.cases, run.messages, run.images, run.finished_at = len(now_ids), 0, deleted.images, utcnow()
+    if deleted.storage_keys:
+        await enqueue(ctx.session, "storage.delete", {"keys": deleted.storage_keys})
+    return account
 
 
 async def request_erasure(ctx: Ctx) -> ErasureAccount:
@@ -247,6 +302,20 @@ async def erase_case_job(ctx: Any, payload: dict[str, Any]) -> None:
 
     deleted = await erase_communication(
         ctx.session, ctx.platform, [case.id], rule=payload["rule"], actor=SYSTEM, now=utcnow()
+    )
+    if deleted.storage_keys:
+        await enqueue(ctx.session, "storage.delete", {"keys": deleted.storage_keys})
+
+
+async def erase_images_job(ctx: Any, payload: dict[str, Any]) -> None:
+    """A case ended after its patient withdrew consent to storing images: delete its images now."""
+    case = await ctx.session.get(Case, uuid.UUID(payload["case_id"]), with_for_update=True)
+    if case is None or case.purged_at is not None or case.status not in ENDED:
+        return
+    from core.actors import SYSTEM
+
+    deleted = await erase_images(
+        ctx.session, [case.id], rule=IMAGE_CONSENT_WITHDRAWN, actor=SYSTEM, now=utcnow()
     )
     if deleted.storage_keys:
         await enqueue(ctx.session, "storage.delete", {"keys": deleted.storage_keys})

@@ -52,6 +52,7 @@ log = structlog.get_logger(__name__)
 RETENTION = "retention"
 CONSENT_WITHDRAWN = "consent_withdrawn"
 ERASURE_REQUEST = "erasure_request"
+IMAGE_CONSENT_WITHDRAWN = "image_consent_withdrawn"
 ENDED = (CaseStatus.CLOSED, CaseStatus.CANCELLED)
 AGE_BANDS = ((0, "0-5"), (6, "6-11"), (12, "12-15"), (16, "16-29"), (30, "30-49"), (50, "50-69"), (70, "70+"))
 
@@ -194,6 +195,52 @@ async def erase_communication(
     await session.execute(insert(CaseErasure), tombstones)
     await audit.record_many(session, entries)
     return _Deleted(sum(messages.values()), len(images), [key for _, key in images])
+
+
+async def erase_images(
+    session: AsyncSession,
+    case_ids: Sequence[uuid.UUID],
+    *,
+    rule: str,
+    actor: Actor,
+    now: datetime,
+    run_id: uuid.UUID | None = None,
+) -> _Deleted:
+    """Delete only the images of these cases (consent to storing images withdrawn), in the caller's
+    transaction; answers and messages stay until their own retention. Returns the storage keys to
+    delete once the transaction has committed."""
+    images = (
+        await session.execute(
+            select(Attachment.case_id, Attachment.storage_key, Case.subject_id)
+            .join(Case, Case.id == Attachment.case_id)
+            .where(Attachment.case_id.in_(list(case_ids)))
+        )
+    ).all()
+    if not images:
+        return _Deleted(0, 0, [])
+    counts = Counter(case_id for case_id, _, _ in images)
+    subjects = {case_id: subject_id for case_id, _, subject_id in images}
+    await session.execute(delete(Attachment).where(Attachment.case_id.in_(list(counts))))
+    tombstones = [
+        {
+            "id": uuid.uuid4(),
+            "case_id": case_id,
+            "rule": rule,
+            "run_id": run_id,
+            "deleted": {"answers": 0, "messages": 0, "images": count},
+            "erased_at": now,
+        }
+        for case_id, count in counts.items()
+    ]
+    await session.execute(insert(CaseErasure), tombstones)
+    entries = [
+        audit.Entry(
+            actor.person_id, actor.role, subjects[case_id], "case", str(case_id), "erase_images", rule
+        )
+        for case_id in counts
+    ]
+    await audit.record_many(session, entries)
+    return _Deleted(0, len(images), [key for _, key, _ in images])
 
 
 def _due_filter(now: datetime) -> list[ColumnElement[bool]]:

@@ -271,7 +271,8 @@ class ConsentPayload:
     consent: ConsentRecord | None = None
     erasure: Annotated[ErasureAccount, strawberry.lazy("schema.privacy_api")] | None = strawberry.field(
         default=None,
-        description="Withdrawing storage consent: what was deleted, what waits and what is kept (and why).",
+        description="Withdrawing consent to storing the communication or the images: what was deleted, "
+        "what waits for its case to end and what is kept (and why).",
     )
     errors: list[Error]
 
@@ -379,7 +380,11 @@ class PatientMutation:
 
         return _consent_payload(*await mutate(info, work))
 
-    @strawberry.mutation(description="Withdraw a consent.")
+    @strawberry.mutation(
+        description="Withdraw a consent. COMMUNICATION_STORAGE deletes the communication of ended cases and "
+        "drafts at once (others when they end); IMAGE_STORAGE does the same for the images only; AI_JOURNAL "
+        "stops drafts not yet made."
+    )
     async def withdraw_consent(self, info: Info, input: WithdrawConsentInput) -> ConsentPayload:
         async def work(ctx: Ctx) -> tuple[models.Consent, privacy.ErasureAccount | None]:
             case_id = global_uuid(input.case_id) if input.case_id else None

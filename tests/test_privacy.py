@@ -409,6 +409,42 @@ def test_a_case_in_progress_is_erased_when_it_ends_after_withdrawal(stack: Stack
     assert gone["messages"] == [] and gone["payment"]["status"] in ("authorized", "captured")
 
 
+def test_withdrawing_image_consent_deletes_the_images_and_keeps_the_rest(stack: Stack) -> None:
+    api = stack.api
+    world = consultation(api)
+    mother = world["mother"]
+    withdrawn = api.ok(
+        "withdrawConsent", {"purpose": "IMAGE_STORAGE"}, f"consent {{ granted }} {ERASURE}", mother
+    )
+    account = withdrawn["erasure"]
+    assert withdrawn["consent"]["granted"] is False
+    assert account["rule"] == "image_consent_withdrawn" and len(account["cases"]) == 1
+    assert (account["answers"], account["messages"], account["images"], account["pending"]) == (0, 0, 1, [])
+    assert "Svar og meldinger" in {k["what"] for k in account["kept"]}
+    after = state(api, world["case_id"], mother)
+    assert after["attachments"] == [] and after["messages"] and after["answers"]
+    assert after["communicationDeletedAt"] is None and after["journalNotes"]
+    api.wait_for(lambda: api.client.get(world["url"]).status_code == 404, "the image gone")
+    assert_no_plaintext(stack, [], world["image"])
+    operator = api.login(OPERATOR)
+    runs = api.gql("{ retentionRuns { rule trigger cases images } }", operator)["retentionRuns"]
+    assert runs[0] == {"rule": "image_consent_withdrawn", "trigger": "patient", "cases": 1, "images": 1}
+
+
+def test_images_of_a_case_in_progress_go_when_it_ends_after_image_consent_is_withdrawn(stack: Stack) -> None:
+    api = stack.api
+    world = consultation(api, close=False)
+    mother, case_id = world["mother"], world["case_id"]
+    withdrawn = api.ok("withdrawConsent", {"purpose": "IMAGE_STORAGE", "caseId": case_id}, ERASURE, mother)
+    assert withdrawn["erasure"]["cases"] == [] and len(withdrawn["erasure"]["pending"]) == 1
+    assert state(api, case_id, mother)["attachments"]  # the clinician may still be looking at it
+    api.ok("closeCase", {"caseId": case_id}, "case { status }", mother)
+    api.wait_for(lambda: state(api, case_id, mother)["attachments"] == [], "the images deleted")
+    api.wait_for(lambda: api.client.get(world["url"]).status_code == 404, "the image gone from storage")
+    after = state(api, case_id, mother)
+    assert after["messages"] and after["communicationDeletedAt"] is None
+
+
 def test_withdrawing_ai_consent_stops_a_pending_draft(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data")
     upgrade(settings.resolved_database_url)

@@ -14,6 +14,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
 
+from core.errors import ErrorCode, ProviderError
 from core.money import Money
 
 
@@ -57,6 +58,11 @@ def derive_status(
     if amounts.authorized:
         return PaymentStatus.AUTHORIZED
     return PaymentStatus.PENDING if pending else PaymentStatus.DECLINED
+
+
+def webhook_rejected(reason: str) -> ProviderError:
+    """What ``parse_webhook`` raises for a notification that is not genuine (the route answers 400)."""
+    return ProviderError(f"webhook rejected: {reason}", code=ErrorCode.INVALID)
 
 
 class PaymentMethodKind(StrEnum):

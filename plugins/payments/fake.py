@@ -72,6 +72,7 @@ from core.providers.payment import (
     ReserveRequest,
     WebhookEvent,
     derive_status,
+    webhook_rejected,
 )
 from core.sqlite_file import SqliteFile
 
@@ -353,23 +354,23 @@ class FakePaymentProvider:
         ``url`` is not signed by this PSP (Vipps signs it; Stripe does not)."""
         header = _header(headers, SIGNATURE_HEADER)
         if header is None:
-            raise _bad_webhook(f"missing {SIGNATURE_HEADER} header")
+            raise webhook_rejected(f"missing {SIGNATURE_HEADER} header")
         timestamp, signatures = _parse_signature(header)
         expected = self._sign(timestamp, body)
         if not any(hmac.compare_digest(expected, signature) for signature in signatures):
-            raise _bad_webhook("signature does not match")
+            raise webhook_rejected("signature does not match")
         age = self._now().timestamp() - timestamp
         if abs(age) > self._tolerance.total_seconds():
-            raise _bad_webhook(
+            raise webhook_rejected(
                 f"timestamp is {int(age)} s from now (tolerance {int(self._tolerance.total_seconds())} s)"
             )
         try:
             payload = json.loads(body)
             event, payment_id = payload["type"], payload["data"]["payment_id"]
         except (ValueError, TypeError, KeyError) as exc:
-            raise _bad_webhook(f"body is not a payment event ({exc.__class__.__name__})") from None
+            raise webhook_rejected(f"body is not a payment event ({exc.__class__.__name__})") from None
         if not isinstance(event, str) or not isinstance(payment_id, str):
-            raise _bad_webhook("body is not a payment event")
+            raise webhook_rejected("body is not a payment event")
         return WebhookEvent(payment_id=payment_id, event=event)
 
     # --- Simulation controls -----------------------------------------------------------------------
@@ -612,18 +613,14 @@ def _parse_signature(header: str) -> tuple[int, list[str]]:
     for part in header.split(","):
         key, sep, value = part.strip().partition("=")
         if not sep:
-            raise _bad_webhook(f"malformed {SIGNATURE_HEADER} header")
+            raise webhook_rejected(f"malformed {SIGNATURE_HEADER} header")
         if key == "t":
             timestamps.append(value)
         elif key == "v1":
             signatures.append(value)
     if len(timestamps) != 1 or not timestamps[0].isdigit() or not signatures:
-        raise _bad_webhook(f"malformed {SIGNATURE_HEADER} header")
+        raise webhook_rejected(f"malformed {SIGNATURE_HEADER} header")
     return int(timestamps[0]), signatures
-
-
-def _bad_webhook(reason: str) -> ProviderError:
-    return ProviderError(f"webhook rejected: {reason}", code=ErrorCode.INVALID)
 
 
 # --- The 3-D Secure page ---------------------------------------------------------------------------

@@ -49,6 +49,7 @@ from core.providers.payment import (
     ReserveRequest,
     WebhookEvent,
     derive_status,
+    webhook_rejected,
 )
 
 NAME = "stripe"
@@ -170,7 +171,9 @@ class StripeProvider:
 
     async def parse_webhook(self, headers: Mapping[str, str], body: bytes, url: str) -> WebhookEvent:
         if self.settings.webhook_secret is None:
-            raise _bad_webhook("no webhook secret is configured (LEGETIME_PAYMENTS_STRIPE_WEBHOOK_SECRET)")
+            raise webhook_rejected(
+                "no webhook secret is configured (LEGETIME_PAYMENTS_STRIPE_WEBHOOK_SECRET)"
+            )
         signature = next((v for k, v in headers.items() if k.lower() == "stripe-signature"), None)
         try:
             event = stripe.Webhook.construct_event(
@@ -180,15 +183,15 @@ class StripeProvider:
                 tolerance=self.settings.webhook_tolerance_seconds,
             )
         except stripe.SignatureVerificationError as exc:
-            raise _bad_webhook(str(exc.user_message or "bad signature")) from None
+            raise webhook_rejected(str(exc.user_message or "bad signature")) from None
         except ValueError:
-            raise _bad_webhook("not JSON") from None
+            raise webhook_rejected("not JSON") from None
         event = _plain(event)
         data = event.get("data", {}).get("object", {})
         kind = data.get("object")
         payment_id = data.get("id") if kind == "payment_intent" else data.get("payment_intent")
         if not payment_id:
-            raise _bad_webhook(f"event {event.get('type')!r} names no PaymentIntent")
+            raise webhook_rejected(f"event {event.get('type')!r} names no PaymentIntent")
         return WebhookEvent(payment_id=str(payment_id), event=str(event.get("type", "changed")))
 
     # --- Internals ----------------------------------------------------------------------------------
@@ -280,10 +283,6 @@ async def _call(call: Any) -> Any:
 def _plain(value: Any) -> Any:
     """The SDK's objects as plain dicts (they no longer behave as dicts themselves)."""
     return value.to_dict() if isinstance(value, stripe.StripeObject) else value
-
-
-def _bad_webhook(reason: str) -> ProviderError:
-    return ProviderError(f"webhook rejected: {reason}", code=ErrorCode.INVALID)
 
 
 # --- Plugin ----------------------------------------------------------------------------------------

@@ -62,6 +62,7 @@ from core.providers.payment import (
     ReserveRequest,
     WebhookEvent,
     derive_status,
+    webhook_rejected,
 )
 from core.sqlite_file import SqliteFile
 
@@ -244,17 +245,17 @@ class SwedbankPayProvider:
         query = parse_qs(urlsplit(url).query)
         reference, token = (query.get("order") or [""])[0], (query.get("token") or [""])[0]
         if not reference or not hmac.compare_digest(token, self._token(reference)):
-            raise _bad_callback("the callback URL's token is not ours")
+            raise webhook_rejected("the callback URL's token is not ours")
         try:
             order_id = str(json.loads(body)["paymentOrder"]["id"])
         except (ValueError, KeyError, TypeError):
-            raise _bad_callback("not a payment order callback") from None
+            raise webhook_rejected("not a payment order callback") from None
         try:
             order = await self._order(order_id)
         except PaymentStateError:
-            raise _bad_callback("no such payment order") from None
+            raise webhook_rejected("no such payment order") from None
         if order["paymentOrder"].get("orderReference") != reference:
-            raise _bad_callback("the callback names another order than its URL is for")
+            raise webhook_rejected("the callback names another order than its URL is for")
         return WebhookEvent(payment_id=order_id, event="callback")
 
     # --- Operations ---------------------------------------------------------------------------------
@@ -441,10 +442,6 @@ def _done(order: Mapping[str, Any], payee_reference: str) -> int | None:
 def _payee_reference(operation: str, idempotency_key: str) -> str:
     """Unique per operation, the same for a retry: 30 characters of [a-z0-9]."""
     return operation[:2] + hashlib.sha256(f"{operation}:{idempotency_key}".encode()).hexdigest()[:28]
-
-
-def _bad_callback(reason: str) -> ProviderError:
-    return ProviderError(f"webhook rejected: {reason}", code=ErrorCode.INVALID)
 
 
 # --- Plugin ----------------------------------------------------------------------------------------

@@ -60,6 +60,7 @@ from core.providers.payment import (
     ReserveRequest,
     WebhookEvent,
     derive_status,
+    webhook_rejected,
 )
 
 NAME = "vipps"
@@ -192,13 +193,13 @@ class VippsProvider:
 
     async def parse_webhook(self, headers: Mapping[str, str], body: bytes, url: str) -> WebhookEvent:
         if self.settings.webhook_secret is None:
-            raise _bad_webhook("no webhook secret is configured (LEGETIME_PAYMENTS_VIPPS_WEBHOOK_SECRET)")
+            raise webhook_rejected("no webhook secret is configured (LEGETIME_PAYMENTS_VIPPS_WEBHOOK_SECRET)")
         date, sent_hash = _header(headers, "x-ms-date"), _header(headers, "x-ms-content-sha256")
         authorization, host = _header(headers, "authorization"), _header(headers, "host")
         if not (date and sent_hash and authorization and host):
-            raise _bad_webhook("missing x-ms-date, x-ms-content-sha256, host or authorization")
+            raise webhook_rejected("missing x-ms-date, x-ms-content-sha256, host or authorization")
         if not hmac.compare_digest(sent_hash, content_hash(body)):
-            raise _bad_webhook("the content hash does not match the body")
+            raise webhook_rejected("the content hash does not match the body")
         parts = urlsplit(url)
         path_and_query = parts.path + (f"?{parts.query}" if parts.query else "")
         expected = vipps_signature(
@@ -208,18 +209,18 @@ class VippsProvider:
         if not authorization.startswith(prefix) or not hmac.compare_digest(
             authorization.removeprefix(prefix), expected
         ):
-            raise _bad_webhook("bad signature")
+            raise webhook_rejected("bad signature")
         try:
             sent = email.utils.parsedate_to_datetime(date)
         except (TypeError, ValueError):
-            raise _bad_webhook("malformed x-ms-date") from None
+            raise webhook_rejected("malformed x-ms-date") from None
         if abs((self._now() - sent).total_seconds()) > self.settings.webhook_tolerance_seconds:
-            raise _bad_webhook("too old (or from the future)")
+            raise webhook_rejected("too old (or from the future)")
         try:
             event = json.loads(body)
             return WebhookEvent(payment_id=str(event["reference"]), event=str(event.get("name", "changed")))
         except (ValueError, KeyError, TypeError):
-            raise _bad_webhook("not an ePayment event") from None
+            raise webhook_rejected("not an ePayment event") from None
 
     # --- Calls --------------------------------------------------------------------------------------
 
@@ -382,10 +383,6 @@ def _value(aggregate: Mapping[str, Any], name: str) -> int:
 def _header(headers: Mapping[str, str], name: str) -> str | None:
     wanted = name.lower()
     return next((value for key, value in headers.items() if key.lower() == wanted), None)
-
-
-def _bad_webhook(reason: str) -> ProviderError:
-    return ProviderError(f"webhook rejected: {reason}", code=ErrorCode.INVALID)
 
 
 # --- Plugin ----------------------------------------------------------------------------------------
