@@ -138,6 +138,7 @@ def create_app(platform: Platform, *, run_jobs_in_process: bool | None = None) -
             yield
         finally:
             if in_process:
+                await runner.stop_scheduler()
                 runner.stop()
             await platform.close()
 

@@ -202,3 +202,28 @@ async def test_payload_must_be_json(platform: Platform, database_url: str) -> No
     with pytest.raises(ValidationError):
         async with platform.db.transaction() as session:
             await enqueue(session, "test.record", {"when": object()})
+
+
+async def test_stopping_the_scheduler_lets_a_periodic_run_finish(tmp_path: Any) -> None:
+    # APScheduler's own shutdown cancels a run in progress; a transaction cancelled while the engine is
+    # disposed can hang the shutdown. The runner waits for the run instead.
+    platform = Platform.create(
+        Settings(data_dir=tmp_path / "data", outbox_poll_seconds=0.05), load_entry_points=False
+    )
+    runner = JobRunner(platform)
+    started, finished = asyncio.Event(), asyncio.Event()
+
+    async def slow_relay() -> int:
+        started.set()
+        await asyncio.sleep(0.3)
+        finished.set()
+        return 0
+
+    runner.relay = slow_relay  # type: ignore[method-assign]
+    runner.start_scheduler()
+    await asyncio.wait_for(started.wait(), timeout=5)
+    await runner.stop_scheduler()
+    assert finished.is_set()
+    await asyncio.sleep(0.2)
+    assert len([t for t in asyncio.all_tasks() if not t.done()]) == 1  # only this test: nothing left running
+    runner.stop()

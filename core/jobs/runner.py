@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import dramatiq
 import structlog
@@ -33,6 +34,7 @@ log = structlog.get_logger(__name__)
 
 ACTOR_NAME = "legetime.run_job"
 QUEUE_NAME = "legetime"
+SHUTDOWN_GRACE_SECONDS = 30.0  # how long a periodic run in progress may take to finish at shutdown
 
 
 def make_broker(platform: Platform) -> dramatiq.Broker:
@@ -57,6 +59,7 @@ class JobRunner:
         self._worker_db: Database | None = None
         self._worker: dramatiq.Worker | None = None
         self._scheduler: AsyncIOScheduler | None = None
+        self._periodic: set[asyncio.Task[Any]] = set()
         self.actor = dramatiq.actor(
             broker=self.broker,
             actor_name=ACTOR_NAME,
@@ -104,24 +107,60 @@ class JobRunner:
         self._scheduler = AsyncIOScheduler()
         every = {"max_instances": 1, "coalesce": True}
         self._scheduler.add_job(
-            self.relay,
+            self._tracked(self.relay),
             "interval",
             seconds=self.platform.settings.outbox_poll_seconds,
             id="outbox-relay",
             **every,
         )
-        self._scheduler.add_job(self.close_answered, "interval", seconds=60, id="close-answered", **every)
         self._scheduler.add_job(
-            self.reconcile_payments,
+            self._tracked(self.close_answered), "interval", seconds=60, id="close-answered", **every
+        )
+        self._scheduler.add_job(
+            self._tracked(self.reconcile_payments),
             "interval",
             minutes=self.platform.settings.payment_reconcile_minutes,
             id="reconcile-payments",
             **every,
         )
         self._scheduler.add_job(
-            self.purge, "interval", minutes=self.platform.settings.purge_interval_minutes, id="purge", **every
+            self._tracked(self.purge),
+            "interval",
+            minutes=self.platform.settings.purge_interval_minutes,
+            id="purge",
+            **every,
         )
         self._scheduler.start()
+
+    def _tracked(self, work: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[Any]]:
+        """``work`` as a scheduled job whose run in progress ``stop_scheduler`` can wait for."""
+
+        async def run() -> Any:
+            task = asyncio.current_task()
+            assert task is not None
+            self._periodic.add(task)
+            try:
+                return await work()
+            finally:
+                self._periodic.discard(task)
+
+        run.__name__ = run.__qualname__ = getattr(work, "__name__", "periodic")
+        return run
+
+    async def stop_scheduler(self) -> None:
+        """Stop the periodic work, letting a run in progress finish first. The scheduler's own shutdown
+        cancels it, and a transaction cancelled while the engine is being disposed can leave its
+        connection's close waiting forever (seen as a hang at shutdown on SQLite)."""
+        if self._scheduler is None:
+            return
+        self._scheduler.pause()
+        running = [task for task in self._periodic if not task.done()]
+        if running:
+            _, late = await asyncio.wait(running, timeout=SHUTDOWN_GRACE_SECONDS)
+            if late:
+                log.warning("jobs.periodic_still_running_at_shutdown", count=len(late))
+        self._scheduler.shutdown(wait=False)
+        self._scheduler = None
 
     # --- the workers --------------------------------------------------------------------------------
 
@@ -212,6 +251,7 @@ def run_forever(platform: Platform) -> None:
         try:
             await asyncio.Event().wait()
         finally:
+            await runner.stop_scheduler()
             runner.stop()
             await platform.close()
 
