@@ -227,3 +227,30 @@ async def test_stopping_the_scheduler_lets_a_periodic_run_finish(tmp_path: Any) 
     await asyncio.sleep(0.2)
     assert len([t for t in asyncio.all_tasks() if not t.done()]) == 1  # only this test: nothing left running
     runner.stop()
+
+
+async def test_a_periodic_run_too_long_for_shutdown_is_cancelled_and_waited_for(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("core.jobs.runner.SHUTDOWN_GRACE_SECONDS", 0.2)
+    platform = Platform.create(
+        Settings(data_dir=tmp_path / "data", outbox_poll_seconds=0.05), load_entry_points=False
+    )
+    runner = JobRunner(platform)
+    started, cleaned_up = asyncio.Event(), asyncio.Event()
+
+    async def endless_relay() -> int:
+        started.set()
+        try:
+            await asyncio.sleep(60)
+        finally:
+            await asyncio.sleep(0.05)  # its rollback, while the database is still open
+            cleaned_up.set()
+        return 0
+
+    runner.relay = endless_relay  # type: ignore[method-assign]
+    runner.start_scheduler()
+    await asyncio.wait_for(started.wait(), timeout=5)
+    await asyncio.wait_for(runner.stop_scheduler(), timeout=5)
+    assert cleaned_up.is_set()
+    runner.stop()

@@ -157,8 +157,11 @@ class JobRunner:
         running = [task for task in self._periodic if not task.done()]
         if running:
             _, late = await asyncio.wait(running, timeout=SHUTDOWN_GRACE_SECONDS)
-            if late:
-                log.warning("jobs.periodic_still_running_at_shutdown", count=len(late))
+            if late:  # cancel it while the database is still open, so its rollback can complete
+                log.warning("jobs.periodic_cancelled_at_shutdown", count=len(late))
+                for task in late:
+                    task.cancel()
+                await asyncio.wait(late, timeout=SHUTDOWN_GRACE_SECONDS)
         self._scheduler.shutdown(wait=False)
         self._scheduler = None
 
