@@ -8,13 +8,14 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from core.config import Settings
 from core.hooks import Hooks
 from core.hookspecs import hookimpl
 from core.plugins import create_plugin_manager
 from core.providers import Capability, ProviderContext, ProviderSpec
+from tests.fakes.server import ProviderFake, serve_fake
 
 
 def offered_specs(capability: Capability) -> list[ProviderSpec]:
@@ -46,6 +47,38 @@ def build_provider(spec: ProviderSpec, data_dir: Path, provider_settings: Any = 
     if provider_settings is None:
         provider_settings = spec.settings_model()
     return spec.factory(provider_settings, context)
+
+
+def settings_for_fake(spec: ProviderSpec, fake: ProviderFake, **changes: Any) -> Any:
+    """``spec``'s settings pointed at a running provider fake, with ``changes`` (field names) on top."""
+    values = {name.lower(): value for name, value in fake.plugin_settings().items()}
+    return spec.settings_model(**(values | changes))
+
+
+F = TypeVar("F", bound=ProviderFake)
+
+
+class ServedFake(Generic[F]):
+    """A contract driver's provider fake: ``build`` serves a fresh one around the provider built for one
+    test, and the driver's callbacks (the payer approving, a webhook) reach it as ``fake``."""
+
+    def __init__(self, make: Callable[[], F]) -> None:
+        self._make = make
+        self._fake: F | None = None
+
+    @property
+    def fake(self) -> F:
+        assert self._fake is not None, "the driver's provider fake is not running"
+        return self._fake
+
+    @contextmanager
+    def build(self, spec: ProviderSpec, data_dir: Path) -> Iterator[Any]:
+        with serve_fake(self._make()) as fake:
+            self._fake = fake
+            try:
+                yield build_provider(spec, data_dir, settings_for_fake(spec, fake))
+            finally:
+                self._fake = None
 
 
 class ProductionProviders:

@@ -9,7 +9,7 @@ offer without a harness fails the suite, like a provider without a contract driv
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from schema.app import create_app
 from tests.api import Api, complete_answers
 from tests.conftest import seed_demo
 from tests.fakes.openid_provider import OpenIdProviderFake, Person
-from tests.fakes.server import serve
+from tests.fakes.server import ProviderFake, serve, serve_fake
 from tests.fakes.stripe_api import THREE_DS, StripeFake
 from tests.fakes.swedbank_pay import SwedbankPayFake
 from tests.fakes.vipps import VippsFake
@@ -42,15 +42,25 @@ PAYMENT = "case { id status payment { provider status authorized captured action
 class PaymentHarness:
     payment_method: str | None
     """What the client passes as ``paymentMethod`` for a payment the payer approves (a redirect flow)."""
-    start: Callable[[pytest.MonkeyPatch], AbstractContextManager[Any]]
-    """Starts the provider's fake and configures the plugin for it (environment variables)."""
     approve: Callable[[Any, Api, dict[str, Any]], None]
-    """The payer approves the pending payment (given the fake's handle, the client and the payment)."""
+    """The payer approves the pending payment (given the provider fake, the client and the payment)."""
+    fake: Callable[[], ProviderFake] | None = None
+    """Makes the local fake of the provider's API; None for a provider that needs nothing running."""
 
 
 @contextmanager
-def _nothing_to_start(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    yield None
+def started(harness: PaymentHarness, provider: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Serve the provider's fake and configure the plugin for it as an integrator would: environment
+    variables ``LEGETIME_<prefix>_<NAME>``."""
+    if harness.fake is None:
+        yield None
+        return
+    spec = next(spec for spec in SPECS if spec.name == provider)
+    prefix = spec.settings_model.model_config.get("env_prefix", "")
+    with serve_fake(harness.fake()) as fake:
+        for name, value in fake.plugin_settings().items():
+            monkeypatch.setenv(f"{prefix}{name}", value)
+        yield fake
 
 
 def _fake_approve(handle: Any, api: Api, payment: dict[str, Any]) -> None:
@@ -59,58 +69,12 @@ def _fake_approve(handle: Any, api: Api, payment: dict[str, Any]) -> None:
     assert page.headers["location"] == "https://legetime.example/betaling/ferdig"  # back to the client
 
 
-@contextmanager
-def _vipps(monkeypatch: pytest.MonkeyPatch) -> Iterator[VippsFake]:
-    fake = VippsFake()
-    with serve(fake.app) as url:
-        fake.base_url = url
-        for name, value in {
-            "BASE_URL": url,
-            "CLIENT_ID": fake.client_id,
-            "CLIENT_SECRET": fake.client_secret,
-            "SUBSCRIPTION_KEY": fake.subscription_key,
-            "MERCHANT_SERIAL_NUMBER": fake.msn,
-            "WEBHOOK_SECRET": fake.webhook_secret,
-        }.items():
-            monkeypatch.setenv(f"LEGETIME_PAYMENTS_VIPPS_{name}", value)
-        yield fake
-
-
 def _vipps_approve(fake: VippsFake, api: Api, payment: dict[str, Any]) -> None:
     fake.approve_at(payment["actionUrl"])  # she opens the link and approves in the Vipps app
 
 
-@contextmanager
-def _stripe(monkeypatch: pytest.MonkeyPatch) -> Iterator[StripeFake]:
-    fake = StripeFake()
-    with serve(fake.app) as url:
-        fake.base_url = url
-        for name, value in {
-            "API_BASE": url,
-            "SECRET_KEY": fake.secret_key,
-            "WEBHOOK_SECRET": fake.webhook_secret,
-            "MAX_NETWORK_RETRIES": "0",
-        }.items():
-            monkeypatch.setenv(f"LEGETIME_PAYMENTS_STRIPE_{name}", value)
-        yield fake
-
-
 def _stripe_approve(fake: StripeFake, api: Api, payment: dict[str, Any]) -> None:
     fake.complete_3ds_at(payment["actionUrl"])  # she passes 3-D Secure at her bank
-
-
-@contextmanager
-def _swedbank_pay(monkeypatch: pytest.MonkeyPatch) -> Iterator[SwedbankPayFake]:
-    fake = SwedbankPayFake()
-    with serve(fake.app) as url:
-        fake.base_url = url
-        for name, value in {
-            "BASE_URL": url,
-            "PAYEE_ID": fake.payee_id,
-            "ACCESS_TOKEN": fake.access_token,
-        }.items():
-            monkeypatch.setenv(f"LEGETIME_PAYMENTS_SWEDBANK_PAY_{name}", value)
-        yield fake
 
 
 def _swedbank_pay_approve(fake: SwedbankPayFake, api: Api, payment: dict[str, Any]) -> None:
@@ -120,10 +84,12 @@ def _swedbank_pay_approve(fake: SwedbankPayFake, api: Api, payment: dict[str, An
 
 
 HARNESSES: dict[str, PaymentHarness] = {
-    "fake": PaymentHarness(payment_method="card_3ds", start=_nothing_to_start, approve=_fake_approve),
-    "vipps": PaymentHarness(payment_method="WALLET", start=_vipps, approve=_vipps_approve),
-    "stripe": PaymentHarness(payment_method=THREE_DS, start=_stripe, approve=_stripe_approve),
-    "swedbank-pay": PaymentHarness(payment_method="card", start=_swedbank_pay, approve=_swedbank_pay_approve),
+    "fake": PaymentHarness(payment_method="card_3ds", approve=_fake_approve),
+    "vipps": PaymentHarness(payment_method="WALLET", approve=_vipps_approve, fake=VippsFake),
+    "stripe": PaymentHarness(payment_method=THREE_DS, approve=_stripe_approve, fake=StripeFake),
+    "swedbank-pay": PaymentHarness(
+        payment_method="card", approve=_swedbank_pay_approve, fake=SwedbankPayFake
+    ),
 }
 
 SPECS = offered_specs(Capability.PAYMENT)
@@ -143,7 +109,7 @@ def test_the_consultation_with_each_payment_provider(
     provider: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     harness = HARNESSES[provider]
-    with harness.start(monkeypatch) as handle:
+    with started(harness, provider, monkeypatch) as handle:
         settings = Settings(data_dir=tmp_path / "data", payment_providers=[provider])
         upgrade(settings.resolved_database_url)
         seed_demo(settings)

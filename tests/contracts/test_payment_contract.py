@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,11 +29,10 @@ from core.money import Money
 from core.providers import Capability, PaymentProvider, ProviderSpec
 from core.providers.payment import Payment, PaymentStatus, ReserveRequest
 from plugins.payments.vipps import vipps_signature
-from tests.fakes.server import serve
 from tests.fakes.stripe_api import StripeFake
 from tests.fakes.swedbank_pay import SwedbankPayFake
 from tests.fakes.vipps import SIGNED_HEADERS, VippsFake
-from tests.support import BuildProvider, build_default, build_provider, offered_specs
+from tests.support import BuildProvider, ServedFake, build_default, offered_specs
 
 FEE = Money(35000, "NOK")
 Webhook = tuple[Mapping[str, str], bytes] | tuple[Mapping[str, str], bytes, str]
@@ -94,59 +92,26 @@ def _fake_forged_webhook(provider: Any, payment_id: str) -> Webhook:
     return {**headers, "Fake-Signature": f"t={timestamp},v1={forged}"}, body
 
 
-class _Vipps:
+class _Vipps(ServedFake[VippsFake]):
     """Vipps ePayment against its local fake over HTTP; the driver plays the payer in the Vipps app."""
 
-    fake: VippsFake | None = None
+    async def approve(self, provider: Any, payment: Payment) -> None:
+        self.fake.approve(payment.payment_id)
 
-    @classmethod
-    @contextmanager
-    def build(cls, spec: ProviderSpec, data_dir: Path) -> Iterator[Any]:
-        from plugins.payments.vipps import VippsSettings
+    async def decline(self, provider: Any, payment: Payment) -> None:
+        self.fake.reject(payment.payment_id)
 
-        cls.fake = fake = VippsFake()
-        with serve(fake.app) as url:
-            fake.base_url = url
-            settings = VippsSettings(
-                base_url=url,
-                client_id=fake.client_id,
-                client_secret=fake.client_secret,
-                subscription_key=fake.subscription_key,
-                merchant_serial_number=fake.msn,
-                webhook_secret=fake.webhook_secret,
-            )
-            try:
-                yield build_provider(spec, data_dir, settings)
-            finally:
-                cls.fake = None
-
-    @classmethod
-    def _fake(cls) -> VippsFake:
-        assert cls.fake is not None, "the vipps driver's fake is not running"
-        return cls.fake
-
-    @classmethod
-    async def approve(cls, provider: Any, payment: Payment) -> None:
-        cls._fake().approve(payment.payment_id)
-
-    @classmethod
-    async def decline(cls, provider: Any, payment: Payment) -> None:
-        cls._fake().reject(payment.payment_id)
-
-    @classmethod
-    async def reserve_expired(cls, provider: Any, request: ReserveRequest) -> Payment:
+    async def reserve_expired(self, provider: Any, request: ReserveRequest) -> Payment:
         payment: Payment = await provider.reserve(request)
-        cls._fake().approve(payment.payment_id)
-        cls._fake().age_reservation(payment.payment_id, days=8)
+        self.fake.approve(payment.payment_id)
+        self.fake.age_reservation(payment.payment_id, days=8)
         return payment
 
-    @classmethod
-    def signed_webhook(cls, provider: Any, payment_id: str, at: datetime) -> Webhook:
-        return cls._fake().webhook(payment_id, "CAPTURED", WEBHOOK_URL, at)
+    def signed_webhook(self, provider: Any, payment_id: str, at: datetime) -> Webhook:
+        return self.fake.webhook(payment_id, "CAPTURED", WEBHOOK_URL, at)
 
-    @classmethod
-    def forged_webhook(cls, provider: Any, payment_id: str) -> Webhook:
-        headers, body = cls._fake().webhook(payment_id, "CAPTURED", WEBHOOK_URL)
+    def forged_webhook(self, provider: Any, payment_id: str) -> Webhook:
+        headers, body = self.fake.webhook(payment_id, "CAPTURED", WEBHOOK_URL)
         forged = vipps_signature(
             "not-the-secret",
             "/plugins/webhook",
@@ -160,111 +125,51 @@ class _Vipps:
 WEBHOOK_URL = "https://legetime.example/plugins/webhook"
 
 
-class _Stripe:
+class _Stripe(ServedFake[StripeFake]):
     """Stripe (through its SDK) against a local Stripe API; the driver completes 3-D Secure for the payer."""
 
-    fake: StripeFake | None = None
+    async def approve(self, provider: Any, payment: Payment) -> None:
+        self.fake.complete_3ds(payment.payment_id)
 
-    @classmethod
-    @contextmanager
-    def build(cls, spec: ProviderSpec, data_dir: Path) -> Iterator[Any]:
-        from plugins.payments.stripe_cards import StripeSettings
-
-        cls.fake = fake = StripeFake()
-        with serve(fake.app) as url:
-            fake.base_url = url
-            settings = StripeSettings(
-                secret_key=fake.secret_key,
-                webhook_secret=fake.webhook_secret,
-                api_base=url,
-                max_network_retries=0,
-            )
-            try:
-                yield build_provider(spec, data_dir, settings)
-            finally:
-                cls.fake = None
-
-    @classmethod
-    def _fake(cls) -> StripeFake:
-        assert cls.fake is not None, "the stripe driver's fake is not running"
-        return cls.fake
-
-    @classmethod
-    async def approve(cls, provider: Any, payment: Payment) -> None:
-        cls._fake().complete_3ds(payment.payment_id)
-
-    @classmethod
-    async def reserve_expired(cls, provider: Any, request: ReserveRequest) -> Payment:
+    async def reserve_expired(self, provider: Any, request: ReserveRequest) -> Payment:
         payment: Payment = await provider.reserve(request)
-        cls._fake().lapse(payment.payment_id)
+        self.fake.lapse(payment.payment_id)
         return payment
 
-    @classmethod
-    def signed_webhook(cls, provider: Any, payment_id: str, at: datetime) -> Webhook:
-        return cls._fake().webhook(
-            payment_id, "payment_intent.amount_capturable_updated", int(at.timestamp())
-        )
+    def signed_webhook(self, provider: Any, payment_id: str, at: datetime) -> Webhook:
+        return self.fake.webhook(payment_id, "payment_intent.amount_capturable_updated", int(at.timestamp()))
 
-    @classmethod
-    def forged_webhook(cls, provider: Any, payment_id: str) -> Webhook:
-        _, body = cls._fake().webhook(payment_id, "payment_intent.amount_capturable_updated")
-        return {
-            "Stripe-Signature": cls._fake().sign(body, int(datetime.now(UTC).timestamp()), "whsec_x")
-        }, body
+    def forged_webhook(self, provider: Any, payment_id: str) -> Webhook:
+        _, body = self.fake.webhook(payment_id, "payment_intent.amount_capturable_updated")
+        return {"Stripe-Signature": self.fake.sign(body, int(datetime.now(UTC).timestamp()), "whsec_x")}, body
 
 
-class _SwedbankPay:
+class _SwedbankPay(ServedFake[SwedbankPayFake]):
     """Swedbank Pay payment orders against a local payment order API; the driver plays the payer on the
     payment page."""
 
-    fake: SwedbankPayFake | None = None
+    async def approve(self, provider: Any, payment: Payment) -> None:
+        self.fake.pay(payment.payment_id)
 
-    @classmethod
-    @contextmanager
-    def build(cls, spec: ProviderSpec, data_dir: Path) -> Iterator[Any]:
-        from plugins.payments.swedbank_pay import SwedbankPaySettings
+    async def decline(self, provider: Any, payment: Payment) -> None:
+        self.fake.fail(payment.payment_id)
 
-        cls.fake = fake = SwedbankPayFake()
-        with serve(fake.app) as url:
-            fake.base_url = url
-            settings = SwedbankPaySettings(
-                base_url=url, payee_id=fake.payee_id, access_token=fake.access_token
-            )
-            try:
-                yield build_provider(spec, data_dir, settings)
-            finally:
-                cls.fake = None
-
-    @classmethod
-    def _fake(cls) -> SwedbankPayFake:
-        assert cls.fake is not None, "the swedbank-pay driver's fake is not running"
-        return cls.fake
-
-    @classmethod
-    async def approve(cls, provider: Any, payment: Payment) -> None:
-        cls._fake().pay(payment.payment_id)
-
-    @classmethod
-    async def decline(cls, provider: Any, payment: Payment) -> None:
-        cls._fake().fail(payment.payment_id)
-
-    @classmethod
-    async def reserve_expired(cls, provider: Any, request: ReserveRequest) -> Payment:
+    async def reserve_expired(self, provider: Any, request: ReserveRequest) -> Payment:
         payment: Payment = await provider.reserve(request)
-        cls._fake().pay(payment.payment_id)
-        cls._fake().age(payment.payment_id, days=8)
+        self.fake.pay(payment.payment_id)
+        self.fake.age(payment.payment_id, days=8)
         return payment
 
-    @classmethod
-    def signed_webhook(cls, provider: Any, payment_id: str, at: datetime) -> Webhook:
-        return cls._fake().callback(payment_id)  # unsigned; its URL carries our token for the order
+    def signed_webhook(self, provider: Any, payment_id: str, at: datetime) -> Webhook:
+        return self.fake.callback(payment_id)  # unsigned; its URL carries our token for the order
 
-    @classmethod
-    def forged_webhook(cls, provider: Any, payment_id: str) -> Webhook:
-        headers, body, url = cls._fake().callback(payment_id)
+    def forged_webhook(self, provider: Any, payment_id: str) -> Webhook:
+        headers, body, url = self.fake.callback(payment_id)
         token = url.split("token=")[1]
         return headers, body, url.replace(token, "0" * len(token))
 
+
+_vipps, _stripe, _swedbank_pay = _Vipps(VippsFake), _Stripe(StripeFake), _SwedbankPay(SwedbankPayFake)
 
 DRIVERS: dict[str, PaymentDriver] = {
     "fake": PaymentDriver(
@@ -279,34 +184,34 @@ DRIVERS: dict[str, PaymentDriver] = {
     "stripe": PaymentDriver(
         approved_method="pm_card_visa",
         declined_method="pm_card_chargeDeclined",
-        reserve_expired=_Stripe.reserve_expired,
-        signed_webhook=_Stripe.signed_webhook,
-        forged_webhook=_Stripe.forged_webhook,
+        reserve_expired=_stripe.reserve_expired,
+        signed_webhook=_stripe.signed_webhook,
+        forged_webhook=_stripe.forged_webhook,
         pending_method="pm_card_authenticationRequired",
-        approve=_Stripe.approve,
-        build=_Stripe.build,
+        approve=_stripe.approve,
+        build=_stripe.build,
     ),
     "vipps": PaymentDriver(
         approved_method="WALLET",
         declined_method=None,
-        reserve_expired=_Vipps.reserve_expired,
-        signed_webhook=_Vipps.signed_webhook,
-        forged_webhook=_Vipps.forged_webhook,
+        reserve_expired=_vipps.reserve_expired,
+        signed_webhook=_vipps.signed_webhook,
+        forged_webhook=_vipps.forged_webhook,
         pending_method="CARD",
-        approve=_Vipps.approve,
-        decline=_Vipps.decline,
-        build=_Vipps.build,
+        approve=_vipps.approve,
+        decline=_vipps.decline,
+        build=_vipps.build,
     ),
     "swedbank-pay": PaymentDriver(
         approved_method=None,
         declined_method=None,
-        reserve_expired=_SwedbankPay.reserve_expired,
-        signed_webhook=_SwedbankPay.signed_webhook,
-        forged_webhook=_SwedbankPay.forged_webhook,
+        reserve_expired=_swedbank_pay.reserve_expired,
+        signed_webhook=_swedbank_pay.signed_webhook,
+        forged_webhook=_swedbank_pay.forged_webhook,
         pending_method="card",
-        approve=_SwedbankPay.approve,
-        decline=_SwedbankPay.decline,
-        build=_SwedbankPay.build,
+        approve=_swedbank_pay.approve,
+        decline=_swedbank_pay.decline,
+        build=_swedbank_pay.build,
         dated_webhooks=False,
     ),
 }

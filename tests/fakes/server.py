@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import uvicorn
 
@@ -26,6 +26,29 @@ class Tls:
     certfile: Path
     keyfile: Path
     client_ca: Path | None = None
+
+
+class ProviderFake(Protocol):
+    """A local fake of a provider's API: an ASGI app that knows its own address, and the plugin settings
+    that point the provider at it (``LEGETIME_<prefix>_<NAME>`` names without the prefix)."""
+
+    base_url: str
+
+    @property
+    def app(self) -> Any: ...
+
+    def plugin_settings(self) -> dict[str, str]: ...
+
+
+F = TypeVar("F", bound=ProviderFake)
+
+
+@contextmanager
+def serve_fake(fake: F) -> Iterator[F]:
+    """Serve a provider fake on a free port, with its ``base_url`` set before anyone uses it."""
+    with serve(fake.app) as url:
+        fake.base_url = url
+        yield fake
 
 
 @contextmanager

@@ -60,6 +60,15 @@ class StripeFake:
     def __post_init__(self) -> None:
         self._saved: dict[str, tuple[str, int, Any]] = {}
 
+    def plugin_settings(self) -> dict[str, str]:
+        """The ``stripe`` plugin's settings for this fake (variable names without their prefix)."""
+        return {
+            "API_BASE": self.base_url,
+            "SECRET_KEY": self.secret_key,
+            "WEBHOOK_SECRET": self.webhook_secret,
+            "MAX_NETWORK_RETRIES": "0",  # a test that loses an answer sees it lost, not retried by the SDK
+        }
+
     # --- Controls ---------------------------------------------------------------------------------
 
     def complete_3ds(self, intent_id: str) -> None:

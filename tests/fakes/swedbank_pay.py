@@ -78,6 +78,10 @@ class SwedbankPayFake:
     def __post_init__(self) -> None:
         self._payee_references: set[str] = set()
 
+    def plugin_settings(self) -> dict[str, str]:
+        """The ``swedbank-pay`` plugin's settings for this fake (variable names without their prefix)."""
+        return {"BASE_URL": self.base_url, "PAYEE_ID": self.payee_id, "ACCESS_TOKEN": self.access_token}
+
     # --- Controls ---------------------------------------------------------------------------------
 
     def order(self, order_id: str) -> _Order:

@@ -82,6 +82,17 @@ class VippsFake:
         self._tokens: dict[str, datetime] = {}
         self._idempotency: dict[tuple[str, str], tuple[str, int, Any]] = {}
 
+    def plugin_settings(self) -> dict[str, str]:
+        """The ``vipps`` plugin's settings for this fake (variable names without their prefix)."""
+        return {
+            "BASE_URL": self.base_url,
+            "CLIENT_ID": self.client_id,
+            "CLIENT_SECRET": self.client_secret,
+            "SUBSCRIPTION_KEY": self.subscription_key,
+            "MERCHANT_SERIAL_NUMBER": self.msn,
+            "WEBHOOK_SECRET": self.webhook_secret,
+        }
+
     # --- Controls ---------------------------------------------------------------------------------
 
     def approve(self, reference: str) -> None:

@@ -17,9 +17,9 @@ from core.money import Money
 from core.providers import Capability
 from core.providers.payment import PaymentStatus, ReserveRequest
 from plugins.payments.stripe_cards import StripeProvider, StripeSettings
-from tests.fakes.server import serve
+from tests.fakes.server import serve_fake
 from tests.fakes.stripe_api import DECLINED, THREE_DS, VISA, StripeFake
-from tests.support import build_provider, offered_specs
+from tests.support import build_provider, offered_specs, settings_for_fake
 
 FEE = Money(35000, "NOK")
 SPEC = next(spec for spec in offered_specs(Capability.PAYMENT) if spec.name == "stripe")
@@ -28,20 +28,13 @@ WEBHOOK_URL = "https://legetime.example/webhooks/payments/stripe"
 
 @pytest.fixture
 def fake() -> Iterator[StripeFake]:
-    fake = StripeFake()
-    with serve(fake.app) as url:
-        fake.base_url = url
+    with serve_fake(StripeFake()) as fake:
         yield fake
 
 
 def settings_for(fake: StripeFake, **changes: Any) -> StripeSettings:
-    values: dict[str, Any] = {
-        "secret_key": fake.secret_key,
-        "webhook_secret": fake.webhook_secret,
-        "api_base": fake.base_url,
-        "max_network_retries": 0,
-    }
-    return StripeSettings(**(values | changes))
+    settings: StripeSettings = settings_for_fake(SPEC, fake, **changes)
+    return settings
 
 
 @pytest.fixture

@@ -17,9 +17,9 @@ from core.money import Money
 from core.providers import Capability
 from core.providers.payment import PaymentStatus, ReserveRequest
 from plugins.payments.swedbank_pay import ORDERS, SwedbankPayProvider, SwedbankPaySettings
-from tests.fakes.server import serve
+from tests.fakes.server import serve_fake
 from tests.fakes.swedbank_pay import SwedbankPayFake
-from tests.support import build_provider, offered_specs
+from tests.support import build_provider, offered_specs, settings_for_fake
 
 FEE = Money(35000, "NOK")
 SPEC = next(spec for spec in offered_specs(Capability.PAYMENT) if spec.name == "swedbank-pay")
@@ -28,20 +28,13 @@ CALLBACKS = "https://legetime.example/webhooks/payments/swedbank-pay"
 
 @pytest.fixture
 def fake() -> Iterator[SwedbankPayFake]:
-    fake = SwedbankPayFake()
-    with serve(fake.app) as url:
-        fake.base_url = url
+    with serve_fake(SwedbankPayFake()) as fake:
         yield fake
 
 
 def settings_for(fake: SwedbankPayFake, **changes: Any) -> SwedbankPaySettings:
-    values: dict[str, Any] = {
-        "base_url": fake.base_url,
-        "payee_id": fake.payee_id,
-        "access_token": fake.access_token,
-        "callback_url": CALLBACKS,
-    }
-    return SwedbankPaySettings(**(values | changes))
+    settings: SwedbankPaySettings = settings_for_fake(SPEC, fake, **({"callback_url": CALLBACKS} | changes))
+    return settings
 
 
 @pytest.fixture

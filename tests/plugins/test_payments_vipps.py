@@ -17,9 +17,9 @@ from core.money import Money
 from core.providers import Capability
 from core.providers.payment import PaymentStatus, ReserveRequest
 from plugins.payments.vipps import VippsProvider, VippsSettings, content_hash, reference_for, vipps_signature
-from tests.fakes.server import serve
+from tests.fakes.server import serve_fake
 from tests.fakes.vipps import VippsFake
-from tests.support import build_provider, offered_specs
+from tests.support import build_provider, offered_specs, settings_for_fake
 
 FEE = Money(35000, "NOK")
 SPEC = next(spec for spec in offered_specs(Capability.PAYMENT) if spec.name == "vipps")
@@ -27,22 +27,13 @@ SPEC = next(spec for spec in offered_specs(Capability.PAYMENT) if spec.name == "
 
 @pytest.fixture
 def fake() -> Iterator[VippsFake]:
-    fake = VippsFake()
-    with serve(fake.app) as url:
-        fake.base_url = url
+    with serve_fake(VippsFake()) as fake:
         yield fake
 
 
 def settings_for(fake: VippsFake, **changes: Any) -> VippsSettings:
-    values: dict[str, Any] = {
-        "base_url": fake.base_url,
-        "client_id": fake.client_id,
-        "client_secret": fake.client_secret,
-        "subscription_key": fake.subscription_key,
-        "merchant_serial_number": fake.msn,
-        "webhook_secret": fake.webhook_secret,
-    }
-    return VippsSettings(**(values | changes))
+    settings: VippsSettings = settings_for_fake(SPEC, fake, **changes)
+    return settings
 
 
 @pytest.fixture
