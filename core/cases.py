@@ -36,7 +36,7 @@ from core.errors import ErrorCode, Forbidden, LegetimeError, ValidationError
 from core.jobs.outbox import enqueue
 from core.nationalid import InvalidNationalId, age_on, parse_national_id
 from core.platform import Platform
-from core.purge import retention_deadline
+from core.purge import CONSENT_WITHDRAWN, IMAGE_CONSENT_WITHDRAWN, retention_deadline
 from core.questionnaire import load_questionnaire, validate_answers
 from core.sla import sla_due_at
 
@@ -242,8 +242,8 @@ async def _ended(ctx: Ctx, case: Case) -> None:
         ):
             await enqueue(
                 ctx.session,
-                "privacy.erase_images",
-                {"case_id": str(case.id)},
+                "privacy.erase_case",
+                {"case_id": str(case.id), "rule": IMAGE_CONSENT_WITHDRAWN},
                 dedupe_key=f"erase-images:{case.id}",
             )
         return
@@ -251,7 +251,7 @@ async def _ended(ctx: Ctx, case: Case) -> None:
     await enqueue(
         ctx.session,
         "privacy.erase_case",
-        {"case_id": str(case.id), "rule": "consent_withdrawn"},
+        {"case_id": str(case.id), "rule": CONSENT_WITHDRAWN},
         dedupe_key=f"erase:{case.id}",
     )
 

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
 from core import audit, consents, content
@@ -45,9 +47,14 @@ from core.purge import (
     ENDED,
     ERASURE_REQUEST,
     IMAGE_CONSENT_WITHDRAWN,
+    Deleted,
     erase_communication,
     erase_images,
 )
+
+if TYPE_CHECKING:
+    from core.actors import Actor
+    from core.platform import Platform
 
 MAX_NAME_LENGTH = 200
 
@@ -193,17 +200,9 @@ async def _me(ctx: Ctx) -> Person:
 async def erase(ctx: Ctx, *, rule: str, case_id: uuid.UUID | None = None) -> ErasureAccount:
     """Delete the communication of her cases (and of the cases she opened for her children): at once for
     ended cases and drafts (which are cancelled), as soon as they end for cases in progress."""
-    me = require_person(ctx.actor)
-    query = select(Case).where(_mine(me), Case.purged_at.is_(None)).order_by(Case.created_at)
-    query = query.with_for_update()
-    if case_id is not None:
-        query = query.where(Case.id == case_id)
-    cases = list((await ctx.session.scalars(query)).all())
-    if case_id is not None and not cases:
-        raise NotFound("Fant ikke saken.", field="caseId")
     account = ErasureAccount(rule=rule)
     now_ids = []
-    for case in cases:
+    for case in await _her_cases(ctx, case_id):
         if case.status is CaseStatus.DRAFT:
             case.status = next_status(case.status, CaseEvent.CANCEL)
             case.cancelled_at = ctx.now
@@ -214,29 +213,17 @@ async def erase(ctx: Ctx, *, rule: str, case_id: uuid.UUID | None = None) -> Era
             account.answers += int(case.answers_sealed is not None)
         else:
             account.pending.append(case.number)
-    run = RetentionRun(rule=rule, trigger="patient", actor_id=me, started_at=ctx.now)
-    ctx.session.add(run)
-    await ctx.session.flush()
-    deleted = await erase_communication(
-        ctx.session, ctx.platform, now_ids, rule=rule, actor=ctx.actor, now=ctx.now, run_id=run.id
-    )
+    deleted = await _erase_recorded(ctx, rule, now_ids)
     account.messages, account.images = deleted.messages, deleted.images
-    run.cases, run.messages, run.images, run.finished_at = (
-        len(now_ids),
-        deleted.messages,
-        deleted.images,
-        utcnow(),
-    )
-    if deleted.storage_keys:
-        await enqueue(ctx.session, "storage.delete", {"keys": deleted.storage_keys})
     return account
 
 
 async def withdraw_consent(
     ctx: Ctx, purpose: ConsentPurpose, case_id: uuid.UUID | None
 ) -> tuple[Consent, ErasureAccount | None]:
-    """Withdraw a consent. Withdrawing storage of the communication deletes it (``erase``); withdrawing
-    AI assistance stops pending drafts (the draft job checks the consent when it runs)."""
+    """Withdraw a consent. Withdrawing storage of the communication deletes it (``erase``), of images
+    deletes those (``erase_my_images``); withdrawing AI assistance stops pending drafts (the draft job
+    checks the consent when it runs)."""
     consent = await consents.record(ctx, purpose=purpose, granted=False, text_version="", case_id=case_id)
     if purpose is ConsentPurpose.COMMUNICATION_STORAGE:
         return consent, await erase(ctx, rule=CONSENT_WITHDRAWN, case_id=case_id)
@@ -248,13 +235,7 @@ async def withdraw_consent(
 async def erase_my_images(ctx: Ctx, *, case_id: uuid.UUID | None) -> ErasureAccount:
     """Delete her images (and those of the cases she opened for her children): at once for drafts and
     ended cases, as soon as they end for cases in progress (the clinician may be looking at them)."""
-    me = require_person(ctx.actor)
-    query = select(Case).where(_mine(me), Case.purged_at.is_(None)).order_by(Case.created_at)
-    if case_id is not None:
-        query = query.where(Case.id == case_id)
-    cases = list((await ctx.session.scalars(query.with_for_update())).all())
-    if case_id is not None and not cases:
-        raise NotFound("Fant ikke saken.", field="caseId")
+    cases = await _her_cases(ctx, case_id)
     with_images = set(
         (
             await ctx.session.scalars(
@@ -270,17 +251,61 @@ async def erase_my_images(ctx: Ctx, *, case_id: uuid.UUID | None) -> ErasureAcco
             account.cases.append(case.number)
         else:
             account.pending.append(case.number)
-    run = RetentionRun(rule=IMAGE_CONSENT_WITHDRAWN, trigger="patient", actor_id=me, started_at=ctx.now)
+    account.images = (await _erase_recorded(ctx, IMAGE_CONSENT_WITHDRAWN, now_ids)).images
+    return account
+
+
+async def _her_cases(ctx: Ctx, case_id: uuid.UUID | None) -> list[Case]:
+    """Her cases and those she opened for her children (or the one named) whose communication is not yet
+    purged, locked for the erasure."""
+    query = select(Case).where(_mine(require_person(ctx.actor)), Case.purged_at.is_(None))
+    if case_id is not None:
+        query = query.where(Case.id == case_id)
+    cases = list((await ctx.session.scalars(query.order_by(Case.created_at).with_for_update())).all())
+    if case_id is not None and not cases:
+        raise NotFound("Fant ikke saken.", field="caseId")
+    return cases
+
+
+async def _erase_recorded(ctx: Ctx, rule: str, case_ids: list[uuid.UUID]) -> Deleted:
+    """Erase these cases' communication (or only their images, by that rule) now, as a retention run
+    started by the patient; their storage objects are deleted by a job once this commits."""
+    run = RetentionRun(rule=rule, trigger="patient", actor_id=require_person(ctx.actor), started_at=ctx.now)
     ctx.session.add(run)
     await ctx.session.flush()
-    deleted = await erase_images(
-        ctx.session, now_ids, rule=IMAGE_CONSENT_WITHDRAWN, actor=ctx.actor, now=ctx.now, run_id=run.id
+    deleted = await _erase(
+        ctx.session, ctx.platform, case_ids, rule=rule, actor=ctx.actor, now=ctx.now, run_id=run.id
     )
-    account.images = deleted.images
-    run.cases, run.messages, run.images, run.finished_at = len(now_ids), 0, deleted.images, utcnow()
+    run.cases, run.messages, run.images, run.finished_at = (
+        len(case_ids),
+        deleted.messages,
+        deleted.images,
+        utcnow(),
+    )
+    return deleted
+
+
+async def _erase(
+    session: AsyncSession,
+    platform: Platform,
+    case_ids: list[uuid.UUID],
+    *,
+    rule: str,
+    actor: Actor,
+    now: datetime,
+    run_id: uuid.UUID | None = None,
+) -> Deleted:
+    """The rule decides what goes: only the images, or the whole communication. Storage objects are
+    deleted by a job once the transaction has committed."""
+    if rule == IMAGE_CONSENT_WITHDRAWN:
+        deleted = await erase_images(session, case_ids, rule=rule, actor=actor, now=now, run_id=run_id)
+    else:
+        deleted = await erase_communication(
+            session, platform, case_ids, rule=rule, actor=actor, now=now, run_id=run_id
+        )
     if deleted.storage_keys:
-        await enqueue(ctx.session, "storage.delete", {"keys": deleted.storage_keys})
-    return account
+        await enqueue(session, "storage.delete", {"keys": deleted.storage_keys})
+    return deleted
 
 
 async def request_erasure(ctx: Ctx) -> ErasureAccount:
@@ -294,31 +319,14 @@ async def request_erasure(ctx: Ctx) -> ErasureAccount:
 
 
 async def erase_case_job(ctx: Any, payload: dict[str, Any]) -> None:
-    """A case ended after its patient withdrew storage consent: erase its communication now (idempotent)."""
+    """A case ended after its patient withdrew consent to storing its communication (or its images):
+    erase that now, by the payload's rule (idempotent)."""
     case = await ctx.session.get(Case, uuid.UUID(payload["case_id"]), with_for_update=True)
     if case is None or case.purged_at is not None or case.status not in ENDED:
         return
     from core.actors import SYSTEM
 
-    deleted = await erase_communication(
-        ctx.session, ctx.platform, [case.id], rule=payload["rule"], actor=SYSTEM, now=utcnow()
-    )
-    if deleted.storage_keys:
-        await enqueue(ctx.session, "storage.delete", {"keys": deleted.storage_keys})
-
-
-async def erase_images_job(ctx: Any, payload: dict[str, Any]) -> None:
-    """A case ended after its patient withdrew consent to storing images: delete its images now."""
-    case = await ctx.session.get(Case, uuid.UUID(payload["case_id"]), with_for_update=True)
-    if case is None or case.purged_at is not None or case.status not in ENDED:
-        return
-    from core.actors import SYSTEM
-
-    deleted = await erase_images(
-        ctx.session, [case.id], rule=IMAGE_CONSENT_WITHDRAWN, actor=SYSTEM, now=utcnow()
-    )
-    if deleted.storage_keys:
-        await enqueue(ctx.session, "storage.delete", {"keys": deleted.storage_keys})
+    await _erase(ctx.session, ctx.platform, [case.id], rule=payload["rule"], actor=SYSTEM, now=utcnow())
 
 
 async def delete_objects_job(ctx: Any, payload: dict[str, Any]) -> None:

@@ -86,7 +86,7 @@ class PurgeSummary:
 
 
 @dataclass(frozen=True)
-class _Deleted:
+class Deleted:
     messages: int
     images: int
     storage_keys: list[str]
@@ -101,12 +101,12 @@ async def erase_communication(
     actor: Actor,
     now: datetime,
     run_id: uuid.UUID | None = None,
-) -> _Deleted:
+) -> Deleted:
     """Delete the communication of these cases (already chosen and locked by the caller) in the caller's
     transaction. Returns the storage keys to delete once the transaction has committed."""
     ids = list(case_ids)
     if not ids:
-        return _Deleted(0, 0, [])
+        return Deleted(0, 0, [])
     cases = (
         await session.execute(
             select(Case, Person.birth_date).join(Person, Person.id == Case.subject_id).where(Case.id.in_(ids))
@@ -131,7 +131,7 @@ async def erase_communication(
     image_counts = Counter(case_id for case_id, _ in images)
     zone = platform.settings.zone
 
-    statistics, tombstones, entries = [], [], []
+    statistics, erased = [], []
     for case, birth_date in cases:
         started = case.submitted_at or case.created_at
         response = None
@@ -154,27 +154,7 @@ async def erase_communication(
             "messages": messages[case.id],
             "images": image_counts[case.id],
         }
-        tombstones.append(
-            {
-                "id": uuid.uuid4(),
-                "case_id": case.id,
-                "rule": rule,
-                "run_id": run_id,
-                "deleted": deleted,
-                "erased_at": now,
-            }
-        )
-        entries.append(
-            audit.Entry(
-                actor.person_id,
-                actor.role,
-                case.subject_id,
-                "case",
-                str(case.id),
-                "erase_communication",
-                rule,
-            )
-        )
+        erased.append((case.id, case.subject_id, deleted))
 
     await session.execute(insert(CaseStatistic), statistics)
     await session.execute(delete(Message).where(Message.case_id.in_(ids)))
@@ -192,9 +172,10 @@ async def erase_communication(
         )
         .execution_options(synchronize_session=False)
     )
-    await session.execute(insert(CaseErasure), tombstones)
-    await audit.record_many(session, entries)
-    return _Deleted(sum(messages.values()), len(images), [key for _, key in images])
+    await _record_erasures(
+        session, erased, action="erase_communication", rule=rule, actor=actor, now=now, run_id=run_id
+    )
+    return Deleted(sum(messages.values()), len(images), [key for _, key in images])
 
 
 async def erase_images(
@@ -205,7 +186,7 @@ async def erase_images(
     actor: Actor,
     now: datetime,
     run_id: uuid.UUID | None = None,
-) -> _Deleted:
+) -> Deleted:
     """Delete only the images of these cases (consent to storing images withdrawn), in the caller's
     transaction; answers and messages stay until their own retention. Returns the storage keys to
     delete once the transaction has committed."""
@@ -217,30 +198,48 @@ async def erase_images(
         )
     ).all()
     if not images:
-        return _Deleted(0, 0, [])
+        return Deleted(0, 0, [])
     counts = Counter(case_id for case_id, _, _ in images)
     subjects = {case_id: subject_id for case_id, _, subject_id in images}
     await session.execute(delete(Attachment).where(Attachment.case_id.in_(list(counts))))
+    erased = [
+        (case_id, subjects[case_id], {"answers": 0, "messages": 0, "images": count})
+        for case_id, count in counts.items()
+    ]
+    await _record_erasures(
+        session, erased, action="erase_images", rule=rule, actor=actor, now=now, run_id=run_id
+    )
+    return Deleted(0, len(images), [key for _, key, _ in images])
+
+
+async def _record_erasures(
+    session: AsyncSession,
+    erased: Sequence[tuple[uuid.UUID, uuid.UUID, dict[str, int]]],
+    *,
+    action: str,
+    rule: str,
+    actor: Actor,
+    now: datetime,
+    run_id: uuid.UUID | None,
+) -> None:
+    """For each (case, its patient, what was deleted): a tombstone on the case and an access-log entry."""
     tombstones = [
         {
             "id": uuid.uuid4(),
             "case_id": case_id,
             "rule": rule,
             "run_id": run_id,
-            "deleted": {"answers": 0, "messages": 0, "images": count},
+            "deleted": deleted,
             "erased_at": now,
         }
-        for case_id, count in counts.items()
+        for case_id, _, deleted in erased
     ]
     await session.execute(insert(CaseErasure), tombstones)
     entries = [
-        audit.Entry(
-            actor.person_id, actor.role, subjects[case_id], "case", str(case_id), "erase_images", rule
-        )
-        for case_id in counts
+        audit.Entry(actor.person_id, actor.role, subject_id, "case", str(case_id), action, rule)
+        for case_id, subject_id, _ in erased
     ]
     await audit.record_many(session, entries)
-    return _Deleted(0, len(images), [key for _, key, _ in images])
 
 
 def _due_filter(now: datetime) -> list[ColumnElement[bool]]:

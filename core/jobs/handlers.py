@@ -7,7 +7,7 @@ from core.jobs.types import JobHandler
 from core.journal import draft_job
 from core.notifications import send_sms_job
 from core.payments import capture_job, refresh_job, release_job
-from core.privacy import delete_objects_job, erase_case_job, erase_images_job
+from core.privacy import delete_objects_job, erase_case_job
 
 
 @hookimpl
@@ -19,6 +19,5 @@ def register_jobs() -> dict[str, JobHandler]:
         "payments.refresh": refresh_job,
         "journal.draft": draft_job,
         "privacy.erase_case": erase_case_job,
-        "privacy.erase_images": erase_images_job,
         "storage.delete": delete_objects_job,
     }

@@ -181,7 +181,8 @@ class SwedbankPayProvider:
                 raise IdempotencyConflict("Idempotensnøkkelen er brukt til en annen reservasjon.")
             return await self.get(known[1])
         order_reference = "lt" + hashlib.sha256(request.idempotency_key.encode()).hexdigest()[:40]
-        origin = f"{urlsplit(request.return_url).scheme}://{urlsplit(request.return_url).netloc}"
+        back = urlsplit(request.return_url)
+        origin = f"{back.scheme}://{back.netloc}"
         body = {
             "paymentorder": {
                 "operation": "Purchase",
@@ -208,7 +209,7 @@ class SwedbankPayProvider:
         created = await self._request("POST", ORDERS, body)
         order_id = str(created["paymentOrder"]["id"])
         await asyncio.to_thread(self._remember, request.idempotency_key, fingerprint, order_id)
-        return await self.get(order_id)
+        return self._payment(created)  # the answer is the new order with its operations: no need to fetch
 
     async def get(self, payment_id: str) -> Payment:
         return self._payment(await self._order(payment_id))
