@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlsplit
 
+from pydantic import AfterValidator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.providers.identity import IdentityProvider
@@ -45,6 +47,20 @@ class ProviderSettings(BaseSettings):
     are ``SecretStr`` so they are masked when read back."""
 
     model_config = SettingsConfigDict(extra="ignore", validate_default=True)
+
+
+def https_url(value: str) -> str:
+    """A provider's address: https (plain http only on the loopback, where tests run local fakes), without a
+    trailing slash."""
+    parts = urlsplit(value)
+    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
+        raise ValueError(f"must be an https URL (plain http only on localhost): {value!r}")
+    return value.rstrip("/")
+
+
+HttpsUrl = Annotated[str, AfterValidator(https_url)]
+"""A settings field holding a provider's address (see ``https_url``)."""
 
 
 class NoSettings(ProviderSettings):

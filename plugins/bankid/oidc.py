@@ -44,7 +44,7 @@ from authlib.integrations.base_client.errors import OAuthError
 from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -59,7 +59,7 @@ with warnings.catch_warnings():
 from core.errors import ConfigError, ErrorCode, IdentityRejected, ProviderError, ProviderUnavailable
 from core.hookspecs import hookimpl
 from core.nationalid import InvalidNationalId, parse_national_id
-from core.providers import Capability, ProviderContext, ProviderSettings, ProviderSpec
+from core.providers import Capability, HttpsUrl, ProviderContext, ProviderSettings, ProviderSpec
 from core.providers.identity import (
     AssuranceLevel,
     LoginChallenge,
@@ -149,7 +149,7 @@ class BankIdOidcSettings(ProviderSettings):
         description="Who runs the OpenID provider: bankid (BankID's own OIDC), idura (Idura/Criipto) or "
         "signicat. Sets the claim, scope, acr_values and acr levels below unless they are given.",
     )
-    issuer: str = Field(
+    issuer: HttpsUrl = Field(
         description="The OpenID provider's issuer; discovery is read from <issuer>/.well-known/"
         "openid-configuration. E.g. https://auth.current.bankid.no/auth/realms/current (BankID preprod), "
         "https://<your-domain>.criipto.id (Idura), https://<your-domain>/auth/open (Signicat)."
@@ -159,7 +159,7 @@ class BankIdOidcSettings(ProviderSettings):
     token_endpoint_auth_method: Literal["client_secret_basic", "client_secret_post"] = Field(
         default="client_secret_basic", description="How the client authenticates at the token endpoint."
     )
-    redirect_uri: str | None = Field(
+    redirect_uri: HttpsUrl | None = Field(
         default=None,
         description=f"The redirect URI registered at the provider; default: public URL + {CALLBACK_PATH}.",
     )
@@ -199,20 +199,6 @@ class BankIdOidcSettings(ProviderSettings):
         description="How long discovery and the JWKS are cached (an unknown key id refetches).",
     )
     timeout_seconds: float = Field(default=10.0, gt=0, le=60, description="HTTP timeout per call.")
-
-    @field_validator("issuer", "redirect_uri")
-    @classmethod
-    def _https(cls, value: str | None) -> str | None:
-        if value is not None:
-            _require_https(value)
-        return value.rstrip("/") if value is not None else None
-
-
-def _require_https(url: str) -> None:
-    parts = urlsplit(url)
-    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
-    if parts.scheme != "https" and not (parts.scheme == "http" and loopback):
-        raise ValueError(f"must be an https URL (plain http only on localhost): {url!r}")
 
 
 def _origin(url: str) -> str:

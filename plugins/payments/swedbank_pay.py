@@ -40,7 +40,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
 from core.errors import (
@@ -53,7 +53,7 @@ from core.errors import (
 )
 from core.hookspecs import hookimpl
 from core.money import Money
-from core.providers import Capability, ProviderContext, ProviderSettings, ProviderSpec
+from core.providers import Capability, HttpsUrl, ProviderContext, ProviderSettings, ProviderSpec
 from core.providers.payment import (
     Payment,
     PaymentAmounts,
@@ -95,7 +95,7 @@ class SwedbankPaySettings(ProviderSettings):
 
     model_config = SettingsConfigDict(env_prefix="LEGETIME_PAYMENTS_SWEDBANK_PAY_")
 
-    base_url: str = Field(
+    base_url: HttpsUrl = Field(
         default="https://api.externalintegration.payex.com",
         description="The API: test https://api.externalintegration.payex.com, production https://api.payex.com.",
     )
@@ -106,7 +106,7 @@ class SwedbankPaySettings(ProviderSettings):
         default="3.1", description="The payment order API version (Content-Type version)."
     )
     language: str = Field(default="nb-NO", description="The payment page's language.")
-    callback_url: str | None = Field(
+    callback_url: HttpsUrl | None = Field(
         default=None,
         description="Where Swedbank Pay sends callbacks; "
         "default: the public URL + /webhooks/payments/swedbank-pay.",
@@ -120,16 +120,6 @@ class SwedbankPaySettings(ProviderSettings):
         description=f"Which order each reserve key made; default: {DATABASE_FILE} in the data directory "
         "(put it on storage every API process shares).",
     )
-
-    @field_validator("base_url", "callback_url")
-    @classmethod
-    def _https(cls, value: str | None) -> str | None:
-        if value is None:
-            return None
-        parts = urlsplit(value)
-        if parts.scheme != "https" and parts.hostname not in ("127.0.0.1", "localhost"):
-            raise ValueError(f"must be an https URL: {value!r}")
-        return value.rstrip("/")
 
 
 class SwedbankPayProvider:

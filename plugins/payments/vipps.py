@@ -51,7 +51,7 @@ from core.errors import (
 )
 from core.hookspecs import hookimpl
 from core.money import Money
-from core.providers import Capability, ProviderContext, ProviderSettings, ProviderSpec
+from core.providers import Capability, HttpsUrl, ProviderContext, ProviderSettings, ProviderSpec
 from core.providers.payment import (
     Payment,
     PaymentAmounts,
@@ -75,7 +75,7 @@ class VippsSettings(ProviderSettings):
 
     model_config = SettingsConfigDict(env_prefix="LEGETIME_PAYMENTS_VIPPS_")
 
-    base_url: str = Field(
+    base_url: HttpsUrl = Field(
         default="https://apitest.vipps.no",
         description="The API: test https://apitest.vipps.no, production https://api.vipps.no.",
     )
@@ -100,14 +100,6 @@ class VippsSettings(ProviderSettings):
     )
     system_name: str = Field(default="legetime", description="Vipps-System-Name header.")
     timeout_seconds: float = Field(default=10.0, gt=0, le=60, description="HTTP timeout per call.")
-
-    @field_validator("base_url")
-    @classmethod
-    def _https(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme != "https" and parts.hostname not in ("127.0.0.1", "localhost"):
-            raise ValueError(f"must be an https URL: {value!r}")
-        return value.rstrip("/")
 
     @field_validator("merchant_serial_number")
     @classmethod
