@@ -26,15 +26,22 @@ from tempfile import mkdtemp
 from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.engine import make_url
 
-from core.actors import SYSTEM
-from core.config import Settings
-from core.crypto import seal
-from core.db.base import utcnow
-from core.db.engine import Database
-from core.db.models import Attachment, Case, CaseStatus, Message, ParticipantRole, RequesterRole
-from core.migrate import upgrade
-from core.platform import Platform
-from core.purge import run_retention
+from legetime.core.identity.actors import SYSTEM
+from legetime.core.platform.config import Settings
+from legetime.core.platform.crypto import seal
+from legetime.core.platform.db.base import utcnow
+from legetime.core.platform.db.engine import Database
+from legetime.core.platform.db.migrate import upgrade
+from legetime.core.platform.db.models import (
+    Attachment,
+    Case,
+    CaseStatus,
+    Message,
+    ParticipantRole,
+    RequesterRole,
+)
+from legetime.core.platform.runtime import Platform
+from legetime.core.protection.retention import run_retention
 
 SEED_BATCH = 5000
 
@@ -54,7 +61,7 @@ async def recreate(url: str) -> None:
 
 
 async def seed(platform: Platform, cases: int, prefix: str = "B") -> None:
-    from core import content
+    from legetime.core.protection import content
 
     ring = platform.keyring
     ended = utcnow() - timedelta(days=200)

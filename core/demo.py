@@ -8,13 +8,13 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from core import content
-from core.db.models import StaffMembership, StaffRole
-from core.nationalid import parse_national_id
-from core.providers.identity import IdentityProvider, LoginRequest, VerifiedIdentity
+from legetime.core.identity.nationalid import parse_national_id
+from legetime.core.platform.db.models import StaffMembership, StaffRole
+from legetime.core.platform.providers.identity import IdentityProvider, LoginRequest, VerifiedIdentity
+from legetime.core.protection import content
 
 if TYPE_CHECKING:
-    from core.platform import Platform
+    from legetime.core.platform.runtime import Platform
 
 
 @dataclass(frozen=True)

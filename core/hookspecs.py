@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 import pluggy
 
 if TYPE_CHECKING:
-    from core.jobs.types import JobHandler
-    from core.platform import Platform
-    from core.providers import ProviderSpec
+    from legetime.core.platform.jobs.types import JobHandler
+    from legetime.core.platform.providers import ProviderSpec
+    from legetime.core.platform.runtime import Platform
 
 PROJECT_NAME = "legetime"
 

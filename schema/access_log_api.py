@@ -7,11 +7,11 @@ from datetime import datetime
 import strawberry
 from sqlalchemy import select
 
-from core import audit
-from core.access import require_person
-from core.db.models import Person
-from schema.context import Info
-from schema.pagination import check_page_size
+from legetime.core.consultation.access import require_person
+from legetime.core.platform.db.models import Person
+from legetime.core.protection import audit
+from legetime.schema.context import Info
+from legetime.schema.pagination import check_page_size
 
 
 @strawberry.type(description="One access to your data.")

@@ -18,11 +18,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
-from core.errors import NotFound
-from core.jobs.runner import JobRunner
-from core.platform import Platform
-from schema.build import build_schema
-from schema.context import Context
+from legetime.core.platform.errors import NotFound
+from legetime.core.platform.jobs.runner import JobRunner
+from legetime.core.platform.runtime import Platform
+from legetime.schema.build import build_schema
+from legetime.schema.context import Context
 
 log = structlog.get_logger(__name__)
 
@@ -84,7 +84,7 @@ def create_app(platform: Platform, *, run_jobs_in_process: bool | None = None) -
 
     async def file(request: Request) -> Response:
         """An attached image behind a signed URL, opened (decrypted) for the holder of the link."""
-        from core.attachments import open_signed
+        from legetime.core.consultation.attachments import open_signed
 
         try:
             async with platform.db.transaction() as session:
@@ -103,8 +103,8 @@ def create_app(platform: Platform, *, run_jobs_in_process: bool | None = None) -
     async def payment_webhook(request: Request) -> Response:
         """A provider says a payment changed. Verified by the provider plugin (signature, freshness); the
         body is never trusted beyond the payment id: a job re-fetches the payment."""
-        from core.errors import ProviderError
-        from core.jobs.outbox import enqueue
+        from legetime.core.platform.errors import ProviderError
+        from legetime.core.platform.jobs.outbox import enqueue
 
         name = request.path_params["provider"]
         try:

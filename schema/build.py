@@ -17,16 +17,16 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.name_converter import NameConverter
 from strawberry.tools import merge_types
 
-from core.errors import PluginError
-from core.platform import Platform
-from schema.access_log_api import AccessLogQuery
-from schema.case_api import CaseQuery, ClinicianMutation, PatientMutation
-from schema.errors import DomainErrorExtensions, should_mask_error
-from schema.login import LoginMutation, LoginQuery
-from schema.operator_api import OperatorQuery
-from schema.payment_api import PaymentMutation, PaymentQuery
-from schema.platform_types import PlatformQuery, node_query
-from schema.privacy_api import PrivacyMutation, PrivacyQuery
+from legetime.core.platform.errors import PluginError
+from legetime.core.platform.runtime import Platform
+from legetime.schema.access_log_api import AccessLogQuery
+from legetime.schema.case_api import CaseQuery, ClinicianMutation, PatientMutation
+from legetime.schema.errors import DomainErrorExtensions, should_mask_error
+from legetime.schema.login import LoginMutation, LoginQuery
+from legetime.schema.operator_api import OperatorQuery
+from legetime.schema.payment_api import PaymentMutation, PaymentQuery
+from legetime.schema.platform_types import PlatformQuery, node_query
+from legetime.schema.privacy_api import PrivacyMutation, PrivacyQuery
 
 CORE_QUERIES: tuple[type, ...] = (
     PlatformQuery,

@@ -13,22 +13,23 @@ from strawberry import relay
 from strawberry.file_uploads import Upload
 from strawberry.scalars import JSON
 
-from core import attachments, cases, consents, journal, payments, privacy
-from core.access import as_clinician, as_patient, require_person
-from core.consents import CONSENT_TEXTS
-from core.ctx import Ctx
-from core.db import models
-from core.errors import NotFound
-from core.questionnaire import load_questionnaire
-from schema.case_types import Attachment, Case, CaseOutcome, CaseStatus, JournalNote, Message
-from schema.context import Info
-from schema.errors import Error
-from schema.login import ConsentPurpose
-from schema.mutation import global_uuid, mutate
-from schema.pagination import keyset_page
+from legetime.core.consultation import attachments, cases, consents, journal, payments
+from legetime.core.consultation.access import as_clinician, as_patient, require_person
+from legetime.core.consultation.consents import CONSENT_TEXTS
+from legetime.core.consultation.questionnaire import load_questionnaire
+from legetime.core.platform.ctx import Ctx
+from legetime.core.platform.db import models
+from legetime.core.platform.errors import NotFound
+from legetime.core.privacy import rights as privacy
+from legetime.schema.case_types import Attachment, Case, CaseOutcome, CaseStatus, JournalNote, Message
+from legetime.schema.context import Info
+from legetime.schema.errors import Error
+from legetime.schema.login import ConsentPurpose
+from legetime.schema.mutation import global_uuid, mutate
+from legetime.schema.pagination import keyset_page
 
 if TYPE_CHECKING:
-    from schema.privacy_api import ErasureAccount
+    from legetime.schema.privacy_api import ErasureAccount
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 
@@ -119,7 +120,7 @@ def _parse_time(value: str) -> datetime:
 class CaseQuery:
     @strawberry.field(description="A case you may read (yours, your child's, or one in your care).")
     async def case(self, info: Info, id: strawberry.ID) -> Case | None:
-        from schema.case_types import load_readable
+        from legetime.schema.case_types import load_readable
 
         try:
             case_id = global_uuid(id)
@@ -269,10 +270,12 @@ class ConsentRecord:
 @strawberry.type
 class ConsentPayload:
     consent: ConsentRecord | None = None
-    erasure: Annotated[ErasureAccount, strawberry.lazy("schema.privacy_api")] | None = strawberry.field(
-        default=None,
-        description="Withdrawing consent to storing the communication or the images: what was deleted, "
-        "what waits for its case to end and what is kept (and why).",
+    erasure: Annotated[ErasureAccount, strawberry.lazy("legetime.schema.privacy_api")] | None = (
+        strawberry.field(
+            default=None,
+            description="Withdrawing consent to storing the communication or the images: what was deleted, "
+            "what waits for its case to end and what is kept (and why).",
+        )
     )
     errors: list[Error]
 
@@ -395,7 +398,7 @@ class PatientMutation:
             return ConsentPayload(errors=errors)
         payload = _consent_payload(result[0], errors)
         if result[1] is not None:
-            from schema.privacy_api import ErasureAccount
+            from legetime.schema.privacy_api import ErasureAccount
 
             payload.erasure = ErasureAccount.of(result[1])
         return payload

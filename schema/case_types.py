@@ -11,18 +11,18 @@ import strawberry
 from strawberry import relay
 from strawberry.scalars import JSON
 
-from core import cases as core_cases
-from core import content
-from core.attachments import image_url
-from core.case_states import allowed_events
-from core.db import models
-from core.db.base import utcnow
-from core.errors import NotFound
-from core.nationalid import age_on
-from core.sla import is_overdue
-from schema import loaders
-from schema.context import Info
-from schema.platform_types import Money
+from legetime.core.consultation import cases as core_cases
+from legetime.core.consultation.attachments import image_url
+from legetime.core.consultation.case_states import allowed_events
+from legetime.core.consultation.sla import is_overdue
+from legetime.core.identity.nationalid import age_on
+from legetime.core.platform.db import models
+from legetime.core.platform.db.base import utcnow
+from legetime.core.platform.errors import NotFound
+from legetime.core.protection import content
+from legetime.schema import loaders
+from legetime.schema.context import Info
+from legetime.schema.platform_types import Money
 
 CaseStatus = strawberry.enum(models.CaseStatus, name="CaseStatus")
 CaseOutcome = strawberry.enum(models.CaseOutcome, name="CaseOutcome")

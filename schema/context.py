@@ -14,10 +14,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.types import Info as StrawberryInfo
 
-from core.actors import ANONYMOUS, Actor
-from core.auth import authenticate
-from core.ctx import Ctx
-from core.platform import Platform
+from legetime.core.identity.actors import ANONYMOUS, Actor
+from legetime.core.identity.auth import authenticate
+from legetime.core.platform.ctx import Ctx
+from legetime.core.platform.runtime import Platform
 
 
 @dataclass

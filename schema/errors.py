@@ -8,8 +8,8 @@ import strawberry
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
-from core.errors import ErrorCode as CoreErrorCode
-from core.errors import LegetimeError
+from legetime.core.platform.errors import ErrorCode as CoreErrorCode
+from legetime.core.platform.errors import LegetimeError
 
 ErrorCode = strawberry.enum(CoreErrorCode, name="ErrorCode", description="Why an operation was refused.")
 

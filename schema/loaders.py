@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import select
 from strawberry.dataloader import DataLoader
 
-from core.db.models import Attachment, JournalNote, Message, PaymentReservation, Person
-from schema.context import Context
+from legetime.core.platform.db.models import Attachment, JournalNote, Message, PaymentReservation, Person
+from legetime.schema.context import Context
 
 
 def _by_key(context: Context, model: Any, column: Any, order: Any) -> DataLoader[uuid.UUID, list[Any]]:

@@ -8,16 +8,18 @@ from typing import Any, cast
 import strawberry
 from strawberry.scalars import JSON
 
-from core import auth, consents, content
-from core.consents import CONSENT_TEXTS
-from core.ctx import Ctx
-from core.db.models import ConsentPurpose as CorePurpose
-from core.db.models import Person
-from core.phone import normalize_phone
-from core.providers.identity import LoginPending
-from schema.context import Info
-from schema.errors import Error
-from schema.mutation import mutate
+from legetime.core.consultation import consents
+from legetime.core.consultation.consents import CONSENT_TEXTS
+from legetime.core.identity import auth
+from legetime.core.identity.phone import normalize_phone
+from legetime.core.platform.ctx import Ctx
+from legetime.core.platform.db.models import ConsentPurpose as CorePurpose
+from legetime.core.platform.db.models import Person
+from legetime.core.platform.providers.identity import LoginPending
+from legetime.core.protection import content
+from legetime.schema.context import Info
+from legetime.schema.errors import Error
+from legetime.schema.mutation import mutate
 
 ConsentPurpose = strawberry.enum(CorePurpose, name="ConsentPurpose")
 
@@ -92,7 +94,7 @@ class LoginQuery:
 
     @strawberry.field(description="Login methods the frontend can offer.")
     def login_providers(self, info: Info) -> list[str]:
-        from core.providers import Capability
+        from legetime.core.platform.providers import Capability
 
         return info.context.platform.providers.names(Capability.IDENTITY)
 
@@ -218,8 +220,8 @@ class LoginMutation:
     @strawberry.mutation(description="Register or change the phone number SMS notices go to.")
     async def update_my_phone(self, info: Info, input: UpdateMyPhoneInput) -> UpdateMyPhonePayload:
         async def work(ctx: Ctx) -> Me | None:
-            from core import audit
-            from core.access import require_person
+            from legetime.core.consultation.access import require_person
+            from legetime.core.protection import audit
 
             person_id = require_person(ctx.actor)
             person = await ctx.session.get(Person, person_id)

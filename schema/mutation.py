@@ -9,11 +9,11 @@ from typing import TypeVar
 from sqlalchemy.orm.exc import StaleDataError
 from strawberry import relay
 
-from core.ctx import Ctx
-from core.errors import ErrorCode, LegetimeError, NotFound
-from core.questionnaire import AnswersInvalid
-from schema.context import Info
-from schema.errors import Error
+from legetime.core.consultation.questionnaire import AnswersInvalid
+from legetime.core.platform.ctx import Ctx
+from legetime.core.platform.errors import ErrorCode, LegetimeError, NotFound
+from legetime.schema.context import Info
+from legetime.schema.errors import Error
 
 T = TypeVar("T")
 

@@ -8,12 +8,12 @@ from datetime import datetime
 import strawberry
 from sqlalchemy import func, select
 
-from core.access import require_person
-from core.db import models
-from core.errors import Forbidden
-from schema.case_types import CaseStatus
-from schema.context import Info
-from schema.pagination import check_page_size
+from legetime.core.consultation.access import require_person
+from legetime.core.platform.db import models
+from legetime.core.platform.errors import Forbidden
+from legetime.schema.case_types import CaseStatus
+from legetime.schema.context import Info
+from legetime.schema.pagination import check_page_size
 
 OPEN = (models.CaseStatus.SUBMITTED, models.CaseStatus.IN_REVIEW, models.CaseStatus.AWAITING_PATIENT)
 

@@ -13,7 +13,7 @@ from sqlalchemy import Select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import relay
 
-from core.errors import ErrorCode, LegetimeError
+from legetime.core.platform.errors import ErrorCode, LegetimeError
 
 NodeType = TypeVar("NodeType", bound=relay.Node)
 

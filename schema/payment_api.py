@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import strawberry
 
-from core import payments
-from core.ctx import Ctx
-from core.db import models
-from core.providers import Capability
-from core.providers.payment import PaymentMethodKind as CorePaymentMethodKind
-from core.providers.payment import payment_options
-from schema.case_api import CasePayload
-from schema.case_types import Case
-from schema.context import Info
-from schema.mutation import global_uuid, mutate
+from legetime.core.consultation import payments
+from legetime.core.platform.ctx import Ctx
+from legetime.core.platform.db import models
+from legetime.core.platform.providers import Capability
+from legetime.core.platform.providers.payment import PaymentMethodKind as CorePaymentMethodKind
+from legetime.core.platform.providers.payment import payment_options
+from legetime.schema.case_api import CasePayload
+from legetime.schema.case_types import Case
+from legetime.schema.context import Info
+from legetime.schema.mutation import global_uuid, mutate
 
 PaymentMethodKind = strawberry.enum(
     CorePaymentMethodKind, name="PaymentMethodKind", description="Card, or a wallet app such as Vipps."

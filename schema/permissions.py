@@ -6,8 +6,8 @@ from typing import Any
 
 from strawberry.permission import BasePermission
 
-from core.errors import Forbidden
-from schema.context import Info
+from legetime.core.platform.errors import Forbidden
+from legetime.schema.context import Info
 
 
 class OperatorOrDevelopment(BasePermission):

@@ -7,12 +7,12 @@ from collections.abc import Iterable
 import strawberry
 from strawberry import relay
 
-from core import __version__
-from core.plugins import describe_plugins
-from core.providers import Capability as CoreCapability
-from schema.context import Info
-from schema.pagination import CappedConnection
-from schema.permissions import OperatorOrDevelopment
+from legetime import __version__
+from legetime.core.platform.plugins import describe_plugins
+from legetime.core.platform.providers import Capability as CoreCapability
+from legetime.schema.context import Info
+from legetime.schema.pagination import CappedConnection
+from legetime.schema.permissions import OperatorOrDevelopment
 
 Capability = strawberry.enum(CoreCapability, name="Capability")
 

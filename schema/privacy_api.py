@@ -10,19 +10,19 @@ import strawberry
 from sqlalchemy import select
 from strawberry.scalars import JSON
 
-from core import privacy
-from core.access import require_person
-from core.ctx import Ctx
-from core.db import models
-from core.errors import ErrorCode, Forbidden
-from core.purge import PurgeSummary, run_retention
-from schema.case_api import CasePayload
-from schema.case_types import Case
-from schema.context import Info
-from schema.errors import Error
-from schema.login import Me, load_me
-from schema.mutation import global_uuid, mutate
-from schema.pagination import check_page_size
+from legetime.core.consultation.access import require_person
+from legetime.core.platform.ctx import Ctx
+from legetime.core.platform.db import models
+from legetime.core.platform.errors import ErrorCode, Forbidden
+from legetime.core.privacy import rights as privacy
+from legetime.core.protection.retention import PurgeSummary, run_retention
+from legetime.schema.case_api import CasePayload
+from legetime.schema.case_types import Case
+from legetime.schema.context import Info
+from legetime.schema.errors import Error
+from legetime.schema.login import Me, load_me
+from legetime.schema.mutation import global_uuid, mutate
+from legetime.schema.pagination import check_page_size
 
 
 @strawberry.type(description="Something an erasure does not delete, and the legal duty that keeps it.")

@@ -20,7 +20,7 @@ def run_cli(
     full_env["PYTHONPATH"] = os.pathsep.join([*(str(p) for p in pythonpath), str(ROOT)])
     full_env["COLUMNS"] = "250"  # rich tables: don't wrap names
     return subprocess.run(
-        [sys.executable, "-m", "schema.cli", *args],
+        [sys.executable, "-m", "legetime.cli", *args],
         capture_output=True,
         text=True,
         env=full_env,

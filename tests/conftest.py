@@ -20,10 +20,10 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from core.config import Settings
-from core.db.engine import Database
-from core.migrate import upgrade
-from core.platform import Platform
+from legetime.core.platform.config import Settings
+from legetime.core.platform.db.engine import Database
+from legetime.core.platform.db.migrate import upgrade
+from legetime.core.platform.runtime import Platform
 
 POSTGRES_URL = os.environ.get(
     "LEGETIME_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -171,7 +171,7 @@ def install(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
 def seed_demo(settings: Settings) -> None:
     """Demo staff and family, through a platform of this thread's own event loop (the same settings,
     hence the same master keys, as the platform under test)."""
-    from core.demo import create_demo_data
+    from legetime.core.demo import create_demo_data
 
     async def seed() -> None:
         platform = Platform.create(settings, load_entry_points=False)
@@ -188,7 +188,7 @@ def embedded(tmp_path: Path) -> Iterator[Any]:
     """The embedded default (SQLite, in-process jobs) with demo data, driven over HTTP: (Api, Platform)."""
     from starlette.testclient import TestClient
 
-    from schema.app import create_app
+    from legetime.schema.app import create_app
     from tests.api import Api
 
     settings = Settings(data_dir=tmp_path / "data")

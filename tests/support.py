@@ -10,11 +10,11 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from core.config import Settings
-from core.hooks import Hooks
-from core.hookspecs import hookimpl
-from core.plugins import create_plugin_manager
-from core.providers import Capability, ProviderContext, ProviderSpec
+from legetime.core.hookspecs import hookimpl
+from legetime.core.platform.config import Settings
+from legetime.core.platform.hooks import Hooks
+from legetime.core.platform.plugins import create_plugin_manager
+from legetime.core.platform.providers import Capability, ProviderContext, ProviderSpec
 from tests.fakes.server import ProviderFake, serve_fake
 
 
@@ -108,7 +108,7 @@ REAL_PROVIDERS: dict[str, Any] = {
 def synthetic_national_id(born: date, *, female: bool = True, skip: int = 0) -> str:
     """A valid synthetic national ID (month + 80) for a birth date, as Test-Norge issues them; ``skip``
     gives the next ones for the same date."""
-    from core.nationalid import is_valid_national_id
+    from legetime.core.identity.nationalid import is_valid_national_id
 
     start = 0 if born.year < 2000 else 500
     candidates = (
@@ -133,8 +133,8 @@ def person_row(
 ) -> Any:
     """A person row for tests that need one in the database but never log her in (her keys come from a
     throwaway key ring, so the platform cannot find or open her)."""
-    from core.crypto import KeyRing, keyed_hash, seal
-    from core.db.models import Person
+    from legetime.core.platform.crypto import KeyRing, keyed_hash, seal
+    from legetime.core.platform.db.models import Person
 
     key, wrapped = KeyRing([("throwaway", bytes(32))]).new_data_key()
     return Person(

@@ -16,14 +16,14 @@ from sqlalchemy import func, select
 from starlette.testclient import TestClient
 from strawberry import relay
 
-from core import content
-from core.config import Settings
-from core.db import models
-from core.db.engine import Database
-from core.demo import DEMO_PEOPLE, create_demo_data
-from core.migrate import upgrade
-from core.platform import Platform
-from schema.app import create_app
+from legetime.core.demo import DEMO_PEOPLE, create_demo_data
+from legetime.core.platform.config import Settings
+from legetime.core.platform.db import models
+from legetime.core.platform.db.engine import Database
+from legetime.core.platform.db.migrate import upgrade
+from legetime.core.platform.runtime import Platform
+from legetime.core.protection import content
+from legetime.schema.app import create_app
 from tests.api import SUBMIT_FIELDS, Api, complete_answers
 from tests.support import synthetic_national_id
 
@@ -36,7 +36,7 @@ OTHER_CLINICIAN = synthetic_national_id(date(1975, 5, 5), female=False)
 
 
 async def _add_clinician(settings: Settings, national_id: str) -> None:
-    from core.nationalid import parse_national_id
+    from legetime.core.identity.nationalid import parse_national_id
 
     platform = Platform.create(settings, load_entry_points=False)
     try:

@@ -15,10 +15,10 @@ import pytest
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
-from core import audit
-from core.db.engine import Database
-from core.db.models import AuditEvent, Person
-from core.migrate import upgrade
+from legetime.core.platform.db.engine import Database
+from legetime.core.platform.db.migrate import upgrade
+from legetime.core.platform.db.models import AuditEvent, Person
+from legetime.core.protection import audit
 from tests.support import person_row
 
 
@@ -416,7 +416,7 @@ def test_legetime_audit_verify(tmp_path: Path) -> None:
 
 
 def test_a_patient_sees_who_accessed_her_data_and_nobody_elses(embedded: Any) -> None:
-    from core.demo import DEMO_PEOPLE
+    from legetime.core.demo import DEMO_PEOPLE
     from tests.api import complete_answers
 
     api = embedded[0]

@@ -15,14 +15,14 @@ from PIL import Image
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
 
-from core.config import Settings
-from core.db import models
-from core.db.engine import Database
-from core.demo import DEMO_PEOPLE
-from core.hookspecs import hookimpl
-from core.migrate import upgrade
-from core.platform import Platform
-from schema.app import create_app
+from legetime.core.demo import DEMO_PEOPLE
+from legetime.core.hookspecs import hookimpl
+from legetime.core.platform.config import Settings
+from legetime.core.platform.db import models
+from legetime.core.platform.db.engine import Database
+from legetime.core.platform.db.migrate import upgrade
+from legetime.core.platform.runtime import Platform
+from legetime.schema.app import create_app
 from tests.api import SUBMIT_FIELDS, Api, complete_answers
 from tests.conftest import seed_demo
 from tests.support import synthetic_national_id
@@ -313,8 +313,8 @@ def test_answered_cases_close_by_themselves_and_are_charged(
     """After ``auto_close_hours`` an answered case closes itself (frozen clock) and the fee is captured."""
     from datetime import timedelta
 
-    from core.cases import close_answered_cases
-    from core.db.base import utcnow
+    from legetime.core.consultation.cases import close_answered_cases
+    from legetime.core.platform.db.base import utcnow
 
     api, platform = embedded
     case_id = draft_case(api, mother)

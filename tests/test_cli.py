@@ -40,7 +40,7 @@ def test_serve_answers_graphql_on_the_embedded_default(tmp_path: Path) -> None:
     port = _free_port()
     env["PORT"] = str(port)  # `serve` honours $PORT
     server = subprocess.Popen(
-        [sys.executable, "-m", "schema.cli", "serve"],
+        [sys.executable, "-m", "legetime.cli", "serve"],
         env=env,
         cwd=ROOT,
         stdout=subprocess.PIPE,

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from core.config import Settings, load_settings
-from core.errors import ConfigError
-from core.platform import Platform
+from legetime.core.platform.config import Settings, load_settings
+from legetime.core.platform.errors import ConfigError
+from legetime.core.platform.runtime import Platform
 from tests.cli import run_cli
 from tests.support import REAL_PROVIDERS, ProductionProviders
 

@@ -19,11 +19,11 @@ import pytest
 from PIL import Image
 from starlette.testclient import TestClient
 
-from core.config import Settings
-from core.demo import DEMO_PEOPLE
-from core.migrate import upgrade
-from core.platform import Platform
-from schema.app import create_app
+from legetime.core.demo import DEMO_PEOPLE
+from legetime.core.platform.config import Settings
+from legetime.core.platform.db.migrate import upgrade
+from legetime.core.platform.runtime import Platform
+from legetime.schema.app import create_app
 from tests.api import SUBMIT_FIELDS, Api, complete_answers
 from tests.cli import ROOT
 from tests.conftest import seed_demo
@@ -57,7 +57,7 @@ def stack(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Api,
     process_env = {k: v for k, v in os.environ.items() if not k.startswith("LEGETIME_")} | env
     process_env["PYTHONPATH"] = str(ROOT)
     worker = subprocess.Popen(
-        [sys.executable, "-m", "schema.cli", "worker", "--threads", "2"],
+        [sys.executable, "-m", "legetime.cli", "worker", "--threads", "2"],
         env=process_env,
         cwd=ROOT,
         stdout=subprocess.PIPE,

@@ -19,12 +19,12 @@ import httpx
 import pytest
 from starlette.testclient import TestClient
 
-from core.config import Settings
-from core.demo import DEMO_PEOPLE
-from core.migrate import upgrade
-from core.platform import Platform
-from core.providers import Capability
-from schema.app import create_app
+from legetime.core.demo import DEMO_PEOPLE
+from legetime.core.platform.config import Settings
+from legetime.core.platform.db.migrate import upgrade
+from legetime.core.platform.providers import Capability
+from legetime.core.platform.runtime import Platform
+from legetime.schema.app import create_app
 from tests.api import Api, complete_answers
 from tests.conftest import seed_demo
 from tests.fakes.openid_provider import OpenIdProviderFake, Person

@@ -11,11 +11,11 @@ import pytest
 import strawberry
 from starlette.testclient import TestClient
 
-from core.config import Environment, Settings
-from core.errors import LegetimeError
-from core.hookspecs import hookimpl
-from core.platform import Platform
-from schema.app import create_app
+from legetime.core.hookspecs import hookimpl
+from legetime.core.platform.config import Environment, Settings
+from legetime.core.platform.errors import LegetimeError
+from legetime.core.platform.runtime import Platform
+from legetime.schema.app import create_app
 from tests.support import REAL_PROVIDERS, ProductionProviders
 
 
@@ -212,7 +212,7 @@ def test_plugins_are_for_operators_in_production(settings: Settings) -> None:
 
 def test_sdl_file_is_up_to_date(tmp_path: Path) -> None:
     """Frontends build against schema/schema.graphql: it must match the code (`legetime schema`)."""
-    from schema.cli import SDL_PATH, export_sdl
+    from legetime.cli import SDL_PATH, export_sdl
 
     assert SDL_PATH.exists(), "run `legetime schema` to write schema/schema.graphql"
     assert SDL_PATH.read_text() == export_sdl(), "schema/schema.graphql is out of date: run `legetime schema`"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from core import hookspecs
+from legetime.core import hookspecs
 
 ROOT = Path(__file__).resolve().parent.parent
 HOOKS = sorted(name for name, obj in vars(hookspecs).items() if hasattr(obj, "legetime_spec"))

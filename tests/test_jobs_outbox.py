@@ -14,15 +14,15 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
-from core.config import Settings
-from core.db.base import utcnow
-from core.db.models import OutboxJob, OutboxStatus
-from core.errors import ValidationError
-from core.hookspecs import hookimpl
-from core.jobs.outbox import enqueue, relay_once
-from core.jobs.runner import JobRunner
-from core.jobs.types import JobContext
-from core.platform import Platform
+from legetime.core.hookspecs import hookimpl
+from legetime.core.platform.config import Settings
+from legetime.core.platform.db.base import utcnow
+from legetime.core.platform.db.models import OutboxJob, OutboxStatus
+from legetime.core.platform.errors import ValidationError
+from legetime.core.platform.jobs.outbox import enqueue, relay_once
+from legetime.core.platform.jobs.runner import JobRunner
+from legetime.core.platform.jobs.types import JobContext
+from legetime.core.platform.runtime import Platform
 
 
 class RecordingJobs:
@@ -232,7 +232,7 @@ async def test_stopping_the_scheduler_lets_a_periodic_run_finish(tmp_path: Any) 
 async def test_a_periodic_run_too_long_for_shutdown_is_cancelled_and_waited_for(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("core.jobs.runner.SHUTDOWN_GRACE_SECONDS", 0.2)
+    monkeypatch.setattr("legetime.core.platform.jobs.runner.SHUTDOWN_GRACE_SECONDS", 0.2)
     platform = Platform.create(
         Settings(data_dir=tmp_path / "data", outbox_poll_seconds=0.05), load_entry_points=False
     )

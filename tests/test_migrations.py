@@ -11,10 +11,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-import core.db.models  # noqa: F401
-from core.db.base import Base
-from core.db.engine import Database
-from core.migrate import current_head, downgrade, upgrade
+import legetime.core.platform.db.models  # noqa: F401
+from legetime.core.platform.db.base import Base
+from legetime.core.platform.db.engine import Database
+from legetime.core.platform.db.migrate import current_head, downgrade, upgrade
 from tests.cli import run_cli
 
 TABLES = {
@@ -91,11 +91,11 @@ def test_existing_plaintext_is_sealed_on_upgrade_and_restored_on_downgrade(empty
 
     from sqlalchemy import Uuid, bindparam, text
 
-    from core import content
-    from core.config import load_settings
-    from core.db import models
-    from core.db.base import UTCDateTime
-    from core.platform import Platform
+    from legetime.core.platform.config import load_settings
+    from legetime.core.platform.db import models
+    from legetime.core.platform.db.base import UTCDateTime
+    from legetime.core.platform.runtime import Platform
+    from legetime.core.protection import content
 
     url = empty_database_url
     upgrade(url, "0002")

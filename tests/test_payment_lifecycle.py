@@ -14,19 +14,19 @@ import pytest
 from sqlalchemy import select, update
 from starlette.testclient import TestClient
 
-from core.config import Settings
-from core.db import models
-from core.db.base import utcnow
-from core.demo import DEMO_PEOPLE
-from core.hookspecs import hookimpl
-from core.migrate import upgrade
-from core.payments import reconcile
-from core.platform import Platform
-from core.providers import Capability, ProviderSpec
-from core.providers.payment import PaymentMethodKind, PaymentOption
-from plugins.payments import fake
-from schema.app import create_app
-from schema.mutation import global_uuid
+from legetime.core.consultation.payments import reconcile
+from legetime.core.demo import DEMO_PEOPLE
+from legetime.core.hookspecs import hookimpl
+from legetime.core.platform.config import Settings
+from legetime.core.platform.db import models
+from legetime.core.platform.db.base import utcnow
+from legetime.core.platform.db.migrate import upgrade
+from legetime.core.platform.providers import Capability, ProviderSpec
+from legetime.core.platform.providers.payment import PaymentMethodKind, PaymentOption
+from legetime.core.platform.runtime import Platform
+from legetime.plugins.payments import fake
+from legetime.schema.app import create_app
+from legetime.schema.mutation import global_uuid
 from tests.api import SUBMIT_FIELDS, Api, complete_answers
 from tests.conftest import seed_demo
 

@@ -12,12 +12,12 @@ import pytest
 import strawberry
 from starlette.routing import Route
 
-from core.config import Settings
-from core.errors import ConfigError, PluginError
-from core.hookspecs import hookimpl
-from core.platform import Platform
-from core.plugins import DEFAULT_PLUGINS
-from core.providers import Capability, ProviderSettings, ProviderSpec
+from legetime.core.hookspecs import hookimpl
+from legetime.core.platform.config import Settings
+from legetime.core.platform.errors import ConfigError, PluginError
+from legetime.core.platform.plugins import DEFAULT_PLUGINS
+from legetime.core.platform.providers import Capability, ProviderSettings, ProviderSpec
+from legetime.core.platform.runtime import Platform
 from tests.cli import run_cli
 
 DEFAULT_PROVIDERS = {"bankid-test", "fake", "outbox", "local", "template"}
@@ -172,7 +172,7 @@ def test_register_providers_must_return_provider_specs(settings: Settings) -> No
 
 
 def test_duplicate_graphql_field_names_are_refused(settings: Settings) -> None:
-    from schema.build import build_schema
+    from legetime.schema.build import build_schema
 
     @strawberry.type
     class Platform2:
@@ -192,7 +192,7 @@ def test_duplicate_graphql_field_names_are_refused(settings: Settings) -> None:
 
 
 def test_plugin_routes_must_live_under_plugins(settings: Settings) -> None:
-    from schema.app import create_app
+    from legetime.schema.app import create_app
 
     class Squatter:
         @hookimpl
@@ -226,7 +226,7 @@ def test_job_names_are_unique(settings: Settings) -> None:
 def _client(hello_installed: Path, settings: Settings) -> Any:
     from starlette.testclient import TestClient
 
-    from schema.app import create_app
+    from legetime.schema.app import create_app
 
     platform = Platform.create(settings)  # entry points: finds the installed hello plugin
     return TestClient(create_app(platform, run_jobs_in_process=False)), platform

@@ -21,18 +21,18 @@ from PIL import Image
 from sqlalchemy import func, inspect, select, text
 from starlette.testclient import TestClient
 
-from core import content
-from core.actors import SYSTEM
-from core.config import Settings
-from core.crypto import KeyUnavailable
-from core.db import models
-from core.db.base import utcnow
-from core.demo import DEMO_PEOPLE
-from core.migrate import upgrade
-from core.platform import Platform
-from core.purge import retention_deadline, run_retention
-from schema.app import create_app
-from schema.mutation import global_uuid
+from legetime.core.demo import DEMO_PEOPLE
+from legetime.core.identity.actors import SYSTEM
+from legetime.core.platform.config import Settings
+from legetime.core.platform.crypto import KeyUnavailable
+from legetime.core.platform.db import models
+from legetime.core.platform.db.base import utcnow
+from legetime.core.platform.db.migrate import upgrade
+from legetime.core.platform.runtime import Platform
+from legetime.core.protection import content
+from legetime.core.protection.retention import retention_deadline, run_retention
+from legetime.schema.app import create_app
+from legetime.schema.mutation import global_uuid
 from tests.api import SUBMIT_FIELDS, Api, complete_answers
 from tests.conftest import seed_demo
 
@@ -297,8 +297,8 @@ def test_a_backup_is_unreadable_once_the_master_key_that_wrapped_it_is_retired(t
     backup = tmp_path / "backup.db"
     shutil.copy(data_dir / "legetime.db", backup)
 
-    from core.crypto import generate_master_key_entry
-    from core.keys import rotate
+    from legetime.core.platform.crypto import generate_master_key_entry
+    from legetime.core.protection.keys import rotate
 
     new_key = generate_master_key_entry("2027-01")
     rotating = Settings(data_dir=data_dir, master_keys=f"{new_key},local")
@@ -477,8 +477,8 @@ def test_withdrawing_ai_consent_stops_a_pending_draft(tmp_path: Path) -> None:
         api.ok("withdrawConsent", {"purpose": "AI_JOURNAL"}, "consent { granted }", mother)
 
     async def deliver(fresh: Platform) -> int:
-        from core.jobs.types import JobContext
-        from core.journal import draft_job
+        from legetime.core.consultation.journal import draft_job
+        from legetime.core.platform.jobs.types import JobContext
 
         async with fresh.db.transaction() as session:
             job = await session.scalar(
@@ -566,9 +566,9 @@ def test_erasure_request_erases_what_no_duty_keeps_and_reports_the_rest(stack: S
 
 
 def test_a_guardian_loses_access_on_the_childs_16th_birthday(tmp_path: Path) -> None:
-    from core.access import as_patient, load_case
-    from core.ctx import Ctx
-    from core.errors import NotFound
+    from legetime.core.consultation.access import as_patient, load_case
+    from legetime.core.platform.ctx import Ctx
+    from legetime.core.platform.errors import NotFound
     from tests.support import synthetic_national_id
 
     settings = Settings(data_dir=tmp_path / "data")
@@ -588,7 +588,7 @@ def test_a_guardian_loses_access_on_the_childs_16th_birthday(tmp_path: Path) -> 
         async with fresh.db.transaction() as session:
             person = await content.find_person(session, fresh, MOTHER)
             assert person is not None
-            from core.actors import Actor
+            from legetime.core.identity.actors import Actor
 
             now = utcnow().replace(year=day.year, month=day.month, day=day.day, hour=12)
             ctx = Ctx(session=session, platform=fresh, actor=Actor(person_id=person.id), now=now)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from pydantic import Field, SecretStr
 
-from core.providers import Capability, ProviderSettings, ProviderSpec
-from schema.cli import PROVIDERS_GUIDE, default_offered_providers
-from schema.settings_reference import BEGIN, END, providers_markdown, replace_block, setting_rows
+from legetime.cli import PROVIDERS_GUIDE, default_offered_providers
+from legetime.core.platform.providers import Capability, ProviderSettings, ProviderSpec
+from legetime.schema.settings_reference import BEGIN, END, providers_markdown, replace_block, setting_rows
 from tests.cli import run_cli
 
 SPECS = default_offered_providers()

@@ -14,15 +14,15 @@ import pytest
 from sqlalchemy import event
 from starlette.testclient import TestClient
 
-from core import content
-from core.config import Settings
-from core.db import models
-from core.db.base import utcnow
-from core.db.engine import Database
-from core.demo import DEMO_PEOPLE
-from core.migrate import upgrade
-from core.platform import Platform
-from schema.app import create_app
+from legetime.core.demo import DEMO_PEOPLE
+from legetime.core.platform.config import Settings
+from legetime.core.platform.db import models
+from legetime.core.platform.db.base import utcnow
+from legetime.core.platform.db.engine import Database
+from legetime.core.platform.db.migrate import upgrade
+from legetime.core.platform.runtime import Platform
+from legetime.core.protection import content
+from legetime.schema.app import create_app
 from tests.api import Api
 from tests.conftest import seed_demo
 

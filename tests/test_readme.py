@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from core.platform import Platform
+from legetime.core.platform.runtime import Platform
 from tests.api import Api
 from tests.cli import ROOT
 

@@ -10,9 +10,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from core.db.engine import Database
-from core.db.models import OutboxJob, OutboxStatus
-from core.jobs.outbox import enqueue
+from legetime.core.platform.db.engine import Database
+from legetime.core.platform.db.models import OutboxJob, OutboxStatus
+from legetime.core.platform.jobs.outbox import enqueue
 from tests.cli import ROOT, run_cli
 
 
@@ -50,7 +50,7 @@ def test_worker_runs_committed_jobs_through_redis(
     process_env = {k: v for k, v in os.environ.items() if not k.startswith("LEGETIME_")}
     process_env |= env | {"PYTHONPATH": os.pathsep.join([str(plugin_dir), str(ROOT)])}
     worker = subprocess.Popen(
-        [sys.executable, "-m", "schema.cli", "worker", "--threads", "2"],
+        [sys.executable, "-m", "legetime.cli", "worker", "--threads", "2"],
         env=process_env,
         cwd=ROOT,
         stdout=subprocess.PIPE,

@@ -56,11 +56,23 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", AuthlibDeprecationWarning)
     from authlib.integrations.httpx_client import AsyncOAuth2Client
 
-from core.errors import ConfigError, ErrorCode, IdentityRejected, ProviderError, ProviderUnavailable
-from core.hookspecs import hookimpl
-from core.nationalid import InvalidNationalId, parse_national_id
-from core.providers import Capability, HttpsUrl, ProviderContext, ProviderSettings, ProviderSpec
-from core.providers.identity import (
+from legetime.core.hookspecs import hookimpl
+from legetime.core.identity.nationalid import InvalidNationalId, parse_national_id
+from legetime.core.platform.errors import (
+    ConfigError,
+    ErrorCode,
+    IdentityRejected,
+    ProviderError,
+    ProviderUnavailable,
+)
+from legetime.core.platform.providers import (
+    Capability,
+    HttpsUrl,
+    ProviderContext,
+    ProviderSettings,
+    ProviderSpec,
+)
+from legetime.core.platform.providers.identity import (
     AssuranceLevel,
     LoginChallenge,
     LoginPending,

@@ -36,11 +36,11 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from core.errors import ErrorCode, IdentityRejected, ValidationError
-from core.hookspecs import hookimpl
-from core.nationalid import InvalidNationalId, NationalId, parse_national_id
-from core.providers import Capability, ProviderContext, ProviderSettings, ProviderSpec
-from core.providers.identity import (
+from legetime.core.hookspecs import hookimpl
+from legetime.core.identity.nationalid import InvalidNationalId, NationalId, parse_national_id
+from legetime.core.platform.errors import ErrorCode, IdentityRejected, ValidationError
+from legetime.core.platform.providers import Capability, ProviderContext, ProviderSettings, ProviderSpec
+from legetime.core.platform.providers.identity import (
     AssuranceLevel,
     LoginChallenge,
     LoginPending,

@@ -51,10 +51,14 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from pydantic import Field, FilePath, IPvAnyAddress, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from core.errors import ConfigError, IdentityRejected, ProviderError, ProviderUnavailable
-from core.hookspecs import hookimpl
-from core.providers import Capability, ProviderContext, ProviderSettings, ProviderSpec
-from core.providers.identity import (
+from legetime.core.hookspecs import hookimpl
+from legetime.core.identity.swedish_personal_number import (
+    InvalidSwedishPersonalNumber,
+    parse_swedish_personal_number,
+)
+from legetime.core.platform.errors import ConfigError, IdentityRejected, ProviderError, ProviderUnavailable
+from legetime.core.platform.providers import Capability, ProviderContext, ProviderSettings, ProviderSpec
+from legetime.core.platform.providers.identity import (
     AssuranceLevel,
     LoginChallenge,
     LoginPending,
@@ -62,7 +66,6 @@ from core.providers.identity import (
     LoginStart,
     VerifiedIdentity,
 )
-from core.swedish_personal_number import InvalidSwedishPersonalNumber, parse_swedish_personal_number
 
 NAME = "bankid-se"
 ENV_PREFIX = "LEGETIME_BANKID_SE_"

@@ -11,9 +11,9 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from core.hookspecs import hookimpl
-from core.providers import Capability, ProviderContext, ProviderSettings, ProviderSpec
-from core.providers.journal import JournalContext, JournalDraft, JournalMessage, Provenance
+from legetime.core.hookspecs import hookimpl
+from legetime.core.platform.providers import Capability, ProviderContext, ProviderSettings, ProviderSpec
+from legetime.core.platform.providers.journal import JournalContext, JournalDraft, JournalMessage, Provenance
 
 __version__ = "1"
 

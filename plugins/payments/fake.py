@@ -51,7 +51,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from core.errors import (
+from legetime.core.hookspecs import hookimpl
+from legetime.core.platform.db.sqlite_file import SqliteFile
+from legetime.core.platform.errors import (
     ErrorCode,
     IdempotencyConflict,
     PaymentDeclined,
@@ -60,10 +62,9 @@ from core.errors import (
     ProviderError,
     ProviderUnavailable,
 )
-from core.hookspecs import hookimpl
-from core.money import Money
-from core.providers import Capability, ProviderContext, ProviderSettings, ProviderSpec
-from core.providers.payment import (
+from legetime.core.platform.money import Money
+from legetime.core.platform.providers import Capability, ProviderContext, ProviderSettings, ProviderSpec
+from legetime.core.platform.providers.payment import (
     Payment,
     PaymentAmounts,
     PaymentMethodKind,
@@ -74,7 +75,6 @@ from core.providers.payment import (
     derive_status,
     webhook_rejected,
 )
-from core.sqlite_file import SqliteFile
 
 T = TypeVar("T")
 

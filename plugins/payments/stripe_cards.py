@@ -29,7 +29,8 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 from stripe.params import PaymentIntentCaptureParams, PaymentIntentCreateParams, RefundCreateParams
 
-from core.errors import (
+from legetime.core.hookspecs import hookimpl
+from legetime.core.platform.errors import (
     ErrorCode,
     IdempotencyConflict,
     PaymentDeclined,
@@ -38,10 +39,9 @@ from core.errors import (
     ProviderError,
     ProviderUnavailable,
 )
-from core.hookspecs import hookimpl
-from core.money import Money
-from core.providers import Capability, ProviderContext, ProviderSettings, ProviderSpec
-from core.providers.payment import (
+from legetime.core.platform.money import Money
+from legetime.core.platform.providers import Capability, ProviderContext, ProviderSettings, ProviderSpec
+from legetime.core.platform.providers.payment import (
     Payment,
     PaymentAmounts,
     PaymentMethodKind,

@@ -43,7 +43,9 @@ import httpx
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from core.errors import (
+from legetime.core.hookspecs import hookimpl
+from legetime.core.platform.db.sqlite_file import SqliteFile
+from legetime.core.platform.errors import (
     ErrorCode,
     IdempotencyConflict,
     PaymentExpired,
@@ -51,10 +53,15 @@ from core.errors import (
     ProviderError,
     ProviderUnavailable,
 )
-from core.hookspecs import hookimpl
-from core.money import Money
-from core.providers import Capability, HttpsUrl, ProviderContext, ProviderSettings, ProviderSpec
-from core.providers.payment import (
+from legetime.core.platform.money import Money
+from legetime.core.platform.providers import (
+    Capability,
+    HttpsUrl,
+    ProviderContext,
+    ProviderSettings,
+    ProviderSpec,
+)
+from legetime.core.platform.providers.payment import (
     Payment,
     PaymentAmounts,
     PaymentMethodKind,
@@ -64,7 +71,6 @@ from core.providers.payment import (
     derive_status,
     webhook_rejected,
 )
-from core.sqlite_file import SqliteFile
 
 NAME = "swedbank-pay"
 ORDERS = "/psp/paymentorders"

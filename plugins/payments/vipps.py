@@ -40,8 +40,9 @@ import httpx
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
-from core import __version__
-from core.errors import (
+from legetime import __version__
+from legetime.core.hookspecs import hookimpl
+from legetime.core.platform.errors import (
     ErrorCode,
     IdempotencyConflict,
     PaymentExpired,
@@ -49,10 +50,15 @@ from core.errors import (
     ProviderError,
     ProviderUnavailable,
 )
-from core.hookspecs import hookimpl
-from core.money import Money
-from core.providers import Capability, HttpsUrl, ProviderContext, ProviderSettings, ProviderSpec
-from core.providers.payment import (
+from legetime.core.platform.money import Money
+from legetime.core.platform.providers import (
+    Capability,
+    HttpsUrl,
+    ProviderContext,
+    ProviderSettings,
+    ProviderSpec,
+)
+from legetime.core.platform.providers.payment import (
     Payment,
     PaymentAmounts,
     PaymentMethodKind,

@@ -25,12 +25,24 @@ import structlog
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from core.errors import ErrorCode, IdempotencyConflict, NotFound, ProviderError, ValidationError
-from core.hookspecs import hookimpl
-from core.providers import Capability, ProviderContext, ProviderSettings, ProviderSpec
-from core.providers.sms import DeliveryReport, DeliveryStatus, SmsEncoding, SmsMessage, SmsReceipt
-from core.sms_segments import encode_info
-from core.sqlite_file import SqliteFile
+from legetime.core.hookspecs import hookimpl
+from legetime.core.platform.db.sqlite_file import SqliteFile
+from legetime.core.platform.errors import (
+    ErrorCode,
+    IdempotencyConflict,
+    NotFound,
+    ProviderError,
+    ValidationError,
+)
+from legetime.core.platform.providers import Capability, ProviderContext, ProviderSettings, ProviderSpec
+from legetime.core.platform.providers.sms import (
+    DeliveryReport,
+    DeliveryStatus,
+    SmsEncoding,
+    SmsMessage,
+    SmsReceipt,
+)
+from legetime.core.platform.providers.sms_segments import encode_info
 
 NAME = "outbox"
 # fullmatch and ASCII: "$" alone would accept a trailing newline and "\d" other scripts' digits.

@@ -29,10 +29,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from core.errors import ErrorCode, StorageNotFound, ValidationError
-from core.hookspecs import hookimpl
-from core.providers import Capability, ProviderContext, ProviderSettings, ProviderSpec
-from core.providers.storage import StoredObject
+from legetime.core.hookspecs import hookimpl
+from legetime.core.platform.errors import ErrorCode, StorageNotFound, ValidationError
+from legetime.core.platform.providers import Capability, ProviderContext, ProviderSettings, ProviderSpec
+from legetime.core.platform.providers.storage import StoredObject
 
 NAME = "local"
 ROUTE_PREFIX = "/plugins/storage-local/objects/"

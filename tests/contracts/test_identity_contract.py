@@ -19,11 +19,17 @@ from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 
-from core.errors import ErrorCode, IdentityRejected
-from core.nationalid import parse_national_id
-from core.providers import Capability, IdentityProvider, ProviderSpec
-from core.providers.identity import AssuranceLevel, LoginPending, LoginRequest, LoginStart, VerifiedIdentity
-from core.swedish_personal_number import parse_swedish_personal_number
+from legetime.core.identity.nationalid import parse_national_id
+from legetime.core.identity.swedish_personal_number import parse_swedish_personal_number
+from legetime.core.platform.errors import ErrorCode, IdentityRejected
+from legetime.core.platform.providers import Capability, IdentityProvider, ProviderSpec
+from legetime.core.platform.providers.identity import (
+    AssuranceLevel,
+    LoginPending,
+    LoginRequest,
+    LoginStart,
+    VerifiedIdentity,
+)
 from tests.fakes.bankid_se import BankIdSeFake
 from tests.fakes.certificates import shared_pki
 from tests.fakes.openid_provider import OpenIdProviderFake, Person
@@ -74,7 +80,7 @@ class _BankIdSe:
     @classmethod
     @contextmanager
     def build(cls, spec: ProviderSpec, data_dir: Path) -> Iterator[Any]:
-        from plugins.bankid.swedish import BankIdSeSettings
+        from legetime.plugins.bankid.swedish import BankIdSeSettings
 
         pki = shared_pki()
         cls.fake = fake = BankIdSeFake()
@@ -124,7 +130,7 @@ class _BankIdOidc:
     @classmethod
     @contextmanager
     def build(cls, spec: ProviderSpec, data_dir: Path) -> Iterator[Any]:
-        from plugins.bankid.oidc import BankIdOidcSettings
+        from legetime.plugins.bankid.oidc import BankIdOidcSettings
 
         cls.fake = fake = OpenIdProviderFake(redirect_uris=[cls.callback], person=_OIDC_PERSON)
         with serve(fake.app) as url:

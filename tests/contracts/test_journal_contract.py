@@ -13,8 +13,13 @@ from typing import Any, Protocol
 
 import pytest
 
-from core.providers import Capability, ProviderSpec
-from core.providers.journal import JournalContext, JournalDraft, JournalMessage, JournalProvider
+from legetime.core.platform.providers import Capability, ProviderSpec
+from legetime.core.platform.providers.journal import (
+    JournalContext,
+    JournalDraft,
+    JournalMessage,
+    JournalProvider,
+)
 from tests.support import build_provider, offered_specs
 
 # Eleven digits, optionally split 6+5: a fødselsnummer or D-number in any common spelling.

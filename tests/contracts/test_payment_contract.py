@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from core.errors import (
+from legetime.core.platform.errors import (
     ErrorCode,
     IdempotencyConflict,
     PaymentDeclined,
@@ -25,10 +25,10 @@ from core.errors import (
     PaymentStateError,
     ProviderError,
 )
-from core.money import Money
-from core.providers import Capability, PaymentProvider, ProviderSpec
-from core.providers.payment import Payment, PaymentStatus, ReserveRequest
-from plugins.payments.vipps import vipps_signature
+from legetime.core.platform.money import Money
+from legetime.core.platform.providers import Capability, PaymentProvider, ProviderSpec
+from legetime.core.platform.providers.payment import Payment, PaymentStatus, ReserveRequest
+from legetime.plugins.payments.vipps import vipps_signature
 from tests.fakes.stripe_api import StripeFake
 from tests.fakes.swedbank_pay import SwedbankPayFake
 from tests.fakes.vipps import SIGNED_HEADERS, VippsFake

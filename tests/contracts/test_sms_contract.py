@@ -16,10 +16,10 @@ from typing import Any, Protocol
 
 import pytest
 
-from core.errors import IdempotencyConflict, ProviderError, ValidationError
-from core.providers import Capability, ProviderSpec
-from core.providers.sms import DeliveryStatus, SmsMessage, SmsProvider
-from core.sms_segments import encode_info
+from legetime.core.platform.errors import IdempotencyConflict, ProviderError, ValidationError
+from legetime.core.platform.providers import Capability, ProviderSpec
+from legetime.core.platform.providers.sms import DeliveryStatus, SmsMessage, SmsProvider
+from legetime.core.platform.providers.sms_segments import encode_info
 from tests.support import build_provider, offered_specs
 
 

@@ -19,10 +19,10 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from core.errors import StorageNotFound, ValidationError
-from core.providers import Capability, ProviderSpec
-from core.providers.storage import StorageProvider, StoredObject
-from plugins.storage import local
+from legetime.core.platform.errors import StorageNotFound, ValidationError
+from legetime.core.platform.providers import Capability, ProviderSpec
+from legetime.core.platform.providers.storage import StorageProvider, StoredObject
+from legetime.plugins.storage import local
 from tests.support import build_provider, offered_specs
 
 BINARY = bytes(range(256)) + b"\x00\x00\xff\x00" + b"\x89PNG\r\n\x1a\n"

@@ -44,7 +44,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from core.swedish_personal_number import is_valid_swedish_personal_number
+from legetime.core.identity.swedish_personal_number import is_valid_swedish_personal_number
 
 PREFIX = "/rp/v6.0"
 AUTH_FIELDS = frozenset(

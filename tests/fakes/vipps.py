@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from plugins.payments.vipps import content_hash, vipps_signature
+from legetime.plugins.payments.vipps import content_hash, vipps_signature
 
 REFERENCE = re.compile(r"^[a-zA-Z0-9-]{8,64}$")
 MODIFYING = ("create", "capture", "cancel", "refund")

@@ -14,10 +14,16 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from core.errors import ErrorCode, IdentityRejected, ProviderError, ProviderUnavailable
-from core.providers.identity import AssuranceLevel, LoginPending, LoginRequest, LoginStart, VerifiedIdentity
-from plugins.bankid import oidc
-from plugins.bankid.oidc import BankIdOidcProvider, BankIdOidcSettings
+from legetime.core.platform.errors import ErrorCode, IdentityRejected, ProviderError, ProviderUnavailable
+from legetime.core.platform.providers.identity import (
+    AssuranceLevel,
+    LoginPending,
+    LoginRequest,
+    LoginStart,
+    VerifiedIdentity,
+)
+from legetime.plugins.bankid import oidc
+from legetime.plugins.bankid.oidc import BankIdOidcProvider, BankIdOidcSettings
 from tests.fakes.openid_provider import Misbehave, OpenIdProviderFake, Person
 from tests.fakes.server import serve
 from tests.support import build_provider, offered_specs
@@ -255,7 +261,7 @@ async def test_discovery_and_keys_are_cached_and_a_rotated_key_is_fetched(
 
 
 async def test_an_issuer_that_does_not_match_is_a_configuration_error(tmp_path: Path) -> None:
-    from core.errors import ConfigError
+    from legetime.core.platform.errors import ConfigError
 
     with running(tmp_path) as (op, provider):
         op.issuer = "https://someone-else.example"

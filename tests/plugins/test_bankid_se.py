@@ -16,18 +16,29 @@ import httpx
 import pydantic
 import pytest
 
-from core.errors import ConfigError, ErrorCode, IdentityRejected, ProviderError, ProviderUnavailable
-from core.hooks import Hooks
-from core.plugins import create_plugin_manager
-from core.providers import Capability
-from core.providers.identity import AssuranceLevel, LoginPending, LoginRequest, VerifiedIdentity
-from core.swedish_personal_number import (
+from legetime.core.identity.swedish_personal_number import (
     InvalidSwedishPersonalNumber,
     is_valid_swedish_personal_number,
     luhn_ok,
     parse_swedish_personal_number,
 )
-from plugins.bankid.swedish import (
+from legetime.core.platform.errors import (
+    ConfigError,
+    ErrorCode,
+    IdentityRejected,
+    ProviderError,
+    ProviderUnavailable,
+)
+from legetime.core.platform.hooks import Hooks
+from legetime.core.platform.plugins import create_plugin_manager
+from legetime.core.platform.providers import Capability
+from legetime.core.platform.providers.identity import (
+    AssuranceLevel,
+    LoginPending,
+    LoginRequest,
+    VerifiedIdentity,
+)
+from legetime.plugins.bankid.swedish import (
     FAILED_HINTS,
     MESSAGES,
     PENDING_HINTS,
@@ -495,7 +506,7 @@ def test_settings_come_from_the_environment(pki: Pki, monkeypatch: pytest.Monkey
 
 
 def test_registered_as_a_real_provider_that_is_not_enabled_by_default(tmp_path: Path) -> None:
-    from core.config import Settings
+    from legetime.core.platform.config import Settings
 
     spec = next(
         spec
@@ -520,10 +531,10 @@ def test_graphql_hands_out_a_fresh_qr_code_per_poll_and_never_the_secret(
 ) -> None:
     from starlette.testclient import TestClient
 
-    from core.config import Settings
-    from core.migrate import upgrade
-    from core.platform import Platform
-    from schema.app import create_app
+    from legetime.core.platform.config import Settings
+    from legetime.core.platform.db.migrate import upgrade
+    from legetime.core.platform.runtime import Platform
+    from legetime.schema.app import create_app
     from tests.api import Api
 
     for name, value in {

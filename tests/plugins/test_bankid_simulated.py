@@ -10,14 +10,19 @@ from pathlib import Path
 import pydantic
 import pytest
 
-from core.errors import ErrorCode, IdentityRejected, ValidationError
-from core.hooks import Hooks
-from core.nationalid import InvalidNationalId, parse_national_id
-from core.plugins import create_plugin_manager
-from core.providers import Capability, ProviderSpec
-from core.providers.identity import AssuranceLevel, LoginPending, LoginRequest, VerifiedIdentity
-from plugins.bankid import simulated
-from plugins.bankid.simulated import GIVEN_NAMES, BankIdTestSettings, SimulatedBankId
+from legetime.core.identity.nationalid import InvalidNationalId, parse_national_id
+from legetime.core.platform.errors import ErrorCode, IdentityRejected, ValidationError
+from legetime.core.platform.hooks import Hooks
+from legetime.core.platform.plugins import create_plugin_manager
+from legetime.core.platform.providers import Capability, ProviderSpec
+from legetime.core.platform.providers.identity import (
+    AssuranceLevel,
+    LoginPending,
+    LoginRequest,
+    VerifiedIdentity,
+)
+from legetime.plugins.bankid import simulated
+from legetime.plugins.bankid.simulated import GIVEN_NAMES, BankIdTestSettings, SimulatedBankId
 from tests.support import build_provider
 
 # Synthetic (Test-Norge, month + 80) national IDs, checked by tests/rules/test_nationalid.py's rules.

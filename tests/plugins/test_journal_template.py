@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from core.config import Settings
-from core.providers import Capability, ProviderContext
-from core.providers.journal import JournalContext, JournalMessage, Provenance
-from plugins.journal import template
-from plugins.journal.template import TemplateJournalDrafter, TemplateJournalSettings
+from legetime.core.platform.config import Settings
+from legetime.core.platform.providers import Capability, ProviderContext
+from legetime.core.platform.providers.journal import JournalContext, JournalMessage, Provenance
+from legetime.plugins.journal import template
+from legetime.plugins.journal.template import TemplateJournalDrafter, TemplateJournalSettings
 from tests.support import offered_specs
 
 CONTEXT = JournalContext(

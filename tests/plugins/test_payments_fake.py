@@ -15,8 +15,8 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
-from core.config import Settings
-from core.errors import (
+from legetime.core.platform.config import Settings
+from legetime.core.platform.errors import (
     ErrorCode,
     IdempotencyConflict,
     PaymentDeclined,
@@ -25,13 +25,13 @@ from core.errors import (
     ProviderError,
     ProviderUnavailable,
 )
-from core.hooks import Hooks
-from core.money import Money
-from core.plugins import create_plugin_manager
-from core.providers import Capability, ProviderContext
-from core.providers.payment import Payment, PaymentAmounts, PaymentStatus, ReserveRequest
-from plugins.payments import fake
-from plugins.payments.fake import FakePaymentProvider, FakePaymentSettings
+from legetime.core.platform.hooks import Hooks
+from legetime.core.platform.money import Money
+from legetime.core.platform.plugins import create_plugin_manager
+from legetime.core.platform.providers import Capability, ProviderContext
+from legetime.core.platform.providers.payment import Payment, PaymentAmounts, PaymentStatus, ReserveRequest
+from legetime.plugins.payments import fake
+from legetime.plugins.payments.fake import FakePaymentProvider, FakePaymentSettings
 from tests.support import build_provider
 
 FEE = Money(35000, "NOK")
@@ -312,8 +312,8 @@ async def test_state_is_shared_with_another_process(tmp_path: Path) -> None:
     script = (
         "import asyncio, sys\n"
         "from pathlib import Path\n"
-        "from core.money import Money\n"
-        "from plugins.payments.fake import FakePaymentProvider\n"
+        "from legetime.core.platform.money import Money\n"
+        "from legetime.plugins.payments.fake import FakePaymentProvider\n"
         "p = FakePaymentProvider(Path(sys.argv[1]) / 'fake-psp.sqlite3', b'k' * 32)\n"
         "asyncio.run(p.capture(sys.argv[2], Money(35000, 'NOK'), 'capture-in-worker'))\n"
     )

@@ -12,11 +12,17 @@ from typing import Any
 
 import pytest
 
-from core.errors import ErrorCode, PaymentDeclined, PaymentStateError, ProviderError, ProviderUnavailable
-from core.money import Money
-from core.providers import Capability
-from core.providers.payment import PaymentStatus, ReserveRequest
-from plugins.payments.stripe_cards import StripeProvider, StripeSettings
+from legetime.core.platform.errors import (
+    ErrorCode,
+    PaymentDeclined,
+    PaymentStateError,
+    ProviderError,
+    ProviderUnavailable,
+)
+from legetime.core.platform.money import Money
+from legetime.core.platform.providers import Capability
+from legetime.core.platform.providers.payment import PaymentStatus, ReserveRequest
+from legetime.plugins.payments.stripe_cards import StripeProvider, StripeSettings
 from tests.fakes.server import serve_fake
 from tests.fakes.stripe_api import DECLINED, THREE_DS, VISA, StripeFake
 from tests.support import build_provider, offered_specs, settings_for_fake

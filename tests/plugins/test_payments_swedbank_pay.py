@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from core.errors import ErrorCode, PaymentStateError, ProviderError, ProviderUnavailable
-from core.money import Money
-from core.providers import Capability
-from core.providers.payment import PaymentStatus, ReserveRequest
-from plugins.payments.swedbank_pay import ORDERS, SwedbankPayProvider, SwedbankPaySettings
+from legetime.core.platform.errors import ErrorCode, PaymentStateError, ProviderError, ProviderUnavailable
+from legetime.core.platform.money import Money
+from legetime.core.platform.providers import Capability
+from legetime.core.platform.providers.payment import PaymentStatus, ReserveRequest
+from legetime.plugins.payments.swedbank_pay import ORDERS, SwedbankPayProvider, SwedbankPaySettings
 from tests.fakes.server import serve_fake
 from tests.fakes.swedbank_pay import SwedbankPayFake
 from tests.support import build_provider, offered_specs, settings_for_fake

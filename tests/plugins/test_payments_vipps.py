@@ -12,11 +12,17 @@ from typing import Any
 
 import pytest
 
-from core.errors import ErrorCode, PaymentStateError, ProviderError, ProviderUnavailable
-from core.money import Money
-from core.providers import Capability
-from core.providers.payment import PaymentStatus, ReserveRequest
-from plugins.payments.vipps import VippsProvider, VippsSettings, content_hash, reference_for, vipps_signature
+from legetime.core.platform.errors import ErrorCode, PaymentStateError, ProviderError, ProviderUnavailable
+from legetime.core.platform.money import Money
+from legetime.core.platform.providers import Capability
+from legetime.core.platform.providers.payment import PaymentStatus, ReserveRequest
+from legetime.plugins.payments.vipps import (
+    VippsProvider,
+    VippsSettings,
+    content_hash,
+    reference_for,
+    vipps_signature,
+)
 from tests.fakes.server import serve_fake
 from tests.fakes.vipps import VippsFake
 from tests.support import build_provider, offered_specs, settings_for_fake

@@ -13,12 +13,18 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from core.config import Settings
-from core.errors import ErrorCode, IdempotencyConflict, NotFound, ProviderError, ValidationError
-from core.providers import Capability, ProviderContext
-from core.providers.sms import DeliveryStatus, SmsEncoding, SmsMessage
-from plugins.sms import outbox
-from plugins.sms.outbox import OutboxSettings, OutboxSmsProvider
+from legetime.core.platform.config import Settings
+from legetime.core.platform.errors import (
+    ErrorCode,
+    IdempotencyConflict,
+    NotFound,
+    ProviderError,
+    ValidationError,
+)
+from legetime.core.platform.providers import Capability, ProviderContext
+from legetime.core.platform.providers.sms import DeliveryStatus, SmsEncoding, SmsMessage
+from legetime.plugins.sms import outbox
+from legetime.plugins.sms.outbox import OutboxSettings, OutboxSmsProvider
 from tests.support import offered_specs
 
 

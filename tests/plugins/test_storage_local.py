@@ -14,11 +14,11 @@ import pytest
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from core.config import Settings
-from core.errors import ErrorCode, ValidationError
-from core.providers import Capability, ProviderContext
-from plugins.storage import local
-from plugins.storage.local import LocalStorageProvider, LocalStorageSettings
+from legetime.core.platform.config import Settings
+from legetime.core.platform.errors import ErrorCode, ValidationError
+from legetime.core.platform.providers import Capability, ProviderContext
+from legetime.plugins.storage import local
+from legetime.plugins.storage.local import LocalStorageProvider, LocalStorageSettings
 from tests.support import offered_specs
 
 

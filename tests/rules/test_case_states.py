@@ -9,7 +9,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from core.case_states import (
+from legetime.core.consultation.case_states import (
     TERMINAL_STATUSES,
     TRANSITIONS,
     CaseEvent,
@@ -18,8 +18,8 @@ from core.case_states import (
     next_status,
     payment_action,
 )
-from core.db.models import CaseStatus
-from core.errors import ErrorCode, IllegalTransition, LegetimeError
+from legetime.core.platform.db.models import CaseStatus
+from legetime.core.platform.errors import ErrorCode, IllegalTransition, LegetimeError
 
 S, E = CaseStatus, CaseEvent
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from core.config import load_settings
-from core.crypto import (
+from legetime.core.platform.config import load_settings
+from legetime.core.platform.crypto import (
     KeyRing,
     KeyUnavailable,
     Tampered,
@@ -16,7 +16,7 @@ from core.crypto import (
     seal,
     unseal,
 )
-from core.errors import ConfigError
+from legetime.core.platform.errors import ConfigError
 
 KEY = bytes(range(32))
 

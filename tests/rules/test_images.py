@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import ExifTags, Image, PngImagePlugin
 
-from core.errors import ErrorCode, ImageTooLarge, InvalidImage
-from core.images import CleanImage, sanitize_image
+from legetime.core.consultation.images import CleanImage, sanitize_image
+from legetime.core.platform.errors import ErrorCode, ImageTooLarge, InvalidImage
 
 RED = (255, 0, 0)
 BLUE = (0, 0, 255)

@@ -8,8 +8,7 @@ import pytest
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from core.errors import ErrorCode, ValidationError
-from core.nationalid import (
+from legetime.core.identity.nationalid import (
     InvalidNationalId,
     NationalId,
     NationalIdKind,
@@ -17,6 +16,7 @@ from core.nationalid import (
     is_valid_national_id,
     parse_national_id,
 )
+from legetime.core.platform.errors import ErrorCode, ValidationError
 
 # --- an independent generator (textbook formulas, not the module's code) ----------------------------
 

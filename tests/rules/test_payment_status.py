@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from core.providers.payment import PaymentAmounts, PaymentStatus, derive_status
+from legetime.core.platform.providers.payment import PaymentAmounts, PaymentStatus, derive_status
 
 FEE = 35000
 

@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
-from core.errors import ErrorCode, ValidationError
-from core.phone import InvalidPhoneNumber, is_mobile, normalize_phone
+from legetime.core.identity.phone import InvalidPhoneNumber, is_mobile, normalize_phone
+from legetime.core.platform.errors import ErrorCode, ValidationError
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from core.errors import ErrorCode, NotFound, ValidationError
-from core.questionnaire import (
+from legetime.core.consultation.questionnaire import (
     TEXT_MAX_LENGTH,
     AnswerError,
     AnswersInvalid,
@@ -29,6 +28,7 @@ from core.questionnaire import (
     validate_answers,
     visible_questions,
 )
+from legetime.core.platform.errors import ErrorCode, NotFound, ValidationError
 
 TODAY = date(2025, 3, 5)
 

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from core.purge import age_band, retention_deadline
+from legetime.core.protection.retention import age_band, retention_deadline
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.sla import is_overdue, sla_due_at, sla_due_date
+from legetime.core.consultation.sla import is_overdue, sla_due_at, sla_due_date
 
 OSLO = ZoneInfo("Europe/Oslo")
 CUTOFF = time(20, 0)

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from core.providers.sms import SmsEncoding
-from core.sms_segments import GSM7_BASIC, GSM7_EXTENSION, encode_info, is_gsm7
+from legetime.core.platform.providers.sms import SmsEncoding
+from legetime.core.platform.providers.sms_segments import GSM7_BASIC, GSM7_EXTENSION, encode_info, is_gsm7
 
 GSM7 = SmsEncoding.GSM7
 UCS2 = SmsEncoding.UCS2

@@ -1,0 +1,141 @@
+"""Journal notes: the drafter (a plugin) writes a draft as a job, the clinician edits it and approves
+it, and from then on it is immutable with its provenance (drafter and version, approving clinician,
+time). An AI draft needs the patient's consent, checked when asked for and again when the job runs."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+
+from legetime.core.consultation import consents
+from legetime.core.consultation.access import as_clinician, load_case, require_person
+from legetime.core.consultation.questionnaire import answers_for_display, load_questionnaire
+from legetime.core.identity.nationalid import age_on
+from legetime.core.platform.ctx import Ctx
+from legetime.core.platform.db.base import utcnow
+from legetime.core.platform.db.models import (
+    Case,
+    ConsentPurpose,
+    JournalNote,
+    JournalNoteStatus,
+    Message,
+    Person,
+)
+from legetime.core.platform.errors import ErrorCode, LegetimeError, NotFound, ValidationError
+from legetime.core.platform.jobs.outbox import enqueue
+from legetime.core.platform.jobs.types import JobContext
+from legetime.core.platform.providers.journal import JournalContext, JournalMessage
+from legetime.core.protection import audit, content
+
+AI_CONSENT_MESSAGE = "Pasienten har ikke samtykket til KI-assistert journalføring."
+MAX_NOTE_LENGTH = 20000
+_NOTE_IDS = uuid.UUID("6f1d3a52-9a43-4d6e-8a8e-3e1f4c1d2b7a")
+
+
+class NoteApproved(LegetimeError):
+    code = ErrorCode.CONFLICT
+
+
+async def request_draft(ctx: Ctx, case_id: uuid.UUID) -> Case:
+    case = await load_case(ctx, case_id, as_clinician(ctx.actor, write=True))
+    await consents.require(ctx, case.subject_id, ConsentPurpose.AI_JOURNAL, case.id, AI_CONSENT_MESSAGE)
+    from legetime.core.privacy.rights import require_unrestricted
+
+    await require_unrestricted(ctx, case.subject_id)
+    await enqueue(ctx.session, "journal.draft", {"case_id": str(case.id)})
+    await audit.log(
+        ctx,
+        person_id=case.subject_id,
+        object_type="case",
+        object_id=str(case.id),
+        action="request_journal_draft",
+        reason="treatment",
+    )
+    return case
+
+
+async def draft_job(ctx: JobContext, payload: dict[str, Any]) -> None:
+    note_id = uuid.uuid5(_NOTE_IDS, ctx.job_id)  # one note per job, however often it is delivered
+    if await ctx.session.get(JournalNote, note_id) is not None:
+        return
+    case = await ctx.session.get(Case, uuid.UUID(payload["case_id"]))
+    if case is None:
+        return
+    if not await consents.current(ctx.session, case.subject_id, ConsentPurpose.AI_JOURNAL, case.id):
+        return  # withdrawn since it was asked for: no draft
+    patient = await ctx.session.get(Person, case.subject_id)
+    assert patient is not None
+    if patient.restricted_at is not None or content.communication_deleted(case):
+        return  # processing restricted, or nothing left to draft from
+    ring = ctx.platform.keyring
+    messages = (
+        await ctx.session.scalars(
+            select(Message).where(Message.case_id == case.id).order_by(Message.created_at)
+        )
+    ).all()
+    questionnaire = load_questionnaire(case.questionnaire_key or "general", case.questionnaire_version)
+    today = utcnow().astimezone(ctx.platform.settings.zone).date()
+    drafter = ctx.platform.providers.journal()
+    draft = await drafter.draft(
+        JournalContext(
+            case_number=case.number,
+            patient_age_years=age_on(patient.birth_date, today),
+            patient_sex=None,
+            questionnaire=answers_for_display(questionnaire, content.answers(ring, case)),
+            messages=[
+                JournalMessage(author_role=m.author_role.value, body=content.message_body(ring, case, m))
+                for m in messages
+            ],
+            outcome=case.outcome.value if case.outcome else None,
+            consultation_date=today,
+        )
+    )
+    note = JournalNote(
+        id=note_id,
+        case_id=case.id,
+        drafter=draft.provenance.drafter,
+        drafter_version=draft.provenance.version,
+        model=draft.provenance.model,
+        prompt_version=draft.provenance.prompt_version,
+    )
+    content.set_note(ring, case, note, draft.text, dict(draft.sections))
+    ctx.session.add(note)
+
+
+async def _note(ctx: Ctx, note_id: uuid.UUID) -> tuple[JournalNote, Case]:
+    require_person(ctx.actor)  # before any look-up: an anonymous caller learns nothing either way
+    note = await ctx.session.get(JournalNote, note_id, with_for_update=True)
+    if note is None:
+        raise NotFound("Fant ikke journalnotatet.", field="noteId")
+    try:
+        case = await load_case(ctx, note.case_id, as_clinician(ctx.actor, write=True))
+    except NotFound:
+        raise NotFound("Fant ikke journalnotatet.", field="noteId") from None
+    return note, case
+
+
+async def approve(ctx: Ctx, note_id: uuid.UUID, text: str | None) -> JournalNote:
+    """Approve the note, with the clinician's edited text if given. Approved notes never change."""
+    note, case = await _note(ctx, note_id)
+    if note.status is JournalNoteStatus.APPROVED:
+        raise NoteApproved("Notatet er allerede godkjent og kan ikke endres.", field="noteId")
+    if text is not None:
+        text = text.strip()
+        if not text or len(text) > MAX_NOTE_LENGTH:
+            raise ValidationError(f"Notatet må ha tekst (høyst {MAX_NOTE_LENGTH} tegn).", field="text")
+        _, sections = content.note_content(ctx.platform.keyring, case, note)
+        content.set_note(ctx.platform.keyring, case, note, text, sections)
+    note.status = JournalNoteStatus.APPROVED
+    note.approved_by_id = ctx.actor.person_id
+    note.approved_at = ctx.now
+    await audit.log(
+        ctx,
+        person_id=case.subject_id,
+        object_type="journal_note",
+        object_id=str(note.id),
+        action="approve",
+        reason="treatment",
+    )
+    return note

@@ -1,0 +1,50 @@
+"""Who is asking: the actor every core operation is done on behalf of."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from legetime.core.platform.db.models import StaffRole
+
+
+@dataclass(frozen=True)
+class Actor:
+    person_id: uuid.UUID | None
+    staff_roles: frozenset[StaffRole] = field(default_factory=frozenset)
+    session_id: uuid.UUID | None = None
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self.person_id is None
+
+    @property
+    def is_clinician(self) -> bool:
+        return StaffRole.CLINICIAN in self.staff_roles
+
+    @property
+    def is_operator(self) -> bool:
+        return StaffRole.OPERATOR in self.staff_roles
+
+    @property
+    def role(self) -> str:
+        """The role an access-log entry names (a clinician who is also an operator acts as clinician)."""
+        if self.is_clinician:
+            return "clinician"
+        if self.is_operator:
+            return "operator"
+        return "anonymous" if self.is_anonymous else "patient"
+
+
+ANONYMOUS = Actor(person_id=None)
+
+
+class _System(Actor):
+    """The platform itself (periodic jobs): logged as "system", never given access to anything."""
+
+    @property
+    def role(self) -> str:
+        return "system"
+
+
+SYSTEM = _System(person_id=None)

@@ -1,0 +1,188 @@
+"""Logging in and sessions.
+
+A login runs through an identity provider: ``start_login`` keeps the provider's state under an opaque
+handle (only its hash is stored), ``complete_login`` creates or updates the person from the verified
+identity and opens a session. The session token is opaque and random; only its keyed hash (HMAC with a
+key derived from the master secret) is stored, so a database leak gives no usable tokens. Sessions
+expire and are revocable (``logout``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from legetime.core.identity.actors import ANONYMOUS, Actor
+from legetime.core.identity.nationalid import parse_national_id
+from legetime.core.platform.crypto import seal, unseal
+from legetime.core.platform.db.base import utcnow
+from legetime.core.platform.db.models import AuthSession, LoginTransaction, Person, StaffMembership
+from legetime.core.platform.errors import ErrorCode, LegetimeError, ValidationError
+from legetime.core.platform.providers.identity import (
+    LoginChallenge,
+    LoginPending,
+    LoginRequest,
+    VerifiedIdentity,
+)
+from legetime.core.protection import content
+
+if TYPE_CHECKING:
+    from legetime.core.platform.runtime import Platform
+
+
+class LoginFailed(LegetimeError):
+    code = ErrorCode.IDENTITY_REJECTED
+
+
+@dataclass(frozen=True)
+class StartedLogin:
+    handle: str
+    provider: str
+    challenge: LoginChallenge
+
+
+@dataclass(frozen=True)
+class CompletedLogin:
+    token: str
+    person: Person
+    expires_at: object
+
+
+def _hash(platform: Platform, purpose: str, secret: str) -> str:
+    return hmac.new(platform.derive_key(purpose), secret.encode(), hashlib.sha256).hexdigest()
+
+
+async def start_login(
+    session: AsyncSession,
+    platform: Platform,
+    *,
+    provider: str | None,
+    login_hint: str | None,
+    return_url: str | None,
+) -> StartedLogin:
+    try:
+        identity = platform.providers.identity(provider)
+    except LookupError:
+        raise ValidationError("Ukjent innloggingsmetode.", field="provider") from None
+    started = await identity.start(LoginRequest(return_url=return_url, login_hint=login_hint))
+    handle = secrets.token_urlsafe(32)
+    ttl = timedelta(minutes=platform.settings.login_ttl_minutes)
+    login_id = uuid.uuid4()
+    session.add(
+        LoginTransaction(
+            id=login_id,
+            handle_hash=_hash(platform, "login-handle", handle),
+            provider=identity.name,
+            state_sealed=_seal_state(platform, login_id, dict(started.state)),
+            expires_at=utcnow() + ttl,
+        )
+    )
+    await session.flush()
+    return StartedLogin(handle=handle, provider=identity.name, challenge=started.challenge)
+
+
+async def complete_login(
+    session: AsyncSession, platform: Platform, *, handle: str, params: dict[str, str]
+) -> CompletedLogin | LoginPending:
+    login = await session.scalar(
+        select(LoginTransaction).where(
+            LoginTransaction.handle_hash == _hash(platform, "login-handle", handle)
+        )
+    )
+    if login is None or login.finished_at is not None or login.expires_at <= utcnow():
+        raise LoginFailed("Innloggingen er utløpt eller ukjent. Start på nytt.", field="handle")
+    identity = platform.providers.identity(login.provider)
+    login.polls += 1
+    state = _open_state(platform, login)
+    result = await identity.complete(state, {**params, "poll_round": str(login.polls)})
+    if isinstance(result, LoginPending):
+        return result
+    login.finished_at = utcnow()
+    if result.country != "NO":
+        # Persons are keyed by Norwegian national IDs (fødselsnummer/D-number); a Swedish personnummer
+        # is verified by its provider but cannot be a patient here yet.
+        raise LoginFailed(
+            "Du er logget inn med en svensk e-legitimasjon, men tjenesten krever norsk fødselsnummer "
+            "eller D-nummer.",
+            field="provider",
+        )
+    login.state_sealed = _seal_state(platform, login.id, {})  # nothing of the login is kept
+    person = await upsert_person(session, platform, result)
+    token = secrets.token_urlsafe(32)
+    expires_at = utcnow() + timedelta(hours=platform.settings.session_ttl_hours)
+    session.add(
+        AuthSession(
+            token_hash=_hash(platform, "session-token", token),
+            person_id=person.id,
+            provider=result.provider,
+            assurance_level=result.assurance_level.value,
+            expires_at=expires_at,
+        )
+    )
+    await session.flush()
+    return CompletedLogin(token=token, person=person, expires_at=expires_at)
+
+
+def _seal_state(platform: Platform, login_id: uuid.UUID, state: dict[str, Any]) -> bytes:
+    """A provider's login state may hold a national ID or secrets (QR secret, PKCE verifier): sealed."""
+    aad = f"legetime:{login_id}:login_state".encode()
+    return seal(platform.derive_key("login-state"), json.dumps(state).encode(), aad)
+
+
+def _open_state(platform: Platform, login: LoginTransaction) -> dict[str, Any]:
+    aad = f"legetime:{login.id}:login_state".encode()
+    state: dict[str, Any] = json.loads(unseal(platform.derive_key("login-state"), login.state_sealed, aad))
+    return state
+
+
+async def upsert_person(session: AsyncSession, platform: Platform, identity: VerifiedIdentity) -> Person:
+    """The person a verified identity names: created on first login, name kept current after (unless she
+    has corrected it herself)."""
+    national_id = parse_national_id(identity.national_id)
+    person = await content.find_person(session, platform, national_id.value)
+    if person is None:
+        person = content.new_person(
+            platform,
+            national_id.value,
+            given_name=identity.given_name,
+            family_name=identity.family_name,
+            birth_date=identity.birth_date,
+        )
+        session.add(person)
+    elif person.name_rectified_at is None:
+        person.given_name, person.family_name = identity.given_name, identity.family_name
+    await session.flush()
+    return person
+
+
+async def authenticate(session: AsyncSession, platform: Platform, token: str | None) -> Actor:
+    """The actor a bearer token stands for; anonymous for none, an unknown, expired or revoked one."""
+    if not token:
+        return ANONYMOUS
+    row = await session.scalar(
+        select(AuthSession).where(AuthSession.token_hash == _hash(platform, "session-token", token))
+    )
+    if row is None or row.revoked_at is not None or row.expires_at <= utcnow():
+        return ANONYMOUS
+    roles = (
+        await session.scalars(select(StaffMembership.role).where(StaffMembership.person_id == row.person_id))
+    ).all()
+    return Actor(person_id=row.person_id, staff_roles=frozenset(roles), session_id=row.id)
+
+
+async def logout(session: AsyncSession, actor: Actor) -> bool:
+    if actor.session_id is None:
+        return False
+    await session.execute(
+        update(AuthSession).where(AuthSession.id == actor.session_id).values(revoked_at=utcnow())
+    )
+    return True

@@ -1,0 +1,79 @@
+"""Phone numbers: parse what people type into E.164, and only accept numbers that can receive SMS.
+
+The platform reaches patients by SMS (answers ready, questions from the clinician), so a number that
+cannot receive SMS is as useless as a mistyped one and is refused at input, not discovered when a job
+fails. Types come from Google's numbering-plan metadata (``phonenumbers``): ``MOBILE``, and
+``FIXED_LINE_OR_MOBILE`` where the plan cannot tell them apart (USA, Canada). Norwegian landlines
+(+47 2x/3x/5x/6x/7x …) are fixed lines and refused.
+"""
+
+from __future__ import annotations
+
+import phonenumbers
+from phonenumbers import PhoneNumberFormat, PhoneNumberType
+
+from legetime.core.platform.errors import ErrorCode, ValidationError
+
+SMS_CAPABLE_TYPES = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
+MAX_INPUT_LENGTH = 64
+"""Longer input is not a phone number someone typed; refuse it before parsing."""
+
+
+class InvalidPhoneNumber(ValidationError):
+    """The input is not a phone number we can send SMS to. ``message`` is shown to the user; ``reason``
+    (``"format"``, ``"invalid"``, ``"extension"``, ``"not_mobile"``) is for code and logs."""
+
+    code = ErrorCode.INVALID_PHONE
+
+    def __init__(self, message: str, *, reason: str = "invalid", field: str | None = "phone") -> None:
+        super().__init__(message, field=field)
+        self.reason = reason
+
+
+def normalize_phone(value: str, default_region: str = "NO") -> str:
+    """Return the E.164 form (``+4741234567``) of a number that can receive SMS.
+
+    ``default_region`` applies to numbers written without a country code (``41234567``, ``412 34 567``);
+    ``+47…`` and ``0047…`` work anywhere. Raises :class:`InvalidPhoneNumber`.
+    """
+    text = value.strip()
+    if not text:
+        raise InvalidPhoneNumber("Oppgi et mobilnummer.", reason="format")
+    # phonenumbers turns letters into digits (vanity numbers like 1-800-FLOWERS): here a letter is a typo.
+    if len(text) > MAX_INPUT_LENGTH or any(char.isalpha() for char in text):
+        raise InvalidPhoneNumber(
+            "Telefonnummeret er ugyldig. Bruk bare siffer, mellomrom og +.", reason="format"
+        )
+    try:
+        number = phonenumbers.parse(text, default_region)
+    except phonenumbers.NumberParseException:
+        raise InvalidPhoneNumber("Telefonnummeret er ugyldig.", reason="format") from None
+    if not phonenumbers.is_valid_number(number):
+        raise InvalidPhoneNumber(
+            "Telefonnummeret er ugyldig. Sjekk landkoden og antall siffer.", reason="invalid"
+        )
+    if number.extension:
+        raise InvalidPhoneNumber("Telefonnummeret kan ikke ha internnummer.", reason="extension")
+    if phonenumbers.number_type(number) not in SMS_CAPABLE_TYPES:
+        raise InvalidPhoneNumber(
+            "Telefonnummeret kan ikke motta SMS. Oppgi et mobilnummer.", reason="not_mobile"
+        )
+    return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+
+
+def is_mobile(e164: str) -> bool:
+    """Whether an E.164 number (``+`` and country code) is valid and can receive SMS per the numbering plan.
+
+    Same test as :func:`normalize_phone` (``MOBILE`` or ``FIXED_LINE_OR_MOBILE``); never raises.
+    """
+    if not e164.startswith("+"):
+        return False
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return False
+    return (
+        phonenumbers.is_valid_number(number)
+        and not number.extension
+        and phonenumbers.number_type(number) in SMS_CAPABLE_TYPES
+    )

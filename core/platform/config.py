@@ -1,0 +1,268 @@
+"""Configuration from ``LEGETIME_*`` environment variables (pydantic-settings).
+
+The embedded default needs nothing installed: a SQLite file in the data directory and in-process jobs.
+``LEGETIME_DATABASE_URL`` and ``LEGETIME_REDIS_URL`` switch to PostgreSQL and Redis. In production the
+settings refuse unsafe defaults with an error that names the variable to fix.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import time
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings.exceptions import SettingsError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from legetime.core.platform.errors import ConfigError
+
+ENV_PREFIX = "LEGETIME_"
+SUPPORTED_DATABASE_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
+# A list read from one variable as "a,b" (JSON lists work too).
+NameList = Annotated[list[str], NoDecode]
+
+
+class Environment(StrEnum):
+    DEVELOPMENT = "development"
+    PRODUCTION = "production"
+
+
+class Settings(BaseSettings):
+    """Every platform setting. Plugin settings live in each plugin's own model (see ``core.plugins``)."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", validate_default=True)
+
+    environment: Environment = Environment.DEVELOPMENT
+    data_dir: Path = Field(default=Path("var"), description="Where the embedded default keeps its files.")
+    database_url: str | None = Field(
+        default=None, description="SQLAlchemy async URL; default: SQLite file in the data directory."
+    )
+    redis_url: str | None = Field(
+        default=None, description="Redis URL; set it to run jobs on dramatiq's RedisBroker and workers."
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Master secret for derived keys (signatures, token hashes). Generated into the data "
+        "directory in development; required in production.",
+    )
+    master_keys: SecretStr | None = Field(
+        default=None,
+        description="Master keys that wrap the per-case data keys: comma-separated id=<base64url 32 bytes>; "
+        "the first wraps new keys, the rest only unwrap (rotation). 'local' names the key derived from the "
+        "master secret, which is the only key when this is unset.",
+    )
+
+    # Providers, by capability: which are enabled (comma-separated) and which is the default.
+    identity_providers: NameList = Field(default_factory=lambda: ["bankid-test"])
+    payment_providers: NameList = Field(default_factory=lambda: ["fake"])
+    sms_provider: str = "outbox"
+    storage_provider: str = "local"
+    journal_provider: str = "template"
+    disabled_plugins: NameList = Field(
+        default_factory=list, description="Plugin names not to load (default or third-party)."
+    )
+
+    # The consultation.
+    price_minor: int = Field(default=35000, gt=0, description="Fee in minor units (øre).")
+    currency: str = Field(default="NOK", pattern=r"^[A-Z]{3}$")
+    sla_cutoff: time = time(20, 0)
+    timezone: str = "Europe/Oslo"
+
+    # Logins and sessions.
+    session_ttl_hours: float = Field(default=12, gt=0, description="How long a login session lasts.")
+    login_ttl_minutes: float = Field(default=10, gt=0, description="How long a started login may take.")
+    public_url: str = Field(
+        default="http://127.0.0.1:8000", description="Where patients reach the service (links in SMS)."
+    )
+    auto_close_hours: float = Field(
+        default=72, gt=0, description="Answered cases close by themselves (and are charged) after this time."
+    )
+    sms_sender: str = Field(default="Legetime", max_length=11, description="Alphanumeric SMS sender.")
+
+    # Payments.
+    payment_abandon_minutes: float = Field(
+        default=60, gt=0, description="A payment the payer has not approved in this time is cancelled."
+    )
+    payment_reconcile_minutes: float = Field(
+        default=15, gt=0, description="How often open payments are re-fetched from the provider."
+    )
+    payment_expiry_margin_hours: float = Field(
+        default=24,
+        ge=0,
+        description="Answered cases close (and are charged) this long before the hold lapses.",
+    )
+
+    # Privacy.
+    retention_months: int = Field(
+        default=3, ge=0, description="Months a case's communication is kept after it is closed or cancelled."
+    )
+    purge_batch_size: int = Field(default=500, ge=1, le=10000, description="Cases per purge transaction.")
+    purge_interval_minutes: float = Field(default=60, gt=0, description="How often the purge job runs.")
+
+    # GraphQL.
+    graphiql: bool = True
+    introspection: bool = True
+    max_query_depth: int = Field(default=12, ge=2)
+    max_aliases: int = Field(default=15, ge=1)
+    max_tokens: int = Field(default=2000, ge=50)
+    max_page_size: int = Field(default=100, ge=1)
+    default_page_size: int = Field(default=20, ge=1)
+
+    # Jobs.
+    outbox_poll_seconds: float = Field(default=0.5, gt=0)
+    job_max_attempts: int = Field(default=8, ge=1)
+    job_relay_timeout_seconds: float = Field(
+        default=300, gt=0, description="Relay a job again if no worker finished it in this time."
+    )
+    worker_threads: int = Field(default=4, ge=1)
+    queue_namespace: str = Field(default="legetime", description="Redis key prefix of the job queues.")
+
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @field_validator("identity_providers", "payment_providers", "disabled_plugins", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        # Environment variables carry lists as "a,b" (JSON lists work too).
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            url = make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(f"not a database URL ({exc})") from None
+        if url.drivername not in SUPPORTED_DATABASE_DRIVERS:
+            supported = ", ".join(SUPPORTED_DATABASE_DRIVERS)
+            raise ValueError(f"driver {url.drivername!r} is not supported; use one of {supported}")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("master_keys")
+    @classmethod
+    def _master_keys(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            from legetime.core.platform.crypto import parse_master_keys
+
+            entries = [e for e in value.get_secret_value().split(",") if e.strip()]
+            if not entries:
+                raise ValueError("name at least one master key (id=<base64url of 32 bytes>)")
+            parse_master_keys(entries, local_key=bytes(32))  # raises ValueError naming the entry
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _production_is_safe(self) -> Settings:
+        if self.environment != Environment.PRODUCTION:
+            return self
+        if self.secret_key is None or len(self.secret_key.get_secret_value()) < 32:
+            raise ValueError("LEGETIME_SECRET_KEY: production needs a secret key of at least 32 characters")
+        if "graphiql" not in self.model_fields_set:
+            raise ValueError(
+                "LEGETIME_GRAPHIQL: GraphiQL is on by default; in production set it explicitly "
+                "(false, or true to allow it)"
+            )
+        if self.default_page_size > self.max_page_size:
+            raise ValueError("LEGETIME_DEFAULT_PAGE_SIZE: larger than LEGETIME_MAX_PAGE_SIZE")
+        return self
+
+    @classmethod
+    def defaults(cls, **values: Any) -> Settings:
+        """Settings from the given values and the defaults only, ignoring the environment (SDL export)."""
+        return _DefaultsOnly(**values)
+
+    # Derived values.
+    @property
+    def is_production(self) -> bool:
+        return self.environment == Environment.PRODUCTION
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'legetime.db').resolve()}"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def master_key_entries(self) -> list[str]:
+        if self.master_keys is None:
+            return ["local"]
+        return [e.strip() for e in self.master_keys.get_secret_value().split(",") if e.strip()]
+
+    def master_secret(self) -> bytes:
+        """The master secret; in development generated once into the data directory."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode()
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip().encode()
+
+
+class _DefaultsOnly(Settings):
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: Any, init_settings: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        return (init_settings,)
+
+
+def env_name(field: str, prefix: str = ENV_PREFIX) -> str:
+    return f"{prefix}{field}".upper()
+
+
+def describe_validation_error(exc: ValidationError, prefix: str = ENV_PREFIX) -> ConfigError:
+    """Turn the first pydantic error into a ConfigError that names the environment variable."""
+    first = exc.errors()[0]
+    loc = [str(part) for part in first.get("loc", ()) if not isinstance(part, int)]
+    message = str(first.get("msg", "invalid value")).removeprefix("Value error, ")
+    if loc:
+        return ConfigError(env_name(loc[0], prefix), message)
+    # Model-level validators name the variable themselves: "LEGETIME_X: why".
+    setting, _, why = message.partition(": ")
+    if setting.startswith(prefix):
+        return ConfigError(setting, why)
+    return ConfigError(prefix + "*", message)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings from the environment (plus explicit overrides); raise ConfigError naming the variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise describe_validation_error(exc) from None
+    except SettingsError as exc:
+        field = str(exc).split('"')[1] if '"' in str(exc) else "*"
+        raise ConfigError(env_name(field), str(exc)) from None

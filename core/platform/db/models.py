@@ -1,0 +1,446 @@
+"""The core's data: persons, cases and who takes part, consents, messages, attachments, payments,
+journal notes, the access log and the job outbox. Columns as in DESIGN.md."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+)
+from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
+
+from legetime.core.platform.db.base import Base, enum_column, new_id, utcnow
+
+# --- enums -----------------------------------------------------------------------------------------
+
+
+class CaseStatus(StrEnum):
+    DRAFT = "draft"
+    SUBMITTED = "submitted"
+    IN_REVIEW = "in_review"
+    AWAITING_PATIENT = "awaiting_patient"
+    ANSWERED = "answered"
+    CLOSED = "closed"
+    CANCELLED = "cancelled"
+
+
+class RequesterRole(StrEnum):
+    SELF = "self"
+    GUARDIAN = "guardian"
+
+
+class ParticipantRole(StrEnum):
+    PATIENT = "patient"
+    GUARDIAN = "guardian"
+    CLINICIAN = "clinician"
+
+
+class StaffRole(StrEnum):
+    CLINICIAN = "clinician"
+    OPERATOR = "operator"
+
+
+class ConsentPurpose(StrEnum):
+    COMMUNICATION_STORAGE = "communication_storage"
+    AI_JOURNAL = "ai_journal"
+    IMAGE_STORAGE = "image_storage"
+    KJERNEJOURNAL_LOOKUP = "kjernejournal_lookup"
+    INSURER_DISCLOSURE = "insurer_disclosure"
+
+
+class ConsentAction(StrEnum):
+    GRANTED = "granted"
+    WITHDRAWN = "withdrawn"
+
+
+class CaseOutcome(StrEnum):
+    ADVICE = "advice"
+    PHYSICAL_EXAMINATION = "physical_examination"
+    PRESCRIPTION = "prescription"
+
+
+class MessageKind(StrEnum):
+    MESSAGE = "message"
+    FOLLOW_UP = "follow_up"
+    ANSWER = "answer"
+
+
+class JournalNoteStatus(StrEnum):
+    DRAFT = "draft"
+    APPROVED = "approved"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"  # committed, not yet handed to the broker
+    RELAYED = "relayed"  # handed to the broker
+    DONE = "done"
+    FAILED = "failed"  # gave up after the maximum attempts
+
+
+# --- people ----------------------------------------------------------------------------------------
+
+
+class Person(Base):
+    __tablename__ = "person"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    national_id_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    """Keyed hash of the national ID: how a person is found. The ID itself is only stored sealed."""
+    national_id_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    key_id: Mapped[str] = mapped_column(String(50))
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    """The person's data key (for her national ID), wrapped by master key ``key_id``."""
+    given_name: Mapped[str] = mapped_column(String(200))
+    family_name: Mapped[str] = mapped_column(String(200))
+    birth_date: Mapped[date] = mapped_column(Date)
+    phone: Mapped[str | None] = mapped_column(String(20))
+    name_rectified_at: Mapped[datetime | None]
+    """Set when she corrected her name herself: logins no longer overwrite it."""
+    restricted_at: Mapped[datetime | None]
+    """Restriction of processing (GDPR art. 18): only storage and legal duties while set."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    staff_roles: Mapped[list[StaffMembership]] = relationship(back_populates="person", lazy="raise")
+
+
+class StaffMembership(Base):
+    """A person who works here, in a role (clinician, operator)."""
+
+    __tablename__ = "staff_membership"
+    __table_args__ = (UniqueConstraint("person_id", "role"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
+    role: Mapped[StaffRole] = mapped_column(enum_column(StaffRole))
+    hpr_number: Mapped[str | None] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    person: Mapped[Person] = relationship(back_populates="staff_roles", lazy="raise")
+
+
+# --- cases -----------------------------------------------------------------------------------------
+
+
+class Case(Base):
+    __tablename__ = "consultation_case"
+    __table_args__ = (Index("ix_case_status_sla", "status", "sla_due_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    number: Mapped[str] = mapped_column(String(20), unique=True)
+    subject_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("person.id"), index=True)
+    requester_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("person.id"), index=True)
+    requester_role: Mapped[RequesterRole] = mapped_column(enum_column(RequesterRole))
+    status: Mapped[CaseStatus] = mapped_column(enum_column(CaseStatus), default=CaseStatus.DRAFT)
+    outcome: Mapped[CaseOutcome | None] = mapped_column(enum_column(CaseOutcome))
+    questionnaire_key: Mapped[str | None] = mapped_column(String(100))
+    questionnaire_version: Mapped[int | None] = mapped_column(Integer)
+    answers_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """Questionnaire answers, sealed with the communication key (JSON)."""
+    communication_key_id: Mapped[str | None] = mapped_column(String(50))
+    communication_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """Wraps answers, messages and images; deleted when the communication is (crypto-shredding)."""
+    record_key_id: Mapped[str] = mapped_column(String(50))
+    record_key: Mapped[bytes] = mapped_column(LargeBinary)
+    """Wraps journal notes, which are kept under health-record law."""
+    purged_at: Mapped[datetime | None]
+    price_amount: Mapped[int] = mapped_column(Integer)
+    price_currency: Mapped[str] = mapped_column(String(3))
+    sla_due_at: Mapped[datetime | None]
+    submitted_at: Mapped[datetime | None]
+    answered_at: Mapped[datetime | None]
+    closed_at: Mapped[datetime | None]
+    cancelled_at: Mapped[datetime | None]
+    retention_until: Mapped[datetime | None] = mapped_column(index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    assigned_clinician_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("person.id"), index=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - optimistic locking of transitions
+
+
+class Participant(Base):
+    """A person's role on a case; roles drive access."""
+
+    __tablename__ = "participant"
+    __table_args__ = (UniqueConstraint("case_id", "person_id", "role"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    case_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("consultation_case.id", ondelete="CASCADE"), index=True
+    )
+    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("person.id"), index=True)
+    role: Mapped[ParticipantRole] = mapped_column(enum_column(ParticipantRole))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Consent(Base):
+    """One entry of a person's consent history. Append-only: never updated or deleted."""
+
+    __tablename__ = "consent"
+    __table_args__ = (Index("ix_consent_person_purpose", "person_id", "purpose", "created_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("person.id"))
+    case_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("consultation_case.id"))
+    purpose: Mapped[ConsentPurpose] = mapped_column(enum_column(ConsentPurpose))
+    action: Mapped[ConsentAction] = mapped_column(enum_column(ConsentAction))
+    text_version: Mapped[str] = mapped_column(String(50))
+    given_by_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("person.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Message(Base):
+    __tablename__ = "message"
+    __table_args__ = (
+        Index("ix_message_case_created", "case_id", "created_at"),
+        UniqueConstraint("case_id", "idempotency_key"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consultation_case.id", ondelete="CASCADE"))
+    author_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("person.id"))
+    author_role: Mapped[ParticipantRole] = mapped_column(enum_column(ParticipantRole))
+    kind: Mapped[MessageKind] = mapped_column(enum_column(MessageKind), default=MessageKind.MESSAGE)
+    body_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    withheld_from_guardian: Mapped[bool] = mapped_column(Boolean, default=False)
+    idempotency_key: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Attachment(Base):
+    __tablename__ = "attachment"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    case_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("consultation_case.id", ondelete="CASCADE"), index=True
+    )
+    uploaded_by_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("person.id"))
+    storage_provider: Mapped[str] = mapped_column(String(50))
+    storage_key: Mapped[str] = mapped_column(String(255), unique=True)
+    content_type: Mapped[str] = mapped_column(String(50))
+    size_bytes: Mapped[int] = mapped_column(Integer)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    """Of the plain image: a re-upload of the same image is recognised."""
+    sealed: Mapped[bool] = mapped_column(Boolean, default=True)
+    """The stored object is sealed with the case's communication key."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class PaymentReservation(Base):
+    """The fee reserved for a case, as the provider last reported it (amounts in minor units)."""
+
+    __tablename__ = "payment_reservation"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consultation_case.id"), index=True)
+    provider: Mapped[str] = mapped_column(String(50))
+    provider_payment_id: Mapped[str] = mapped_column(String(255))
+    idempotency_key: Mapped[str] = mapped_column(String(255), unique=True)
+    amount: Mapped[int] = mapped_column(Integer)
+    currency: Mapped[str] = mapped_column(String(3))
+    authorized_amount: Mapped[int] = mapped_column(Integer, default=0)
+    captured_amount: Mapped[int] = mapped_column(Integer, default=0)
+    released_amount: Mapped[int] = mapped_column(Integer, default=0)
+    refunded_amount: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(30))
+    expires_at: Mapped[datetime | None]
+    action_url: Mapped[str | None] = mapped_column(String(2000))
+    """Where the payer approves (3-D Secure, the Vipps app) while the payment is pending."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        UniqueConstraint("provider", "provider_payment_id"),
+        Index("ix_payment_reservation_status_updated", "status", "updated_at"),
+    )
+
+
+class JournalNote(Base):
+    """A journal note: drafted (by a drafter or a clinician), edited, then approved and immutable."""
+
+    __tablename__ = "journal_note"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consultation_case.id"), index=True)
+    status: Mapped[JournalNoteStatus] = mapped_column(
+        enum_column(JournalNoteStatus), default=JournalNoteStatus.DRAFT
+    )
+    content_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    """Text and sections (JSON), sealed with the case's record key."""
+    withheld_from_guardian: Mapped[bool] = mapped_column(Boolean, default=False)
+    drafter: Mapped[str | None] = mapped_column(String(100))
+    drafter_version: Mapped[str | None] = mapped_column(String(50))
+    model: Mapped[str | None] = mapped_column(String(100))
+    prompt_version: Mapped[str | None] = mapped_column(String(50))
+    approved_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("person.id"))
+    approved_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class AuditEvent(Base):
+    """The access log (Normen): who did what to whose health data, when and why. Append-only and
+    hash-chained: ``hash`` covers the row and the previous row's hash."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (Index("ix_audit_event_person", "person_id", "occurred_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("person.id"))
+    actor_role: Mapped[str] = mapped_column(String(30))
+    person_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("person.id"))
+    object_type: Mapped[str] = mapped_column(String(50))
+    object_id: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(50))
+    reason: Mapped[str | None] = mapped_column(String(255))
+    prev_hash: Mapped[str | None] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class OutboxJob(Base):
+    """A job written in the same transaction as the change that causes it; a relay hands it to dramatiq."""
+
+    __tablename__ = "outbox_job"
+    __table_args__ = (Index("ix_outbox_job_pending", "status", "available_at"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    dedupe_key: Mapped[str | None] = mapped_column(String(255), unique=True)
+    status: Mapped[OutboxStatus] = mapped_column(enum_column(OutboxStatus), default=OutboxStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    available_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    relayed_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+
+class LoginTransaction(Base):
+    """A login in progress: the identity provider's state, kept by the core (providers are stateless).
+    The client holds an opaque handle; only its hash is stored."""
+
+    __tablename__ = "login_transaction"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    handle_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    provider: Mapped[str] = mapped_column(String(50))
+    state_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    """The provider's state (JSON), sealed: it may hold a national ID or a provider secret."""
+    polls: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+
+
+class AuthSession(Base):
+    """A logged-in session. The bearer token is opaque; only its keyed hash is stored."""
+
+    __tablename__ = "auth_session"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("person.id"), index=True)
+    provider: Mapped[str] = mapped_column(String(50))
+    assurance_level: Mapped[str] = mapped_column(String(30))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+
+
+class Notification(Base):
+    """An SMS sent (or to be sent) about a case event. Operators see these; the text holds no health
+    content by rule, and the recipient is stored so a failed send can be explained."""
+
+    __tablename__ = "notification"
+    __table_args__ = (UniqueConstraint("reference"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consultation_case.id"), index=True)
+    event: Mapped[str] = mapped_column(String(30))
+    reference: Mapped[str] = mapped_column(String(100))
+    to: Mapped[str | None] = mapped_column(String(20))
+    provider: Mapped[str | None] = mapped_column(String(50))
+    provider_id: Mapped[str | None] = mapped_column(String(100))
+    segments: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+
+
+class CaseErasure(Base):
+    """A tombstone: what was deleted from a case, when, and by which rule. Holds no content."""
+
+    __tablename__ = "case_erasure"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consultation_case.id"), index=True)
+    rule: Mapped[str] = mapped_column(String(30))
+    run_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("retention_run.id"))
+    deleted: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    """Counts by kind: answers, messages, images."""
+    erased_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CaseStatistic(Base):
+    """Anonymised statistics, recorded before a case's communication is deleted. No case or person id,
+    no date finer than a day, ages only in bands."""
+
+    __tablename__ = "case_statistic"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    day: Mapped[date] = mapped_column(Date, index=True)
+    category: Mapped[str] = mapped_column(String(100))
+    age_band: Mapped[str] = mapped_column(String(10))
+    for_child: Mapped[bool] = mapped_column(Boolean)
+    outcome: Mapped[str | None] = mapped_column(String(30))
+    final_status: Mapped[str] = mapped_column(String(30))
+    response_minutes: Mapped[int | None] = mapped_column(Integer)
+
+
+class RetentionRun(Base):
+    """One run of the purge (retention, consent withdrawal or erasure request): operators see them."""
+
+    __tablename__ = "retention_run"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    rule: Mapped[str] = mapped_column(String(30))
+    trigger: Mapped[str] = mapped_column(String(30))  # schedule | cli | graphql | patient
+    actor_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("person.id"))
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    cases: Mapped[int] = mapped_column(Integer, default=0)
+    messages: Mapped[int] = mapped_column(Integer, default=0)
+    images: Mapped[int] = mapped_column(Integer, default=0)
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+APPEND_ONLY = (Consent, AuditEvent)
+
+
+@event.listens_for(Session, "before_flush")
+def _refuse_changes_to_history(session: Session, flush_context: Any, instances: Any) -> None:
+    """Consent history and the access log are append-only: the ORM refuses updates and deletes."""
+    for obj in list(session.dirty) + list(session.deleted):
+        if isinstance(obj, APPEND_ONLY) and (obj in session.deleted or session.is_modified(obj)):
+            raise PermissionError(f"{type(obj).__name__} is append-only")

@@ -1,0 +1,89 @@
+"""The transactional outbox: a job is a row written in the same transaction as the change causing it.
+
+If the transaction rolls back, the job never existed; if it commits, the relay will hand it to the
+broker, again and again until a worker has finished it (at least once; actors are idempotent).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from legetime.core.platform.db.base import utcnow
+from legetime.core.platform.db.models import OutboxJob, OutboxStatus
+from legetime.core.platform.errors import ValidationError
+
+
+async def enqueue(
+    session: AsyncSession,
+    name: str,
+    payload: dict[str, Any] | None = None,
+    *,
+    dedupe_key: str | None = None,
+    delay: timedelta | None = None,
+) -> OutboxJob:
+    """Add a job to the caller's transaction. With ``dedupe_key``, the same key enqueues once only."""
+    payload = payload or {}
+    try:
+        json.dumps(payload)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"job payload is not JSON: {exc}", field="payload") from None
+    if dedupe_key is not None:
+        existing = await session.scalar(select(OutboxJob).where(OutboxJob.dedupe_key == dedupe_key))
+        if existing is not None:
+            return existing
+    job = OutboxJob(
+        name=name,
+        payload=payload,
+        dedupe_key=dedupe_key,
+        available_at=utcnow() + (delay or timedelta()),
+    )
+    session.add(job)
+    await session.flush()
+    return job
+
+
+async def relay_once(
+    session: AsyncSession,
+    send: Callable[[str], object],
+    *,
+    relay_timeout: timedelta,
+    batch_size: int = 100,
+    now: datetime | None = None,
+) -> int:
+    """Hand due jobs to the broker and mark them relayed; call inside a transaction.
+
+    Pending jobs, and relayed ones no worker finished within ``relay_timeout`` (the broker may have lost
+    them: Redis without persistence), are sent. Sending before the commit means a crash between the two
+    sends a job twice, never zero times. ``SKIP LOCKED`` lets several relays run side by side on PostgreSQL.
+    """
+    now = now or utcnow()
+    due = (
+        select(OutboxJob.id)
+        .where(
+            OutboxJob.available_at <= now,
+            or_(
+                OutboxJob.status == OutboxStatus.PENDING,
+                (OutboxJob.status == OutboxStatus.RELAYED) & (OutboxJob.relayed_at < now - relay_timeout),
+            ),
+        )
+        .order_by(OutboxJob.available_at)
+        .limit(batch_size)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list((await session.scalars(due)).all())
+    for job_id in ids:
+        send(str(job_id))
+    if ids:
+        await session.execute(
+            update(OutboxJob)
+            .where(OutboxJob.id.in_(ids))
+            .values(status=OutboxStatus.RELAYED, relayed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return len(ids)

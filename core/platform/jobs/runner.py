@@ -1,0 +1,262 @@
+"""Runs outbox jobs on dramatiq: RedisBroker with ``LEGETIME_REDIS_URL``, else an in-process worker.
+
+One dramatiq actor, ``legetime.run_job(job_id)``, runs any registered handler. It is idempotent: the
+job row is locked, a finished job is skipped, and the handler's database work commits together with
+marking the job done. A failing handler is retried with backoff by dramatiq until the maximum attempts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import dramatiq
+import structlog
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import AsyncIO
+from sqlalchemy import select, update
+
+from legetime.core.platform.db.base import utcnow
+from legetime.core.platform.db.engine import Database
+from legetime.core.platform.db.models import OutboxJob, OutboxStatus
+from legetime.core.platform.jobs.outbox import relay_once
+from legetime.core.platform.jobs.types import JobContext
+
+if TYPE_CHECKING:
+    from legetime.core.platform.runtime import Platform
+
+log = structlog.get_logger(__name__)
+
+ACTOR_NAME = "legetime.run_job"
+QUEUE_NAME = "legetime"
+SHUTDOWN_GRACE_SECONDS = 30.0  # how long a periodic run in progress may take to finish at shutdown
+
+
+def make_broker(platform: Platform) -> dramatiq.Broker:
+    settings = platform.settings
+    broker: dramatiq.Broker
+    if settings.redis_url:
+        from dramatiq.brokers.redis import RedisBroker
+
+        broker = RedisBroker(url=settings.redis_url, namespace=settings.queue_namespace)
+    else:
+        broker = StubBroker()
+    broker.add_middleware(AsyncIO())
+    return broker
+
+
+class JobRunner:
+    """The broker, the actor, the relay and (when asked) the workers of one process."""
+
+    def __init__(self, platform: Platform, broker: dramatiq.Broker | None = None) -> None:
+        self.platform = platform
+        self.broker = broker or make_broker(platform)
+        self._worker_db: Database | None = None
+        self._worker: dramatiq.Worker | None = None
+        self._scheduler: AsyncIOScheduler | None = None
+        self._periodic: set[asyncio.Task[Any]] = set()
+        self.actor = dramatiq.actor(
+            broker=self.broker,
+            actor_name=ACTOR_NAME,
+            queue_name=QUEUE_NAME,
+            max_retries=platform.settings.job_max_attempts,
+            min_backoff=500,
+            max_backoff=300_000,
+        )(self._run)
+
+    # --- the relay (API or worker process) ---------------------------------------------------------
+
+    async def relay(self, db: Database | None = None) -> int:
+        db = db or self.platform.db
+        async with db.transaction() as session:
+            return await relay_once(
+                session,
+                lambda job_id: self.actor.send(job_id),
+                relay_timeout=timedelta(seconds=self.platform.settings.job_relay_timeout_seconds),
+            )
+
+    async def close_answered(self) -> int:
+        from legetime.core.consultation.cases import close_answered_cases
+
+        async with self.platform.db.transaction() as session:
+            return await close_answered_cases(session, self.platform, utcnow())
+
+    async def reconcile_payments(self) -> None:
+        """Re-fetch open payments, cancel abandoned ones, capture or release what a lost job left."""
+        from legetime.core.consultation.payments import reconcile
+
+        async with self.platform.db.transaction() as session:
+            await reconcile(session, self.platform, utcnow())
+
+    async def purge(self) -> int:
+        """Delete the communication of cases past their retention time (batched; see core.purge)."""
+        from legetime.core.identity.actors import SYSTEM
+        from legetime.core.protection.retention import run_retention
+
+        summary = await run_retention(self.platform, actor=SYSTEM, trigger="schedule")
+        return summary.cases
+
+    def start_scheduler(self) -> None:
+        """The periodic work, in the running event loop (APScheduler, one run of each at a time): the
+        outbox relay, closing answered cases the patient left open, and the retention purge."""
+        self._scheduler = AsyncIOScheduler()
+        every = {"max_instances": 1, "coalesce": True}
+        self._scheduler.add_job(
+            self._tracked(self.relay),
+            "interval",
+            seconds=self.platform.settings.outbox_poll_seconds,
+            id="outbox-relay",
+            **every,
+        )
+        self._scheduler.add_job(
+            self._tracked(self.close_answered), "interval", seconds=60, id="close-answered", **every
+        )
+        self._scheduler.add_job(
+            self._tracked(self.reconcile_payments),
+            "interval",
+            minutes=self.platform.settings.payment_reconcile_minutes,
+            id="reconcile-payments",
+            **every,
+        )
+        self._scheduler.add_job(
+            self._tracked(self.purge),
+            "interval",
+            minutes=self.platform.settings.purge_interval_minutes,
+            id="purge",
+            **every,
+        )
+        self._scheduler.start()
+
+    def _tracked(self, work: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[Any]]:
+        """``work`` as a scheduled job whose run in progress ``stop_scheduler`` can wait for."""
+
+        async def run() -> Any:
+            task = asyncio.current_task()
+            assert task is not None
+            self._periodic.add(task)
+            try:
+                return await work()
+            finally:
+                self._periodic.discard(task)
+
+        run.__name__ = run.__qualname__ = getattr(work, "__name__", "periodic")
+        return run
+
+    async def stop_scheduler(self) -> None:
+        """Stop the periodic work, letting a run in progress finish first. The scheduler's own shutdown
+        cancels it, and a transaction cancelled while the engine is being disposed can leave its
+        connection's close waiting forever (seen as a hang at shutdown on SQLite)."""
+        if self._scheduler is None:
+            return
+        self._scheduler.pause()
+        running = [task for task in self._periodic if not task.done()]
+        if running:
+            _, late = await asyncio.wait(running, timeout=SHUTDOWN_GRACE_SECONDS)
+            if late:  # cancel it while the database is still open, so its rollback can complete
+                log.warning("jobs.periodic_cancelled_at_shutdown", count=len(late))
+                for task in late:
+                    task.cancel()
+                await asyncio.wait(late, timeout=SHUTDOWN_GRACE_SECONDS)
+        self._scheduler.shutdown(wait=False)
+        self._scheduler = None
+
+    # --- the workers --------------------------------------------------------------------------------
+
+    def start_workers(self, threads: int | None = None) -> dramatiq.Worker:
+        self._worker = dramatiq.Worker(
+            self.broker, worker_threads=threads or self.platform.settings.worker_threads
+        )
+        self._worker.start()
+        return self._worker
+
+    def stop(self) -> None:
+        if self._worker_db is not None:
+            from dramatiq.asyncio import get_event_loop_thread
+
+            loop_thread = get_event_loop_thread()
+            if loop_thread is not None:
+                loop_thread.run_coroutine(self._worker_db.dispose())
+            self._worker_db = None
+        if self._scheduler is not None:
+            self._scheduler.shutdown(wait=False)
+            self._scheduler = None
+        if self._worker is not None:
+            self._worker.stop()
+            self._worker = None
+        self.broker.close()
+
+    async def _run(self, job_id: str) -> None:
+        # Runs in dramatiq's event-loop thread; the database handle is made there (loop-bound drivers).
+        if self._worker_db is None:
+            self._worker_db = Database(self.platform.settings.resolved_database_url)
+        await run_job(self.platform, self._worker_db, job_id)
+
+
+async def run_job(platform: Platform, db: Database, job_id: str) -> None:
+    """Run one outbox job at most once to completion (see the module docstring)."""
+    async with db.transaction() as session:
+        # Claim first: a conditional UPDATE as the transaction's first statement takes the row lock on
+        # PostgreSQL and the write lock on SQLite (where FOR UPDATE does nothing), so a second delivery
+        # waits here and then finds the job finished.
+        claimed = await session.execute(
+            update(OutboxJob)
+            .where(
+                OutboxJob.id == uuid.UUID(job_id),
+                OutboxJob.status.in_((OutboxStatus.PENDING, OutboxStatus.RELAYED)),
+            )
+            .values(attempts=OutboxJob.attempts + 1)
+            .execution_options(synchronize_session=False)
+        )
+        if claimed.rowcount == 0:  # type: ignore[attr-defined]
+            return  # unknown (rolled back) or already finished: a redelivery
+        job = await session.scalar(select(OutboxJob).where(OutboxJob.id == uuid.UUID(job_id)))
+        assert job is not None
+        handler = platform.jobs.get(job.name)
+        if handler is None:
+            job.status, job.finished_at = OutboxStatus.FAILED, utcnow()
+            job.last_error = f"no handler registered for job {job.name!r}"
+            log.error("job.unknown", job_id=job_id, job=job.name)
+            return
+        context = JobContext(platform=platform, session=session, job_id=job_id, attempt=job.attempts)
+        failure: Exception | None = None
+        try:
+            async with session.begin_nested():
+                await handler(context, dict(job.payload))
+        except Exception as exc:
+            failure = exc
+            job.last_error = f"{type(exc).__name__}: {exc}"[:2000]
+            if job.attempts >= platform.settings.job_max_attempts:
+                job.status, job.finished_at = OutboxStatus.FAILED, utcnow()
+                log.error("job.failed", job_id=job_id, job=job.name, attempts=job.attempts)
+                failure = None
+            else:
+                log.warning("job.retry", job_id=job_id, job=job.name, attempt=job.attempts)
+        else:
+            job.status, job.finished_at, job.last_error = OutboxStatus.DONE, utcnow(), None
+    if failure is not None:
+        # Raised after the commit, so the attempt is counted before dramatiq retries with backoff.
+        raise failure
+
+
+def run_forever(platform: Platform) -> None:
+    """``legetime worker``: dramatiq workers plus the relay, until interrupted."""
+    runner = JobRunner(platform)
+    runner.start_workers()
+
+    async def main() -> None:
+        await platform.start()
+        runner.start_scheduler()
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await runner.stop_scheduler()
+            runner.stop()
+            await platform.close()
+
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(main())

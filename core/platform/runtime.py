@@ -1,0 +1,83 @@
+"""The running platform: settings, plugins, providers, database and jobs, built once at start-up.
+
+Start-up fails fast: invalid settings, unknown hooks, unknown or unsafe providers and invalid plugin
+settings all raise before anything is served.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+import pluggy
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+
+from legetime.core.platform.config import Settings, load_settings
+from legetime.core.platform.crypto import KeyRing, parse_master_keys
+from legetime.core.platform.db.engine import Database
+from legetime.core.platform.hooks import Hooks
+from legetime.core.platform.plugins import DEFAULT_PLUGINS, create_plugin_manager
+from legetime.core.platform.registry import ProviderRegistry, build_registry
+
+if TYPE_CHECKING:
+    from legetime.core.platform.jobs.types import JobHandler
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    pm: pluggy.PluginManager
+    hooks: Hooks
+    providers: ProviderRegistry
+    jobs: dict[str, JobHandler] = field(default_factory=dict)
+
+    @classmethod
+    def create(
+        cls,
+        settings: Settings | None = None,
+        *,
+        extra_plugins: Iterable[object] = (),
+        default_plugins: Iterable[str] = DEFAULT_PLUGINS,
+        load_entry_points: bool = True,
+    ) -> Platform:
+        settings = settings or load_settings()
+        pm = create_plugin_manager(
+            default_plugins=default_plugins,
+            extra_plugins=extra_plugins,
+            disabled=settings.disabled_plugins,
+            load_entry_points=load_entry_points,
+        )
+        hooks = Hooks(pm)
+        providers = build_registry(hooks.providers(), settings, lambda purpose: derive_key(settings, purpose))
+        return cls(settings=settings, pm=pm, hooks=hooks, providers=providers, jobs=hooks.jobs())
+
+    @cached_property
+    def db(self) -> Database:
+        # Lazily: a worker creates it inside its own event loop (asyncpg connections are loop-bound).
+        return Database(self.settings.resolved_database_url)
+
+    def derive_key(self, purpose: str) -> bytes:
+        return derive_key(self.settings, purpose)
+
+    @cached_property
+    def keyring(self) -> KeyRing:
+        """The master keys that wrap every data key (``LEGETIME_MASTER_KEYS``)."""
+        local = derive_key(self.settings, "master-key:local")
+        return KeyRing(parse_master_keys(self.settings.master_key_entries(), local))
+
+    async def start(self) -> None:
+        await self.hooks.startup(self)
+
+    async def close(self) -> None:
+        if "db" in self.__dict__:
+            await self.db.dispose()
+
+
+def derive_key(settings: Settings, purpose: str) -> bytes:
+    """A 32-byte key for one purpose, derived from the master secret (HKDF-SHA256)."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=b"legetime", info=purpose.encode()).derive(
+        settings.master_secret()
+    )

@@ -1,0 +1,508 @@
+"""The patient's rights over her data (the privacy policy, seed 004): access and portability (export),
+rectification, restriction of processing, erasure, withdrawal of consent — and what a guardian may see.
+
+Erasure, withdrawn storage consent and retention share one machinery (``core.purge``). What the law
+requires us to keep is kept, and the patient is told what and why (``KEPT``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import ColumnElement
+
+from legetime.core.consultation import consents
+from legetime.core.consultation.access import as_clinician, load_case, require_person
+from legetime.core.consultation.attachments import image_url
+from legetime.core.consultation.case_states import CaseEvent, next_status
+from legetime.core.consultation.cases import ProcessingRestricted
+from legetime.core.identity.nationalid import age_on
+from legetime.core.platform.ctx import Ctx
+from legetime.core.platform.db.base import utcnow
+from legetime.core.platform.db.models import (
+    Attachment,
+    AuditEvent,
+    Case,
+    CaseErasure,
+    CaseStatus,
+    Consent,
+    ConsentPurpose,
+    JournalNote,
+    JournalNoteStatus,
+    Message,
+    PaymentReservation,
+    Person,
+    RequesterRole,
+    RetentionRun,
+)
+from legetime.core.platform.errors import NotFound, ValidationError
+from legetime.core.platform.jobs.outbox import enqueue
+from legetime.core.protection import audit, content
+from legetime.core.protection.retention import (
+    CONSENT_WITHDRAWN,
+    ENDED,
+    ERASURE_REQUEST,
+    IMAGE_CONSENT_WITHDRAWN,
+    Deleted,
+    erase_communication,
+    erase_images,
+)
+
+if TYPE_CHECKING:
+    from legetime.core.identity.actors import Actor
+    from legetime.core.platform.runtime import Platform
+
+MAX_NAME_LENGTH = 200
+
+
+@dataclass(frozen=True)
+class Kept:
+    what: str
+    why: str
+
+
+# What an erasure does not delete, and the legal duty that keeps it (shown to the patient, in bokmål).
+KEPT: tuple[Kept, ...] = (
+    Kept(
+        "Journalnotater",
+        "Helsepersonell har plikt til å føre journal, og journalen skal oppbevares "
+        "(helsepersonelloven § 39, pasientjournalloven).",
+    ),
+    Kept(
+        "Betalingsopplysninger",
+        "Regnskapsopplysninger skal oppbevares i fem år (bokføringsloven § 13).",
+    ),
+    Kept(
+        "Tilgangsloggen",
+        "Hvem som har lest eller endret helseopplysningene dine skal kunne dokumenteres "
+        "(pasientjournalloven § 22, Normen).",
+    ),
+    Kept("Samtykkehistorikken", "Vi må kunne dokumentere hva du har samtykket til, og når."),
+    Kept("Navn og fødselsnummer", "De knytter journalnotatene til deg, og journalen skal oppbevares."),
+)
+# When only the consent to storing images is withdrawn, the rest of the communication stays as agreed.
+KEPT_WITHOUT_IMAGES: tuple[Kept, ...] = (
+    Kept(
+        "Svar og meldinger",
+        "Du samtykker fortsatt til at de lagres. De slettes tre måneder etter at saken er avsluttet.",
+    ),
+    *KEPT,
+)
+
+
+@dataclass
+class ErasureAccount:
+    """What an erasure (or a withdrawn storage consent) deleted, what it kept and why."""
+
+    rule: str
+    cases: list[str] = field(default_factory=list)
+    """Numbers of the cases whose communication was deleted now."""
+    answers: int = 0
+    messages: int = 0
+    images: int = 0
+    pending: list[str] = field(default_factory=list)
+    """Numbers of cases still in progress: their communication is deleted as soon as they end."""
+    kept: tuple[Kept, ...] = KEPT
+
+
+# --- guardians -------------------------------------------------------------------------------------
+
+
+async def set_withheld_from_guardian(
+    ctx: Ctx, *, message_id: uuid.UUID | None, note_id: uuid.UUID | None, withheld: bool
+) -> Case:
+    """The assigned clinician keeps a message or journal note from the guardian of a patient aged 12–15
+    (pasient- og brukerrettighetsloven § 3-4): from 12 the child's own view counts."""
+    if (message_id is None) == (note_id is None):
+        raise ValidationError("Oppgi enten en melding eller et journalnotat.", field="messageId")
+    model: Any = Message if message_id is not None else JournalNote
+    target: Any = await ctx.session.get(model, message_id or note_id)
+    field_name = "messageId" if message_id is not None else "noteId"
+    if target is None:
+        raise NotFound("Fant ikke meldingen eller notatet.", field=field_name)
+    try:
+        case = await load_case(ctx, target.case_id, as_clinician(ctx.actor, write=True), for_update=True)
+    except NotFound:
+        raise NotFound("Fant ikke meldingen eller notatet.", field=field_name) from None
+    subject = await ctx.session.get(Person, case.subject_id)
+    assert subject is not None
+    age = age_on(subject.birth_date, ctx.today)
+    if case.requester_role is not RequesterRole.GUARDIAN or not 12 <= age < 16:
+        raise ValidationError(
+            "Bare for pasienter mellom 12 og 16 år i saker en forelder har opprettet.", field=field_name
+        )
+    target.withheld_from_guardian = withheld
+    await audit.log(
+        ctx,
+        person_id=case.subject_id,
+        object_type="message" if message_id is not None else "journal_note",
+        object_id=str(target.id),
+        action="withhold_from_guardian" if withheld else "show_to_guardian",
+        reason="treatment",
+    )
+    return case
+
+
+# --- rectification and restriction -----------------------------------------------------------------
+
+
+async def rectify_name(ctx: Ctx, given_name: str, family_name: str) -> Person:
+    person = await _me(ctx)
+    given_name, family_name = given_name.strip(), family_name.strip()
+    if not given_name or len(given_name) > MAX_NAME_LENGTH:
+        raise ValidationError("Oppgi fornavn (høyst 200 tegn).", field="givenName")
+    if not family_name or len(family_name) > MAX_NAME_LENGTH:
+        raise ValidationError("Oppgi etternavn (høyst 200 tegn).", field="familyName")
+    person.given_name, person.family_name, person.name_rectified_at = given_name, family_name, ctx.now
+    await audit.log(
+        ctx, person_id=person.id, object_type="person", object_id=str(person.id), action="rectify"
+    )
+    return person
+
+
+async def restrict_processing(ctx: Ctx, restricted: bool) -> Person:
+    """Restriction (GDPR art. 18): while set, only storage and legal duties — no new cases, no AI drafts.
+    Cases already submitted are still answered: the duty of responsible care outlives the restriction."""
+    person = await _me(ctx)
+    person.restricted_at = ctx.now if restricted else None
+    await audit.log(
+        ctx,
+        person_id=person.id,
+        object_type="person",
+        object_id=str(person.id),
+        action="restrict" if restricted else "lift_restriction",
+    )
+    return person
+
+
+async def require_unrestricted(ctx: Ctx, person_id: uuid.UUID) -> None:
+    person = await ctx.session.get(Person, person_id)
+    if person is not None and person.restricted_at is not None:
+        raise ProcessingRestricted(
+            "Behandlingen av opplysningene er begrenset etter ønske. Opphev begrensningen for å fortsette.",
+            field="restricted",
+        )
+
+
+async def _me(ctx: Ctx) -> Person:
+    person = await ctx.session.get(Person, require_person(ctx.actor), with_for_update=True)
+    assert person is not None
+    return person
+
+
+# --- erasure ---------------------------------------------------------------------------------------
+
+
+async def erase(ctx: Ctx, *, rule: str, case_id: uuid.UUID | None = None) -> ErasureAccount:
+    """Delete the communication of her cases (and of the cases she opened for her children): at once for
+    ended cases and drafts (which are cancelled), as soon as they end for cases in progress."""
+    account = ErasureAccount(rule=rule)
+    now_ids = []
+    for case in await _her_cases(ctx, case_id):
+        if case.status is CaseStatus.DRAFT:
+            case.status = next_status(case.status, CaseEvent.CANCEL)
+            case.cancelled_at = ctx.now
+        if case.status in ENDED:
+            case.retention_until = ctx.now
+            now_ids.append(case.id)
+            account.cases.append(case.number)
+            account.answers += int(case.answers_sealed is not None)
+        else:
+            account.pending.append(case.number)
+    deleted = await _erase_recorded(ctx, rule, now_ids)
+    account.messages, account.images = deleted.messages, deleted.images
+    return account
+
+
+async def withdraw_consent(
+    ctx: Ctx, purpose: ConsentPurpose, case_id: uuid.UUID | None
+) -> tuple[Consent, ErasureAccount | None]:
+    """Withdraw a consent. Withdrawing storage of the communication deletes it (``erase``), of images
+    deletes those (``erase_my_images``); withdrawing AI assistance stops pending drafts (the draft job
+    checks the consent when it runs)."""
+    consent = await consents.record(ctx, purpose=purpose, granted=False, text_version="", case_id=case_id)
+    if purpose is ConsentPurpose.COMMUNICATION_STORAGE:
+        return consent, await erase(ctx, rule=CONSENT_WITHDRAWN, case_id=case_id)
+    if purpose is ConsentPurpose.IMAGE_STORAGE:
+        return consent, await erase_my_images(ctx, case_id=case_id)
+    return consent, None
+
+
+async def erase_my_images(ctx: Ctx, *, case_id: uuid.UUID | None) -> ErasureAccount:
+    """Delete her images (and those of the cases she opened for her children): at once for drafts and
+    ended cases, as soon as they end for cases in progress (the clinician may be looking at them)."""
+    cases = await _her_cases(ctx, case_id)
+    with_images = set(
+        (
+            await ctx.session.scalars(
+                select(Attachment.case_id).where(Attachment.case_id.in_([c.id for c in cases])).distinct()
+            )
+        ).all()
+    )
+    account = ErasureAccount(rule=IMAGE_CONSENT_WITHDRAWN, kept=KEPT_WITHOUT_IMAGES)
+    now_ids = []
+    for case in (c for c in cases if c.id in with_images):
+        if case.status is CaseStatus.DRAFT or case.status in ENDED:
+            now_ids.append(case.id)
+            account.cases.append(case.number)
+        else:
+            account.pending.append(case.number)
+    account.images = (await _erase_recorded(ctx, IMAGE_CONSENT_WITHDRAWN, now_ids)).images
+    return account
+
+
+async def _her_cases(ctx: Ctx, case_id: uuid.UUID | None) -> list[Case]:
+    """Her cases and those she opened for her children (or the one named) whose communication is not yet
+    purged, locked for the erasure."""
+    query = select(Case).where(_mine(require_person(ctx.actor)), Case.purged_at.is_(None))
+    if case_id is not None:
+        query = query.where(Case.id == case_id)
+    cases = list((await ctx.session.scalars(query.order_by(Case.created_at).with_for_update())).all())
+    if case_id is not None and not cases:
+        raise NotFound("Fant ikke saken.", field="caseId")
+    return cases
+
+
+async def _erase_recorded(ctx: Ctx, rule: str, case_ids: list[uuid.UUID]) -> Deleted:
+    """Erase these cases' communication (or only their images, by that rule) now, as a retention run
+    started by the patient; their storage objects are deleted by a job once this commits."""
+    run = RetentionRun(rule=rule, trigger="patient", actor_id=require_person(ctx.actor), started_at=ctx.now)
+    ctx.session.add(run)
+    await ctx.session.flush()
+    deleted = await _erase(
+        ctx.session, ctx.platform, case_ids, rule=rule, actor=ctx.actor, now=ctx.now, run_id=run.id
+    )
+    run.cases, run.messages, run.images, run.finished_at = (
+        len(case_ids),
+        deleted.messages,
+        deleted.images,
+        utcnow(),
+    )
+    return deleted
+
+
+async def _erase(
+    session: AsyncSession,
+    platform: Platform,
+    case_ids: list[uuid.UUID],
+    *,
+    rule: str,
+    actor: Actor,
+    now: datetime,
+    run_id: uuid.UUID | None = None,
+) -> Deleted:
+    """The rule decides what goes: only the images, or the whole communication. Storage objects are
+    deleted by a job once the transaction has committed."""
+    if rule == IMAGE_CONSENT_WITHDRAWN:
+        deleted = await erase_images(session, case_ids, rule=rule, actor=actor, now=now, run_id=run_id)
+    else:
+        deleted = await erase_communication(
+            session, platform, case_ids, rule=rule, actor=actor, now=now, run_id=run_id
+        )
+    if deleted.storage_keys:
+        await enqueue(session, "storage.delete", {"keys": deleted.storage_keys})
+    return deleted
+
+
+async def request_erasure(ctx: Ctx) -> ErasureAccount:
+    """Erase what no legal duty keeps: the communication of every case, her phone number; storage
+    consent is withdrawn so cases in progress are erased when they end."""
+    me = await _me(ctx)
+    me.phone = None
+    for purpose in (ConsentPurpose.COMMUNICATION_STORAGE, ConsentPurpose.IMAGE_STORAGE):
+        await consents.record(ctx, purpose=purpose, granted=False, text_version="", case_id=None)
+    return await erase(ctx, rule=ERASURE_REQUEST)
+
+
+async def erase_case_job(ctx: Any, payload: dict[str, Any]) -> None:
+    """A case ended after its patient withdrew consent to storing its communication (or its images):
+    erase that now, by the payload's rule (idempotent)."""
+    case = await ctx.session.get(Case, uuid.UUID(payload["case_id"]), with_for_update=True)
+    if case is None or case.purged_at is not None or case.status not in ENDED:
+        return
+    from legetime.core.identity.actors import SYSTEM
+
+    await _erase(ctx.session, ctx.platform, [case.id], rule=payload["rule"], actor=SYSTEM, now=utcnow())
+
+
+async def delete_objects_job(ctx: Any, payload: dict[str, Any]) -> None:
+    """Delete storage objects of erased communication (already unreadable: their key is gone)."""
+    from legetime.core.protection.retention import delete_stored
+
+    if await delete_stored(ctx.platform, list(payload["keys"])):
+        raise RuntimeError("some storage objects could not be deleted; retrying")
+
+
+# --- access and portability ------------------------------------------------------------------------
+
+
+async def export_my_data(ctx: Ctx) -> dict[str, Any]:
+    """Everything held about her: her person, her cases and those she opened for her children (with the
+    content a guardian may see), consent history, what was erased, and her access log."""
+    me = require_person(ctx.actor)
+    ring = ctx.platform.keyring
+    person = await ctx.session.get(Person, me)
+    assert person is not None
+    cases = list((await ctx.session.scalars(select(Case).where(_mine(me)).order_by(Case.created_at))).all())
+    ids = [case.id for case in cases]
+    by_case: dict[str, dict[uuid.UUID, list[Any]]] = {}
+    per_case: tuple[tuple[str, Any], ...] = (
+        ("messages", Message),
+        ("attachments", Attachment),
+        ("notes", JournalNote),
+        ("payments", PaymentReservation),
+        ("erasures", CaseErasure),
+    )
+    for name, model in per_case:
+        rows = (await ctx.session.scalars(select(model).where(model.case_id.in_(ids)))).all()
+        grouped: dict[uuid.UUID, list[Any]] = {}
+        for row in rows:
+            grouped.setdefault(row.case_id, []).append(row)
+        by_case[name] = grouped
+    subjects = {
+        p.id: p
+        for p in (
+            await ctx.session.scalars(select(Person).where(Person.id.in_({c.subject_id for c in cases})))
+        ).all()
+    }
+
+    urls = {a.id: await image_url(ctx, a) for rows in by_case["attachments"].values() for a in rows}
+
+    def case_export(case: Case) -> dict[str, Any]:
+        as_guardian = case.subject_id != me
+        patient = subjects[case.subject_id]
+        messages = [
+            m for m in by_case["messages"].get(case.id, []) if not (as_guardian and m.withheld_from_guardian)
+        ]
+        notes = [
+            n
+            for n in by_case["notes"].get(case.id, [])
+            if n.status is JournalNoteStatus.APPROVED and not (as_guardian and n.withheld_from_guardian)
+        ]
+        return {
+            "number": case.number,
+            "status": case.status.value,
+            "outcome": case.outcome.value if case.outcome else None,
+            "patient": {"givenName": patient.given_name, "familyName": patient.family_name},
+            "openedBy": "guardian" if case.requester_role is RequesterRole.GUARDIAN else "self",
+            "createdAt": _iso(case.created_at),
+            "submittedAt": _iso(case.submitted_at),
+            "answeredAt": _iso(case.answered_at),
+            "closedAt": _iso(case.closed_at),
+            "cancelledAt": _iso(case.cancelled_at),
+            "communicationDeletedAt": _iso(case.purged_at),
+            "answers": content.answers(ring, case),
+            "messages": [
+                {
+                    "kind": m.kind.value,
+                    "authorRole": m.author_role.value,
+                    "body": content.message_body(ring, case, m),
+                    "createdAt": _iso(m.created_at),
+                }
+                for m in sorted(messages, key=lambda m: m.created_at)
+            ],
+            "images": [
+                {
+                    "contentType": a.content_type,
+                    "width": a.width,
+                    "height": a.height,
+                    "sha256": a.sha256,
+                    "url": urls[a.id],  # signed, short-lived: download the image itself
+                }
+                for a in by_case["attachments"].get(case.id, [])
+            ],
+            "journalNotes": [
+                {"text": content.note_content(ring, case, n)[0], "approvedAt": _iso(n.approved_at)}
+                for n in notes
+            ],
+            "payments": [
+                {
+                    "provider": p.provider,
+                    "currency": p.currency,
+                    "amount": p.amount,
+                    "authorized": p.authorized_amount,
+                    "captured": p.captured_amount,
+                    "released": p.released_amount,
+                    "refunded": p.refunded_amount,
+                    "status": p.status,
+                }
+                for p in by_case["payments"].get(case.id, [])
+            ],
+            "erasures": [
+                {"rule": e.rule, "deleted": e.deleted, "erasedAt": _iso(e.erased_at)}
+                for e in by_case["erasures"].get(case.id, [])
+            ],
+        }
+
+    consent_rows = (
+        await ctx.session.scalars(
+            select(Consent)
+            .where(or_(Consent.person_id == me, Consent.given_by_id == me))
+            .order_by(Consent.created_at)
+        )
+    ).all()
+    # Her own access log, and her children's for the cases she opened (she exercises their rights).
+    children = {
+        c.subject_id
+        for c in cases
+        if c.subject_id != me and age_on(subjects[c.subject_id].birth_date, ctx.today) < 16
+    }
+    whose = {me: "me"} | {child: subjects[child].given_name for child in children}
+    log_rows = (
+        await ctx.session.scalars(
+            select(AuditEvent).where(AuditEvent.person_id.in_(whose)).order_by(AuditEvent.id)
+        )
+    ).all()
+    export = {
+        "format": "legetime.export.v1",
+        "exportedAt": _iso(ctx.now),
+        "person": {
+            "nationalId": content.national_id(ring, person),
+            "givenName": person.given_name,
+            "familyName": person.family_name,
+            "birthDate": person.birth_date.isoformat(),
+            "phone": person.phone,
+            "restrictedSince": _iso(person.restricted_at),
+            "createdAt": _iso(person.created_at),
+        },
+        "cases": [case_export(case) for case in cases],
+        "consents": [
+            {
+                "purpose": c.purpose.value,
+                "action": c.action.value,
+                "textVersion": c.text_version,
+                "forCase": next((case.number for case in cases if case.id == c.case_id), None),
+                "givenByMe": c.given_by_id == me,
+                "at": _iso(c.created_at),
+            }
+            for c in consent_rows
+        ],
+        "accessLog": [
+            {
+                "at": _iso(e.occurred_at),
+                "about": whose[e.person_id] if e.person_id else None,
+                "actorRole": e.actor_role,
+                "object": e.object_type,
+                "action": e.action,
+                "reason": e.reason,
+            }
+            for e in log_rows
+        ],
+    }
+    await audit.log(ctx, person_id=me, object_type="person", object_id=str(me), action="export")
+    return export
+
+
+def _mine(person_id: uuid.UUID) -> ColumnElement[bool]:
+    """Her own cases and those she opened as a guardian."""
+    as_guardian = (Case.requester_id == person_id) & (Case.requester_role == RequesterRole.GUARDIAN)
+    return or_(Case.subject_id == person_id, as_guardian)
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None

@@ -1,0 +1,397 @@
+"""The ``legetime`` command: serve, worker, migrate, plugins, providers, demo, schema, check, audit,
+purge, keys.
+
+It lives in ``schema`` because it serves the app; core stays free of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from legetime.core.platform.config import Settings, load_settings
+from legetime.core.platform.errors import ConfigError, PluginError
+from legetime.core.platform.logging import configure_logging
+from legetime.core.platform.runtime import Platform
+
+app = typer.Typer(help="Legetime: asynchronous digital doctor consultations.", no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+
+F = TypeVar("F", bound=Callable[..., Any])
+SDL_PATH = Path(__file__).parent / "schema" / "schema.graphql"
+PROVIDERS_GUIDE = Path(__file__).parent.parent / "docs" / "providers.md"
+
+
+def fails_clearly(command: F) -> F:
+    """Start-up errors (configuration, plugins) end the command with one clear line, exit code 2."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except ConfigError as exc:
+            err.print(f"[bold red]Configuration error[/] {exc}")
+            raise typer.Exit(2) from None
+        except PluginError as exc:
+            err.print(f"[bold red]Plugin error[/] {exc}")
+            raise typer.Exit(2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _platform() -> Platform:
+    settings = load_settings()
+    configure_logging(settings.log_level, json=settings.log_json)
+    return Platform.create(settings)
+
+
+@app.command()
+@fails_clearly
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int | None, typer.Option(help="Port; default $PORT or 8000.")] = None,
+) -> None:
+    """Serve GraphQL at /graphql (GraphiQL in development), /healthz and /readyz."""
+    import uvicorn
+
+    from legetime.schema.app import create_app
+
+    platform = _platform()
+    port = port or int(os.environ.get("PORT", "8000"))
+    if platform.settings.graphiql:
+        console.print(f"GraphiQL: http://{host}:{port}/graphql")
+    uvicorn.run(create_app(platform), host=host, port=port, log_level="info", proxy_headers=True)
+
+
+@app.command()
+@fails_clearly
+def worker(threads: Annotated[int | None, typer.Option(help="Worker threads.")] = None) -> None:
+    """Run dramatiq workers and the outbox relay (needs LEGETIME_REDIS_URL)."""
+    from legetime.core.platform.jobs.runner import run_forever
+
+    platform = _platform()
+    if not platform.settings.redis_url:
+        raise ConfigError(
+            "LEGETIME_REDIS_URL", "`legetime worker` needs Redis; without it `serve` runs jobs itself"
+        )
+    if threads:
+        platform.settings.worker_threads = threads
+    console.print(
+        f"Worker: {platform.settings.worker_threads} threads, queue namespace "
+        f"{platform.settings.queue_namespace!r}"
+    )
+    run_forever(platform)
+
+
+@app.command()
+@fails_clearly
+def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
+    """Apply the database migrations."""
+    from legetime.core.platform.db.migrate import upgrade
+
+    settings = load_settings()
+    upgrade(settings.resolved_database_url, revision)
+    console.print(f"Database migrated to {revision}.")
+
+
+@app.command()
+@fails_clearly
+def plugins() -> None:
+    """List loaded plugins, their versions and hooks, and the providers they offer."""
+    from legetime.core.platform.plugins import describe_plugins
+
+    platform = _platform()
+    table = Table(title="Plugins")
+    for column in ("plugin", "version", "source", "hooks"):
+        table.add_column(column)
+    for plugin in describe_plugins(platform.pm):
+        table.add_row(plugin.name, plugin.version, plugin.source, ", ".join(plugin.hooks))
+    console.print(table)
+
+    enabled = {
+        (p.spec.capability, p.spec.name): i
+        for caps in platform.providers.enabled.values()
+        for i, p in enumerate(caps)
+    }
+    providers = Table(title="Providers")
+    for column in ("capability", "provider", "plugin", "status", "note"):
+        providers.add_column(column)
+    for spec in sorted(platform.providers.offered, key=lambda s: (s.capability, s.name)):
+        index = enabled.get((spec.capability, spec.name))
+        status = "disabled" if index is None else ("enabled, default" if index == 0 else "enabled")
+        providers.add_row(
+            spec.capability.value,
+            spec.name,
+            spec.plugin,
+            status,
+            "simulation: refused in production" if spec.test_only else "",
+        )
+    console.print(providers)
+
+
+@app.command()
+@fails_clearly
+def providers(
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="Print the settings reference as Markdown.")
+    ] = False,
+    write_docs: Annotated[
+        bool, typer.Option("--write-docs", help=f"Update the settings reference in {PROVIDERS_GUIDE}.")
+    ] = False,
+) -> None:
+    """Every provider the plugins offer, with every setting (variable, type, default, secret or not)."""
+    from legetime.schema.settings_reference import providers_markdown, setting_rows
+    from legetime.schema.settings_reference import write_docs as write_guide
+
+    if markdown or write_docs:
+        specs = default_offered_providers()
+        if write_docs:
+            changed = write_guide(PROVIDERS_GUIDE, specs)
+            console.print(f"{PROVIDERS_GUIDE.name} {'updated' if changed else 'is up to date'}.")
+        else:
+            typer.echo(providers_markdown(specs), nl=False)
+        return
+    platform = _platform()
+    for spec in sorted(platform.providers.offered, key=lambda s: (s.capability, s.name)):
+        table = Table(title=f"{spec.capability.value}: {spec.name} ({spec.plugin})", title_justify="left")
+        for column in ("variable", "type", "default", "secret", "meaning"):
+            table.add_column(column)
+        for row in setting_rows(spec):
+            table.add_row(row.variable, row.kind, row.default, "yes" if row.secret else "", row.description)
+        console.print(table)
+
+
+def default_offered_providers() -> list[Any]:
+    """What the built-in plugins offer (no entry points): what the integrator guide documents."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as data_dir:
+        platform = Platform.create(Settings.defaults(data_dir=Path(data_dir)), load_entry_points=False)
+        return list(platform.providers.offered)
+
+
+@app.command()
+@fails_clearly
+def check() -> None:
+    """Validate the configuration and plugins, and show the settings (secrets masked)."""
+    platform = _platform()
+    table = Table(title="Settings")
+    table.add_column("variable")
+    table.add_column("value")
+    for name, value in platform.settings.model_dump().items():
+        table.add_row(f"LEGETIME_{name.upper()}", _show(value))
+    for provider in platform.providers.all_enabled():
+        prefix = str(provider.spec.settings_model.model_config.get("env_prefix", ""))
+        for name, value in provider.settings.model_dump().items():
+            table.add_row(f"{prefix}{name.upper()}", _show(value))
+    console.print(table)
+    console.print("[green]Configuration is valid.[/]")
+
+
+def _show(value: Any) -> str:
+    return "(not set)" if value is None else str(value)  # SecretStr prints as **********
+
+
+@app.command()
+@fails_clearly
+def demo() -> None:
+    """Create demo data (idempotent) and print how to log in."""
+    from legetime.core.demo import create_demo_data
+
+    platform = _platform()
+    people = asyncio.run(_run_demo(platform, create_demo_data))
+    table = Table(title="Demo users (log in with the simulated BankID, provider `bankid-test`)")
+    for column in ("role", "name", "national ID"):
+        table.add_column(column)
+    for person in people:
+        table.add_row(person.role, person.name, person.national_id)
+    console.print(table)
+    console.print(
+        "In GraphiQL (http://127.0.0.1:8000/graphql) log in with one of these synthetic national IDs "
+        "through the test BankID provider; see the README for the operations."
+    )
+
+
+async def _run_demo(platform: Platform, create: Callable[..., Any]) -> Any:
+    from legetime.core.platform.providers import Capability
+
+    identity = None
+    if "bankid-test" in platform.providers.names(Capability.IDENTITY):
+        identity = platform.providers.identity("bankid-test")
+    try:
+        return await create(platform, identity)
+    finally:
+        await platform.close()
+
+
+@app.command()
+@fails_clearly
+def schema(
+    check: Annotated[bool, typer.Option("--check", help="Fail if the file is out of date.")] = False,
+    path: Annotated[Path, typer.Option(help="Where the SDL goes.")] = SDL_PATH,
+) -> None:
+    """Export the GraphQL SDL (default plugins, default settings) to schema/schema.graphql."""
+    sdl = export_sdl()
+    if check:
+        if not path.exists() or path.read_text() != sdl:
+            err.print(f"{path} is out of date: run `legetime schema`")
+            raise typer.Exit(1)
+        console.print(f"{path} is up to date.")
+        return
+    path.write_text(sdl)
+    console.print(f"Wrote {path}.")
+
+
+def export_sdl() -> str:
+    """The SDL of the default platform: what frontends build against."""
+    import tempfile
+
+    from legetime.schema.build import build_schema
+
+    with tempfile.TemporaryDirectory() as data_dir:
+        settings = Settings.defaults(data_dir=Path(data_dir))
+        platform = Platform.create(settings, load_entry_points=False)
+        return build_schema(platform).as_str() + "\n"
+
+
+audit_app = typer.Typer(help="The access log.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("verify")
+@fails_clearly
+def audit_verify(
+    expected_head: Annotated[str | None, typer.Option(help="The head hash kept from the last check.")] = None,
+) -> None:
+    """Check the access log's hash chain; report the first broken link (exit 1 if any)."""
+    from legetime.core.protection.audit import verify_chain
+
+    platform = _platform()
+
+    async def run() -> Any:
+        try:
+            async with platform.db.transaction() as session:
+                return await verify_chain(session, expected_head=expected_head)
+        finally:
+            await platform.close()
+
+    report = asyncio.run(run())
+    if report.ok:
+        console.print(f"[green]The access log is intact[/]: {report.checked} entries, head {report.head}")
+        return
+    where = f" at entry {report.first_broken_id}" if report.first_broken_id is not None else ""
+    err.print(f"[bold red]The access log is broken{where}[/]: {report.reason}")
+    err.print(f"{report.checked} entries are sound before it.")
+    raise typer.Exit(1)
+
+
+@app.command()
+@fails_clearly
+def purge(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what is due; delete nothing.")] = False,
+    batch_size: Annotated[int | None, typer.Option(help="Cases per transaction.")] = None,
+) -> None:
+    """Delete the communication (answers, messages, images) of cases past their retention time.
+
+    Journal notes, payments, the access log and anonymised statistics stay; each case keeps a tombstone.
+    """
+    from rich.progress import Progress
+
+    from legetime.core.identity.actors import SYSTEM
+    from legetime.core.protection.retention import run_retention
+
+    platform = _platform()
+
+    async def run() -> Any:
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task("Sletter kommunikasjon", total=None)
+
+            def progress(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            try:
+                return await run_retention(
+                    platform,
+                    actor=SYSTEM,
+                    trigger="cli",
+                    dry_run=dry_run,
+                    batch_size=batch_size,
+                    progress=progress,
+                )
+            finally:
+                await platform.close()
+
+    summary = asyncio.run(run())
+    verb = "Would delete" if dry_run else "Deleted"
+    console.print(f"{verb} the communication of {summary.cases} case(s).")
+    table = Table()
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for what, count in (("cases", summary.cases), ("messages", summary.messages), ("images", summary.images)):
+        table.add_row(what, str(count))
+    console.print(table)
+    if summary.storage_failures:
+        console.print(
+            f"[yellow]{summary.storage_failures} stored image(s) could not be deleted; they are unreadable "
+            "(their key is gone) and are retried on the next run.[/]"
+        )
+    console.print(f"Run {summary.run_id} is recorded (operators: `retentionRuns`).")
+
+
+keys_app = typer.Typer(help="Master keys of the encryption at rest.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("generate")
+def keys_generate(
+    key_id: Annotated[str, typer.Argument(help="A name for the new key, e.g. 2027-01.")],
+) -> None:
+    """Print a new master key entry for LEGETIME_MASTER_KEYS (put it first to make it active)."""
+    from legetime.core.platform.crypto import generate_master_key_entry
+
+    console.print(generate_master_key_entry(key_id), soft_wrap=True)
+
+
+@keys_app.command("rotate")
+@fails_clearly
+def keys_rotate() -> None:
+    """Rewrap every data key under the active (first) master key. Content is not re-encrypted."""
+    from rich.progress import Progress
+
+    from legetime.core.protection.keys import rotate
+
+    platform = _platform()
+
+    async def run() -> Any:
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task("Pakker om nøkler", total=None)
+            try:
+                return await rotate(
+                    platform, progress=lambda done, total: bar.update(task, completed=done, total=total)
+                )
+            finally:
+                await platform.close()
+
+    summary = asyncio.run(run())
+    console.print(f"Rewrapped {summary.rewrapped} row(s) under master key {summary.active_key!r}.")
+    if summary.remaining:
+        console.print(f"[yellow]{summary.remaining} row(s) still use another key; run it again.[/]")
+        raise typer.Exit(1)
+    console.print("Older master keys can now be removed from LEGETIME_MASTER_KEYS.")
+
+
+def main() -> None:
+    app(prog_name="legetime")
+
+
+if __name__ == "__main__":
+    main()
