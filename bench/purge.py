@@ -26,6 +26,7 @@ from tempfile import mkdtemp
 from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.engine import make_url
 
+from legetime.core.identity import persons
 from legetime.core.identity.actors import SYSTEM
 from legetime.core.platform.config import Settings
 from legetime.core.platform.crypto import seal
@@ -66,9 +67,9 @@ async def seed(platform: Platform, cases: int, prefix: str = "B") -> None:
     ring = platform.keyring
     ended = utcnow() - timedelta(days=200)
     async with platform.db.transaction() as session:
-        patient = await content.find_person(session, platform, "17889200022")
+        patient = await persons.find_person(session, platform, "17889200022")
         if patient is None:
-            patient = content.new_person(
+            patient = persons.new_person(
                 platform, "17889200022", given_name="Bench", family_name="Mark", birth_date=ended.date()
             )
             session.add(patient)

@@ -1,23 +1,74 @@
-"""The core's own job handlers, registered like a plugin's (always loaded, cannot be disabled)."""
+"""The core's own plugin: its job handlers and its periodic work, registered through the same hooks as
+any plugin's (always loaded, cannot be disabled). Each job's name is a constant next to its handler."""
 
 from __future__ import annotations
 
-from legetime.core.consultation.journal import draft_job
-from legetime.core.consultation.notifications import send_sms_job
-from legetime.core.consultation.payments import capture_job, refresh_job, release_job
+from datetime import timedelta
+
+from legetime.core.consultation.cases import close_answered_cases
+from legetime.core.consultation.journal import DRAFT_JOB, draft_job
+from legetime.core.consultation.notifications import SEND_SMS_JOB, send_sms_job
+from legetime.core.consultation.payments import CAPTURE_JOB, RELEASE_JOB, capture_job, release_job
+from legetime.core.consultation.submission import REFRESH_JOB, Reconciliation, reconcile, refresh_job
 from legetime.core.hookspecs import hookimpl
-from legetime.core.platform.jobs.types import JobHandler
-from legetime.core.privacy.rights import delete_objects_job, erase_case_job
+from legetime.core.identity.actors import SYSTEM
+from legetime.core.platform.db.base import utcnow
+from legetime.core.platform.jobs.types import JobHandler, PeriodicJob
+from legetime.core.platform.runtime import Platform
+from legetime.core.protection.retention import (
+    DELETE_OBJECTS_JOB,
+    ERASE_CASE_JOB,
+    delete_objects_job,
+    erase_case_job,
+    run_retention,
+)
+
+CLOSE_ANSWERED_EVERY = timedelta(minutes=1)
 
 
 @hookimpl
 def register_jobs() -> dict[str, JobHandler]:
     return {
-        "notify.sms": send_sms_job,
-        "payments.capture": capture_job,
-        "payments.release": release_job,
-        "payments.refresh": refresh_job,
-        "journal.draft": draft_job,
-        "privacy.erase_case": erase_case_job,
-        "storage.delete": delete_objects_job,
+        SEND_SMS_JOB: send_sms_job,
+        CAPTURE_JOB: capture_job,
+        RELEASE_JOB: release_job,
+        REFRESH_JOB: refresh_job,
+        DRAFT_JOB: draft_job,
+        ERASE_CASE_JOB: erase_case_job,
+        DELETE_OBJECTS_JOB: delete_objects_job,
     }
+
+
+@hookimpl
+def register_periodic_jobs() -> list[PeriodicJob]:
+    return [
+        PeriodicJob("cases.close_answered", close_answered, lambda settings: CLOSE_ANSWERED_EVERY),
+        PeriodicJob(
+            "payments.reconcile",
+            reconcile_payments,
+            lambda settings: timedelta(minutes=settings.payment_reconcile_minutes),
+        ),
+        PeriodicJob(
+            "privacy.retention",
+            purge,
+            lambda settings: timedelta(minutes=settings.purge_interval_minutes),
+        ),
+    ]
+
+
+async def close_answered(platform: Platform) -> int:
+    """Close answered cases the patient left open (and charge the fee)."""
+    async with platform.db.transaction() as session:
+        return await close_answered_cases(session, platform, utcnow())
+
+
+async def reconcile_payments(platform: Platform) -> Reconciliation:
+    """Re-fetch open payments, cancel abandoned ones, capture or release what a lost job left."""
+    async with platform.db.transaction() as session:
+        return await reconcile(session, platform, utcnow())
+
+
+async def purge(platform: Platform) -> int:
+    """Delete the communication of cases past their retention time (batched; see ``retention``)."""
+    summary = await run_retention(platform, actor=SYSTEM, trigger="schedule")
+    return summary.cases

@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
+from legetime.core.identity import persons
 from legetime.core.identity.nationalid import parse_national_id
 from legetime.core.platform.db.models import StaffMembership, StaffRole
 from legetime.core.platform.providers.identity import IdentityProvider, LoginRequest, VerifiedIdentity
-from legetime.core.protection import content
 
 if TYPE_CHECKING:
     from legetime.core.platform.runtime import Platform
@@ -58,9 +58,9 @@ async def create_demo_data(
     async with platform.db.transaction() as session:
         for demo in people:
             national_id = parse_national_id(demo.national_id)
-            person = await content.find_person(session, platform, national_id.value)
+            person = await persons.find_person(session, platform, national_id.value)
             if person is None:
-                person = content.new_person(
+                person = persons.new_person(
                     platform,
                     national_id.value,
                     given_name=demo.given_name,

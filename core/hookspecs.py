@@ -5,19 +5,22 @@ Default features are plugins like any other; third-party plugins are found throu
 entry-point group. An implementation may leave out arguments it does not need, but must not add any, and
 must not give arguments default values (pluggy ignores them). A misspelled hook name fails start-up.
 
-Hooks are grouped by purpose: providers, jobs, GraphQL, HTTP, lifecycle. Every hook is documented in
-``docs/hooks.md`` and tested (``tests/test_hookspecs_meta.py`` checks both).
+Hooks are grouped by purpose: providers, domain, jobs, GraphQL, HTTP, lifecycle. Every hook is documented in
+``docs/hooks.md`` with this signature, and tested (``tests/test_hookspecs_meta.py`` checks all three).
+Plugins import what they need from ``legetime.sdk``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Iterable, Mapping
+from typing import TYPE_CHECKING
 
 import pluggy
 
 if TYPE_CHECKING:
-    from legetime.core.platform.jobs.types import JobHandler
+    from starlette.routing import BaseRoute
+
+    from legetime.core.platform.jobs.types import JobHandler, PeriodicJob
     from legetime.core.platform.providers import ProviderSpec
     from legetime.core.platform.runtime import Platform
 
@@ -43,7 +46,9 @@ def register_providers() -> Iterable[ProviderSpec]:
 
 
 @hookspec
-def verify_guardianship(guardian_national_id: str, child_national_id: str) -> Any:
+def verify_guardianship(
+    guardian_national_id: str, child_national_id: str
+) -> bool | Awaitable[bool | None] | None:
     """Confirm that a guardian has parental responsibility for a child (e.g. from the population register).
 
     Return True (confirmed), False (refused: the case is not opened) or None (no opinion). May return an
@@ -60,6 +65,15 @@ def register_jobs() -> Mapping[str, JobHandler]:
 
     A handler is ``async def handler(ctx: JobContext, payload: dict) -> None``. Delivery is at least
     once: a handler must be idempotent (``ctx.job_id`` is stable across redeliveries). Names are unique.
+    """
+
+
+@hookspec
+def register_periodic_jobs() -> Iterable[PeriodicJob]:
+    """Offer work run on a schedule (``PeriodicJob``: a name, ``async def run(platform)`` and the interval).
+
+    Every process that runs jobs runs it, one run at a time per process; a run must lock what it takes and
+    be safe to repeat. Names are unique.
     """
 
 
@@ -83,7 +97,7 @@ def register_graphql_mutations() -> Iterable[type]:
 
 
 @hookspec
-def register_routes() -> Iterable[Any]:
+def register_routes() -> Iterable[BaseRoute]:
     """Contribute Starlette routes (webhooks, redirects). Paths must start with ``/plugins/<name>/``."""
 
 
@@ -91,7 +105,7 @@ def register_routes() -> Iterable[Any]:
 
 
 @hookspec
-def startup(platform: Platform) -> Any:
+def startup(platform: Platform) -> Awaitable[None] | None:
     """Called once when the platform has started (API or worker). May return an awaitable."""
 
 

@@ -20,6 +20,7 @@ from rich.table import Table
 from legetime.core.platform.config import Settings, load_settings
 from legetime.core.platform.errors import ConfigError, PluginError
 from legetime.core.platform.logging import configure_logging
+from legetime.core.platform.providers import IDENTITY
 from legetime.core.platform.runtime import Platform
 
 app = typer.Typer(help="Legetime: asynchronous digital doctor consultations.", no_args_is_help=True)
@@ -226,7 +227,7 @@ async def _run_demo(platform: Platform, create: Callable[..., Any]) -> Any:
 
     identity = None
     if "bankid-test" in platform.providers.names(Capability.IDENTITY):
-        identity = platform.providers.identity("bankid-test")
+        identity = platform.providers.get(IDENTITY, "bankid-test")
     try:
         return await create(platform, identity)
     finally:

@@ -6,7 +6,6 @@ outbox relay), so the embedded default is one command.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -18,6 +17,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from strawberry.asgi import GraphQL
 
+from legetime.core.consultation.submission import WebhookOutcome, receive_payment_webhook
 from legetime.core.platform.errors import NotFound
 from legetime.core.platform.jobs.runner import JobRunner
 from legetime.core.platform.runtime import Platform
@@ -101,32 +101,12 @@ def create_app(platform: Platform, *, run_jobs_in_process: bool | None = None) -
         return Response(data, media_type=content_type, headers=headers)
 
     async def payment_webhook(request: Request) -> Response:
-        """A provider says a payment changed. Verified by the provider plugin (signature, freshness); the
-        body is never trusted beyond the payment id: a job re-fetches the payment."""
-        from legetime.core.platform.errors import ProviderError
-        from legetime.core.platform.jobs.outbox import enqueue
-
-        name = request.path_params["provider"]
-        try:
-            provider = platform.providers.payment(name)
-        except LookupError:
-            return Response(status_code=404)
-        body = await request.body()
-        try:
-            event = await provider.parse_webhook(request.headers, body, str(request.url))
-        except ProviderError as exc:
-            log.warning("payments.webhook_rejected", provider=name, code=str(exc.code))
-            return Response(status_code=400)
-        # A replayed delivery (the same request again, by the provider or anyone) enqueues nothing more.
-        delivery = hashlib.sha256(str(request.url).encode() + b"\n" + body).hexdigest()
-        async with platform.db.transaction() as session:
-            await enqueue(
-                session,
-                "payments.refresh",
-                {"provider": name, "payment_id": event.payment_id},
-                dedupe_key=f"webhook:{name}:{delivery}",
-            )
-        return Response(status_code=204)
+        """A provider says a payment changed (see ``submission.receive_payment_webhook``)."""
+        outcome = await receive_payment_webhook(
+            platform, request.path_params["provider"], request.headers, await request.body(), str(request.url)
+        )
+        status = {WebhookOutcome.ACCEPTED: 204, WebhookOutcome.UNKNOWN_PROVIDER: 404}
+        return Response(status_code=status.get(outcome, 400))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, cast
+from typing import Any, cast
 
 import strawberry
 from sqlalchemy import Select, select
@@ -13,23 +13,29 @@ from strawberry import relay
 from strawberry.file_uploads import Upload
 from strawberry.scalars import JSON
 
-from legetime.core.consultation import attachments, cases, consents, journal, payments
+from legetime.core.consultation import attachments, cases, consents, journal, submission
 from legetime.core.consultation.access import as_clinician, as_patient, require_person
 from legetime.core.consultation.consents import CONSENT_TEXTS
 from legetime.core.consultation.questionnaire import load_questionnaire
-from legetime.core.platform.ctx import Ctx
+from legetime.core.identity.ctx import Ctx
 from legetime.core.platform.db import models
 from legetime.core.platform.errors import NotFound
 from legetime.core.privacy import rights as privacy
-from legetime.schema.case_types import Attachment, Case, CaseOutcome, CaseStatus, JournalNote, Message
+from legetime.schema.case_types import (
+    Attachment,
+    Case,
+    CaseOutcome,
+    CaseStatus,
+    JournalNote,
+    Message,
+    load_readable,
+)
 from legetime.schema.context import Info
+from legetime.schema.erasure_types import ErasureAccount
 from legetime.schema.errors import Error
 from legetime.schema.login import ConsentPurpose
 from legetime.schema.mutation import global_uuid, mutate
 from legetime.schema.pagination import keyset_page
-
-if TYPE_CHECKING:
-    from legetime.schema.privacy_api import ErasureAccount
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 
@@ -120,8 +126,6 @@ def _parse_time(value: str) -> datetime:
 class CaseQuery:
     @strawberry.field(description="A case you may read (yours, your child's, or one in your care).")
     async def case(self, info: Info, id: strawberry.ID) -> Case | None:
-        from legetime.schema.case_types import load_readable
-
         try:
             case_id = global_uuid(id)
         except NotFound:
@@ -270,12 +274,10 @@ class ConsentRecord:
 @strawberry.type
 class ConsentPayload:
     consent: ConsentRecord | None = None
-    erasure: Annotated[ErasureAccount, strawberry.lazy("legetime.schema.privacy_api")] | None = (
-        strawberry.field(
-            default=None,
-            description="Withdrawing consent to storing the communication or the images: what was deleted, "
-            "what waits for its case to end and what is kept (and why).",
-        )
+    erasure: ErasureAccount | None = strawberry.field(
+        default=None,
+        description="Withdrawing consent to storing the communication or the images: what was deleted, "
+        "what waits for its case to end and what is kept (and why).",
     )
     errors: list[Error]
 
@@ -398,15 +400,13 @@ class PatientMutation:
             return ConsentPayload(errors=errors)
         payload = _consent_payload(result[0], errors)
         if result[1] is not None:
-            from legetime.schema.privacy_api import ErasureAccount
-
             payload.erasure = ErasureAccount.of(result[1])
         return payload
 
     @strawberry.mutation(description="Send the case to a doctor; reserves the fee on your card.")
     async def submit_case(self, info: Info, input: SubmitCaseInput) -> CasePayload:
         async def work(ctx: Ctx) -> models.Case:
-            return await payments.submit_case(
+            return await submission.submit_case(
                 ctx,
                 global_uuid(input.case_id),
                 idempotency_key=input.idempotency_key,

@@ -16,7 +16,7 @@ from strawberry.types import Info as StrawberryInfo
 
 from legetime.core.identity.actors import ANONYMOUS, Actor
 from legetime.core.identity.auth import authenticate
-from legetime.core.platform.ctx import Ctx
+from legetime.core.identity.ctx import Ctx
 from legetime.core.platform.runtime import Platform
 
 

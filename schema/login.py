@@ -9,14 +9,16 @@ import strawberry
 from strawberry.scalars import JSON
 
 from legetime.core.consultation import consents
+from legetime.core.consultation.access import require_person
 from legetime.core.consultation.consents import CONSENT_TEXTS
-from legetime.core.identity import auth
+from legetime.core.identity import auth, persons
+from legetime.core.identity.ctx import Ctx
 from legetime.core.identity.phone import normalize_phone
-from legetime.core.platform.ctx import Ctx
 from legetime.core.platform.db.models import ConsentPurpose as CorePurpose
 from legetime.core.platform.db.models import Person
+from legetime.core.platform.providers import Capability
 from legetime.core.platform.providers.identity import LoginPending
-from legetime.core.protection import content
+from legetime.core.protection import audit
 from legetime.schema.context import Info
 from legetime.schema.errors import Error
 from legetime.schema.mutation import mutate
@@ -43,7 +45,7 @@ class Me:
 
     @strawberry.field(description="Her national ID (stored encrypted; shown only to herself).")
     def national_id(self, info: Info) -> str:
-        return content.national_id(info.context.platform.keyring, self._person)
+        return persons.national_id(info.context.platform.keyring, self._person)
 
     @strawberry.field(description="When she restricted processing of her data (GDPR art. 18), if she has.")
     def restricted_since(self) -> datetime | None:
@@ -94,8 +96,6 @@ class LoginQuery:
 
     @strawberry.field(description="Login methods the frontend can offer.")
     def login_providers(self, info: Info) -> list[str]:
-        from legetime.core.platform.providers import Capability
-
         return info.context.platform.providers.names(Capability.IDENTITY)
 
 
@@ -220,9 +220,6 @@ class LoginMutation:
     @strawberry.mutation(description="Register or change the phone number SMS notices go to.")
     async def update_my_phone(self, info: Info, input: UpdateMyPhoneInput) -> UpdateMyPhonePayload:
         async def work(ctx: Ctx) -> Me | None:
-            from legetime.core.consultation.access import require_person
-            from legetime.core.protection import audit
-
             person_id = require_person(ctx.actor)
             person = await ctx.session.get(Person, person_id)
             assert person is not None

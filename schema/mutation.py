@@ -10,7 +10,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from strawberry import relay
 
 from legetime.core.consultation.questionnaire import AnswersInvalid
-from legetime.core.platform.ctx import Ctx
+from legetime.core.identity.ctx import Ctx
 from legetime.core.platform.errors import ErrorCode, LegetimeError, NotFound
 from legetime.schema.context import Info
 from legetime.schema.errors import Error

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import strawberry
 
-from legetime.core.consultation import payments
-from legetime.core.platform.ctx import Ctx
+from legetime.core.consultation import submission
+from legetime.core.identity.ctx import Ctx
 from legetime.core.platform.db import models
 from legetime.core.platform.providers import Capability
 from legetime.core.platform.providers.payment import PaymentMethodKind as CorePaymentMethodKind
@@ -69,7 +69,7 @@ class PaymentMutation:
     )
     async def confirm_payment(self, info: Info, input: ConfirmPaymentInput) -> CasePayload:
         async def work(ctx: Ctx) -> models.Case:
-            return await payments.confirm_payment(ctx, global_uuid(input.case_id))
+            return await submission.confirm_payment(ctx, global_uuid(input.case_id))
 
         case, errors = await mutate(info, work)
         return CasePayload(case=Case.of(case) if case else None, errors=errors)

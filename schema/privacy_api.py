@@ -1,5 +1,5 @@
 """The patient's rights (export, rectification, restriction, erasure), what a guardian may see, and the
-operators' purge. The rules live in ``core.privacy`` and ``core.purge``."""
+operators' purge. The rules live in ``legetime.core.privacy`` and ``legetime.core.protection.retention``."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from sqlalchemy import select
 from strawberry.scalars import JSON
 
 from legetime.core.consultation.access import require_person
-from legetime.core.platform.ctx import Ctx
+from legetime.core.identity.ctx import Ctx
 from legetime.core.platform.db import models
 from legetime.core.platform.errors import ErrorCode, Forbidden
 from legetime.core.privacy import rights as privacy
@@ -19,41 +19,11 @@ from legetime.core.protection.retention import PurgeSummary, run_retention
 from legetime.schema.case_api import CasePayload
 from legetime.schema.case_types import Case
 from legetime.schema.context import Info
+from legetime.schema.erasure_types import ErasureAccount
 from legetime.schema.errors import Error
 from legetime.schema.login import Me, load_me
 from legetime.schema.mutation import global_uuid, mutate
 from legetime.schema.pagination import check_page_size
-
-
-@strawberry.type(description="Something an erasure does not delete, and the legal duty that keeps it.")
-class KeptData:
-    what: str
-    why: str
-
-
-@strawberry.type(
-    description="What an erasure deleted now, what waits for cases in progress, and what is kept."
-)
-class ErasureAccount:
-    rule: str
-    cases: list[str] = strawberry.field(description="Numbers of the cases whose communication was deleted.")
-    answers: int
-    messages: int
-    images: int
-    pending: list[str] = strawberry.field(description="Cases in progress: deleted as soon as they end.")
-    kept: list[KeptData]
-
-    @classmethod
-    def of(cls, account: privacy.ErasureAccount) -> ErasureAccount:
-        return cls(
-            rule=account.rule,
-            cases=account.cases,
-            answers=account.answers,
-            messages=account.messages,
-            images=account.images,
-            pending=account.pending,
-            kept=[KeptData(what=k.what, why=k.why) for k in account.kept],
-        )
 
 
 @strawberry.type

@@ -17,12 +17,12 @@ from starlette.testclient import TestClient
 from strawberry import relay
 
 from legetime.core.demo import DEMO_PEOPLE, create_demo_data
+from legetime.core.identity import persons
 from legetime.core.platform.config import Settings
 from legetime.core.platform.db import models
 from legetime.core.platform.db.engine import Database
 from legetime.core.platform.db.migrate import upgrade
 from legetime.core.platform.runtime import Platform
-from legetime.core.protection import content
 from legetime.schema.app import create_app
 from tests.api import SUBMIT_FIELDS, Api, complete_answers
 from tests.support import synthetic_national_id
@@ -41,7 +41,7 @@ async def _add_clinician(settings: Settings, national_id: str) -> None:
     platform = Platform.create(settings, load_entry_points=False)
     try:
         async with platform.db.transaction() as session:
-            person = content.new_person(
+            person = persons.new_person(
                 platform,
                 national_id,
                 given_name="Per",

@@ -22,6 +22,7 @@ from starlette.testclient import TestClient
 from legetime.core.demo import DEMO_PEOPLE
 from legetime.core.platform.config import Settings
 from legetime.core.platform.db.migrate import upgrade
+from legetime.core.platform.providers import SMS
 from legetime.core.platform.runtime import Platform
 from legetime.schema.app import create_app
 from tests.api import SUBMIT_FIELDS, Api, complete_answers
@@ -227,6 +228,6 @@ def test_cancel_releases_the_reservation(stack: tuple[Api, Platform]) -> None:
 
 
 def _sent_sms(platform: Platform) -> list[Any]:
-    outbox = platform.providers.sms()
+    outbox = platform.providers.get(SMS)
     messages = asyncio.run(outbox.messages())  # type: ignore[attr-defined]
     return messages if len(messages) >= 2 else []

@@ -25,6 +25,24 @@ def test_hook_is_documented(hook: str) -> None:
     assert inspect.getdoc(getattr(hookspecs, hook)), f"hookspec {hook} has no docstring"
 
 
+def documented_signature(hook: str) -> str:
+    """The signature line under the hook's heading in docs/hooks.md."""
+    section = (ROOT / "docs" / "hooks.md").read_text().split(f"### `{hook}`\n", 1)[1]
+    return section.splitlines()[0].strip("`")
+
+
+def specced_signature(hook: str) -> str:
+    """The hookspec's signature as written (annotations are not evaluated: ``from __future__``)."""
+    signature = inspect.signature(getattr(hookspecs, hook))
+    arguments = ", ".join(f"{p.name}: {p.annotation}" for p in signature.parameters.values())
+    return f"{hook}({arguments}) -> {signature.return_annotation}"
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_documented_signature_is_the_hookspec(hook: str) -> None:
+    assert documented_signature(hook) == specced_signature(hook)
+
+
 @pytest.mark.parametrize("hook", HOOKS)
 def test_hook_has_a_test(hook: str) -> None:
     tests = "\n".join(path.read_text() for path in (ROOT / "tests").rglob("test_*.py"))

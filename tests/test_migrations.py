@@ -12,6 +12,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 import legetime.core.platform.db.models  # noqa: F401
+from legetime.core.identity import persons
 from legetime.core.platform.db.base import Base
 from legetime.core.platform.db.engine import Database
 from legetime.core.platform.db.migrate import current_head, downgrade, upgrade
@@ -156,10 +157,10 @@ def test_existing_plaintext_is_sealed_on_upgrade_and_restored_on_downgrade(empty
                 assert row and sealed_case and sealed_message and sealed_note
                 assert b"Feber" not in sealed_message.body_sealed
                 ring = platform.keyring
-                found = await content.find_person(session, platform, "17889200022")
+                found = await persons.find_person(session, platform, "17889200022")
                 assert found is not None and found.id == person
                 return (
-                    content.national_id(ring, row),
+                    persons.national_id(ring, row),
                     content.answers(ring, sealed_case),
                     content.message_body(ring, sealed_case, sealed_message),
                     content.note_content(ring, sealed_case, sealed_note)[0],

@@ -14,9 +14,10 @@ import pytest
 from sqlalchemy import select, update
 from starlette.testclient import TestClient
 
-from legetime.core.consultation.payments import reconcile
+from legetime.core.consultation.submission import reconcile
 from legetime.core.demo import DEMO_PEOPLE
 from legetime.core.hookspecs import hookimpl
+from legetime.core.platform import providers
 from legetime.core.platform.config import Settings
 from legetime.core.platform.db import models
 from legetime.core.platform.db.base import utcnow
@@ -176,7 +177,7 @@ def test_a_verified_webhook_submits_the_case(app: tuple[Api, Platform]) -> None:
     mother = api.login(MOTHER)
     case_id = ready_case(api, mother)
     submit_3ds(api, mother, case_id)
-    provider: Any = platform.providers.payment("fake")
+    provider: Any = platform.providers.get(providers.PAYMENT, "fake")
     pid = payment_id(platform, case_id)
     asyncio.run(provider.approve(pid))
     headers, body = provider.webhook_for(pid, "payment.authorized")
@@ -214,7 +215,7 @@ def test_a_lost_webhook_is_made_up_for_by_reconciliation(app: tuple[Api, Platfor
     mother = api.login(MOTHER)
     case_id = ready_case(api, mother)
     submit_3ds(api, mother, case_id)
-    provider: Any = platform.providers.payment("fake")
+    provider: Any = platform.providers.get(providers.PAYMENT, "fake")
     asyncio.run(provider.approve(payment_id(platform, case_id)))  # approved; the webhook never comes
     assert run_reconcile(platform, minutes_later=1).refreshed == 0  # not stale yet
     result = run_reconcile(platform, minutes_later=20)

@@ -3,8 +3,10 @@ enforced at start-up (unknown hooks, bad arguments, duplicate names, routes outs
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from starlette.routing import Route
 from legetime.core.hookspecs import hookimpl
 from legetime.core.platform.config import Settings
 from legetime.core.platform.errors import ConfigError, PluginError
+from legetime.core.platform.jobs.types import PeriodicJob
 from legetime.core.platform.plugins import DEFAULT_PLUGINS
 from legetime.core.platform.providers import Capability, ProviderSettings, ProviderSpec
 from legetime.core.platform.runtime import Platform
@@ -269,3 +272,50 @@ def test_hook_plugin_info(hello_installed: Path, settings: Settings) -> None:
 def test_hook_register_jobs(hello_installed: Path, settings: Settings) -> None:
     platform = Platform.create(settings)
     assert "hello.greet" in platform.jobs
+
+
+async def test_hook_register_periodic_jobs(hello_installed: Path, settings: Settings) -> None:
+    import legetime_hello  # type: ignore[import-not-found]
+
+    from legetime.core.platform.jobs.runner import JobRunner
+
+    platform = Platform.create(settings)
+    every = {job.name: job.every(settings) for job in platform.periodic_jobs}
+    assert every["hello.tick"] == timedelta(seconds=0.05)
+    # The core's own periodic work comes through the same hook, on the configured schedule.
+    assert every["payments.reconcile"] == timedelta(minutes=settings.payment_reconcile_minutes)
+    assert every["privacy.retention"] == timedelta(minutes=settings.purge_interval_minutes)
+    assert "cases.close_answered" in every
+    runner = JobRunner(platform)
+    runner.start_scheduler()
+    try:
+        for _ in range(100):
+            if platform in legetime_hello.TICKS:
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await runner.stop_scheduler()
+        runner.stop()
+        await platform.close()
+    assert platform in legetime_hello.TICKS
+
+
+def test_periodic_jobs_are_async_and_uniquely_named(settings: Settings) -> None:
+    async def run(platform: Any) -> None: ...
+
+    def blocking(platform: Any) -> None: ...
+
+    class One:
+        @hookimpl
+        def register_periodic_jobs(self) -> list[PeriodicJob]:
+            return [PeriodicJob("payments.reconcile", run, lambda settings: timedelta(minutes=1))]
+
+    class Blocking:
+        @hookimpl
+        def register_periodic_jobs(self) -> list[PeriodicJob]:
+            return [PeriodicJob("blocking.run", blocking, lambda settings: timedelta(minutes=1))]  # type: ignore[arg-type]
+
+    with pytest.raises(PluginError, match=r"periodic job 'payments\.reconcile' registered twice"):
+        _create(settings, One())
+    with pytest.raises(PluginError, match=r"periodic job 'blocking\.run' .* must be async"):
+        _create(settings, Blocking())

@@ -22,6 +22,7 @@ from sqlalchemy import func, inspect, select, text
 from starlette.testclient import TestClient
 
 from legetime.core.demo import DEMO_PEOPLE
+from legetime.core.identity import persons
 from legetime.core.identity.actors import SYSTEM
 from legetime.core.platform.config import Settings
 from legetime.core.platform.crypto import KeyUnavailable
@@ -567,7 +568,7 @@ def test_erasure_request_erases_what_no_duty_keeps_and_reports_the_rest(stack: S
 
 def test_a_guardian_loses_access_on_the_childs_16th_birthday(tmp_path: Path) -> None:
     from legetime.core.consultation.access import as_patient, load_case
-    from legetime.core.platform.ctx import Ctx
+    from legetime.core.identity.ctx import Ctx
     from legetime.core.platform.errors import NotFound
     from tests.support import synthetic_national_id
 
@@ -586,7 +587,7 @@ def test_a_guardian_loses_access_on_the_childs_16th_birthday(tmp_path: Path) -> 
 
     async def read_on(fresh: Platform, day: date) -> bool:
         async with fresh.db.transaction() as session:
-            person = await content.find_person(session, fresh, MOTHER)
+            person = await persons.find_person(session, fresh, MOTHER)
             assert person is not None
             from legetime.core.identity.actors import Actor
 

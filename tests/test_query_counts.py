@@ -15,6 +15,7 @@ from sqlalchemy import event
 from starlette.testclient import TestClient
 
 from legetime.core.demo import DEMO_PEOPLE
+from legetime.core.identity import persons
 from legetime.core.platform.config import Settings
 from legetime.core.platform.db import models
 from legetime.core.platform.db.base import utcnow
@@ -40,7 +41,7 @@ def add_cases(platform: Platform, n: int) -> None:
         database = Database(platform.settings.resolved_database_url)
         try:
             async with database.transaction() as session:
-                mother = await content.find_person(session, platform, MOTHER)
+                mother = await persons.find_person(session, platform, MOTHER)
                 assert mother is not None
                 now = utcnow()
                 for i in range(n):

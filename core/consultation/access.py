@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, and_, false, or_, select
 from sqlalchemy.orm import aliased
 
 from legetime.core.identity.actors import Actor
-from legetime.core.platform.ctx import Ctx
+from legetime.core.identity.ctx import Ctx
 from legetime.core.platform.db.models import Case, CaseStatus, Person, RequesterRole
 from legetime.core.platform.errors import ErrorCode, LegetimeError, NotFound
 
@@ -87,3 +87,19 @@ async def load_case(
     if case is None:
         raise NotFound(NOT_FOUND_MESSAGE, field="caseId")
     return case
+
+
+# --- restriction of processing ---------------------------------------------------------------
+
+
+class ProcessingRestricted(LegetimeError):
+    code = ErrorCode.PROCESSING_RESTRICTED
+
+
+async def require_unrestricted(ctx: Ctx, person_id: uuid.UUID) -> None:
+    person = await ctx.session.get(Person, person_id)
+    if person is not None and person.restricted_at is not None:
+        raise ProcessingRestricted(
+            "Behandlingen av opplysningene er begrenset etter ønske. Opphev begrensningen for å fortsette.",
+            field="restricted",
+        )

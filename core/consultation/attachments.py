@@ -17,9 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from legetime.core.consultation import consents
 from legetime.core.consultation.access import as_patient, load_case
 from legetime.core.consultation.images import sanitize_image
-from legetime.core.platform.ctx import Ctx
+from legetime.core.identity.ctx import Ctx
 from legetime.core.platform.db.models import Attachment, Case, CaseStatus, ConsentPurpose
 from legetime.core.platform.errors import NotFound, ValidationError
+from legetime.core.platform.providers import STORAGE
 from legetime.core.platform.runtime import Platform
 from legetime.core.protection import audit, content
 
@@ -40,7 +41,7 @@ async def attach_image(ctx: Ctx, case_id: uuid.UUID, data: bytes) -> Attachment:
         "Du må samtykke til lagring av bilder før du legger ved bilder.",
     )
     clean = await asyncio.to_thread(sanitize_image, data)  # decoding is CPU work: off the event loop
-    storage = ctx.platform.providers.storage()
+    storage = ctx.platform.providers.get(STORAGE)
     attachment_id = uuid.uuid4()
     key = f"cases/{case.id}/{attachment_id.hex}.sealed"
     sealed = content.seal_image(ctx.platform.keyring, case, attachment_id, clean.data)
@@ -101,7 +102,7 @@ async def open_signed(
     case = await session.get(Case, attachment.case_id)
     if case is None or content.communication_deleted(case):
         raise gone
-    data = await platform.providers.storage().open(attachment.storage_key)
+    data = await platform.providers.get(STORAGE).open(attachment.storage_key)
     if attachment.sealed:
         data = content.open_image(platform.keyring, case, attachment.id, data)
     return data, attachment.content_type

@@ -15,13 +15,23 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from legetime.core.consultation import consents
-from legetime.core.consultation.access import as_clinician, as_patient, load_case, readable, require_person
+from legetime.core.consultation.access import (
+    ProcessingRestricted,
+    as_clinician,
+    as_patient,
+    load_case,
+    readable,
+    require_person,
+)
 from legetime.core.consultation.case_states import CaseEvent, next_status
+from legetime.core.consultation.notifications import notify
+from legetime.core.consultation.payments import capture_later, release_later
 from legetime.core.consultation.questionnaire import load_questionnaire, validate_answers
 from legetime.core.consultation.sla import sla_due_at
+from legetime.core.identity import persons
 from legetime.core.identity.actors import SYSTEM
+from legetime.core.identity.ctx import Ctx
 from legetime.core.identity.nationalid import InvalidNationalId, age_on, parse_national_id
-from legetime.core.platform.ctx import Ctx
 from legetime.core.platform.db.models import (
     Attachment,
     Case,
@@ -39,14 +49,15 @@ from legetime.core.platform.errors import ErrorCode, Forbidden, LegetimeError, V
 from legetime.core.platform.jobs.outbox import enqueue
 from legetime.core.platform.runtime import Platform
 from legetime.core.protection import audit, content
-from legetime.core.protection.retention import CONSENT_WITHDRAWN, IMAGE_CONSENT_WITHDRAWN, retention_deadline
+from legetime.core.protection.retention import (
+    CONSENT_WITHDRAWN,
+    ERASE_CASE_JOB,
+    IMAGE_CONSENT_WITHDRAWN,
+    retention_deadline,
+)
 
 CASE_NUMBER_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud on the phone
 MAX_MESSAGE_LENGTH = 5000
-
-
-class ProcessingRestricted(LegetimeError):
-    code = ErrorCode.PROCESSING_RESTRICTED
 
 
 class ChildTooOld(LegetimeError):
@@ -180,7 +191,7 @@ async def _child(
         parsed = parse_national_id(national_id)
     except InvalidNationalId as exc:
         raise InvalidNationalId(exc.message, field="childNationalId") from None
-    guardian_national_id = content.national_id(ctx.platform.keyring, guardian)
+    guardian_national_id = persons.national_id(ctx.platform.keyring, guardian)
     if parsed.value == guardian_national_id:
         raise ValidationError("Barnets fødselsnummer kan ikke være ditt eget.", field="childNationalId")
     if age_on(parsed.birth_date, ctx.today) >= 16:
@@ -196,9 +207,9 @@ async def _child(
         raise GuardianshipNotConfirmed(
             "Vi kunne ikke bekrefte at du har foreldreansvar for barnet.", field="childNationalId"
         )
-    child = await content.find_person(ctx.session, ctx.platform, parsed.value)
+    child = await persons.find_person(ctx.session, ctx.platform, parsed.value)
     if child is None:
-        child = content.new_person(
+        child = persons.new_person(
             ctx.platform,
             parsed.value,
             given_name=(given_name or "").strip()[:200],
@@ -243,7 +254,7 @@ async def _ended(ctx: Ctx, case: Case) -> None:
         ):
             await enqueue(
                 ctx.session,
-                "privacy.erase_case",
+                ERASE_CASE_JOB,
                 {"case_id": str(case.id), "rule": IMAGE_CONSENT_WITHDRAWN},
                 dedupe_key=f"erase-images:{case.id}",
             )
@@ -251,7 +262,7 @@ async def _ended(ctx: Ctx, case: Case) -> None:
     case.retention_until = ctx.now
     await enqueue(
         ctx.session,
-        "privacy.erase_case",
+        ERASE_CASE_JOB,
         {"case_id": str(case.id), "rule": CONSENT_WITHDRAWN},
         dedupe_key=f"erase:{case.id}",
     )
@@ -262,8 +273,6 @@ async def cancel_case(ctx: Ctx, case_id: uuid.UUID) -> Case:
     _transition(case, CaseEvent.CANCEL)
     case.cancelled_at = ctx.now
     await _ended(ctx, case)
-    from legetime.core.consultation.payments import release_later
-
     await release_later(ctx, case)
     await log_case(ctx, case, "cancel")
     return case
@@ -275,8 +284,6 @@ async def close_case(ctx: Ctx, case_id: uuid.UUID) -> Case:
     _transition(case, CaseEvent.CLOSE)
     case.closed_at = ctx.now
     await _ended(ctx, case)
-    from legetime.core.consultation.payments import capture_later
-
     await capture_later(ctx, case)
     await log_case(ctx, case, "close")
     return case
@@ -398,17 +405,6 @@ async def answer_case(
     return message
 
 
-async def notify(ctx: Ctx, case: Case, event: str, about: str) -> None:
-    """Send the requester an SMS about the event, once (the reference is the idempotency key)."""
-    reference = f"{case.id}:{event}:{about}"
-    await enqueue(
-        ctx.session,
-        "notify.sms",
-        {"case_id": str(case.id), "event": event, "reference": reference},
-        dedupe_key=f"sms:{reference}",
-    )
-
-
 # --- submitting ------------------------------------------------------------------------------------
 
 
@@ -461,8 +457,6 @@ async def close_answered_cases(
             .with_for_update(skip_locked=True)
         )
     ).all()
-    from legetime.core.consultation.payments import capture_later
-
     ctx = Ctx(session=session, platform=platform, actor=SYSTEM, now=now)
     for case in due:
         _transition(case, CaseEvent.CLOSE)

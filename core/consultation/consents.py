@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from legetime.core.consultation.access import as_patient, load_case, require_person
-from legetime.core.platform.ctx import Ctx
+from legetime.core.identity.ctx import Ctx
 from legetime.core.platform.db.models import Consent, ConsentAction, ConsentPurpose
 from legetime.core.platform.errors import ErrorCode, LegetimeError, ValidationError
 from legetime.core.protection import audit

@@ -10,10 +10,10 @@ from typing import Any
 from sqlalchemy import select
 
 from legetime.core.consultation import consents
-from legetime.core.consultation.access import as_clinician, load_case, require_person
+from legetime.core.consultation.access import as_clinician, load_case, require_person, require_unrestricted
 from legetime.core.consultation.questionnaire import answers_for_display, load_questionnaire
+from legetime.core.identity.ctx import Ctx
 from legetime.core.identity.nationalid import age_on
-from legetime.core.platform.ctx import Ctx
 from legetime.core.platform.db.base import utcnow
 from legetime.core.platform.db.models import (
     Case,
@@ -26,12 +26,16 @@ from legetime.core.platform.db.models import (
 from legetime.core.platform.errors import ErrorCode, LegetimeError, NotFound, ValidationError
 from legetime.core.platform.jobs.outbox import enqueue
 from legetime.core.platform.jobs.types import JobContext
+from legetime.core.platform.providers import JOURNAL
 from legetime.core.platform.providers.journal import JournalContext, JournalMessage
 from legetime.core.protection import audit, content
 
 AI_CONSENT_MESSAGE = "Pasienten har ikke samtykket til KI-assistert journalføring."
 MAX_NOTE_LENGTH = 20000
 _NOTE_IDS = uuid.UUID("6f1d3a52-9a43-4d6e-8a8e-3e1f4c1d2b7a")
+
+
+DRAFT_JOB = "journal.draft"
 
 
 class NoteApproved(LegetimeError):
@@ -41,10 +45,8 @@ class NoteApproved(LegetimeError):
 async def request_draft(ctx: Ctx, case_id: uuid.UUID) -> Case:
     case = await load_case(ctx, case_id, as_clinician(ctx.actor, write=True))
     await consents.require(ctx, case.subject_id, ConsentPurpose.AI_JOURNAL, case.id, AI_CONSENT_MESSAGE)
-    from legetime.core.privacy.rights import require_unrestricted
-
     await require_unrestricted(ctx, case.subject_id)
-    await enqueue(ctx.session, "journal.draft", {"case_id": str(case.id)})
+    await enqueue(ctx.session, DRAFT_JOB, {"case_id": str(case.id)})
     await audit.log(
         ctx,
         person_id=case.subject_id,
@@ -77,7 +79,7 @@ async def draft_job(ctx: JobContext, payload: dict[str, Any]) -> None:
     ).all()
     questionnaire = load_questionnaire(case.questionnaire_key or "general", case.questionnaire_version)
     today = utcnow().astimezone(ctx.platform.settings.zone).date()
-    drafter = ctx.platform.providers.journal()
+    drafter = ctx.platform.providers.get(JOURNAL)
     draft = await drafter.draft(
         JournalContext(
             case_number=case.number,

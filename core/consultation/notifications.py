@@ -9,9 +9,12 @@ from typing import Any
 
 from sqlalchemy import select
 
+from legetime.core.identity.ctx import Ctx
 from legetime.core.platform.db.base import utcnow
 from legetime.core.platform.db.models import Case, Notification, Person
+from legetime.core.platform.jobs.outbox import enqueue
 from legetime.core.platform.jobs.types import JobContext
+from legetime.core.platform.providers import SMS
 from legetime.core.platform.providers.sms import SmsMessage
 
 TEXTS = {
@@ -20,6 +23,20 @@ TEXTS = {
     "follow_up": "Hei! Legen har et spørsmål til deg om henvendelsen din. Logg inn på {url} for å svare. "
     "Hilsen Legetime",
 }
+
+
+SEND_SMS_JOB = "notify.sms"
+
+
+async def notify(ctx: Ctx, case: Case, event: str, about: str) -> None:
+    """Send the requester an SMS about the event, once (the reference is the idempotency key)."""
+    reference = f"{case.id}:{event}:{about}"
+    await enqueue(
+        ctx.session,
+        SEND_SMS_JOB,
+        {"case_id": str(case.id), "event": event, "reference": reference},
+        dedupe_key=f"sms:{reference}",
+    )
 
 
 async def send_sms_job(ctx: JobContext, payload: dict[str, Any]) -> None:
@@ -38,7 +55,7 @@ async def send_sms_job(ctx: JobContext, payload: dict[str, Any]) -> None:
     if requester is None or not requester.phone:
         notification.status = "no_phone"
         return
-    provider = ctx.platform.providers.sms()
+    provider = ctx.platform.providers.get(SMS)
     settings = ctx.platform.settings
     receipt = await provider.send(
         SmsMessage(

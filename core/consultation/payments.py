@@ -1,39 +1,31 @@
-"""The fee: reserved when a case is submitted, captured when it closes, released when it is cancelled.
+"""The fee once reserved: captured when the case closes, released when it is cancelled.
 
-Submitting is idempotent on the client's key: a retry with the same key returns the submitted case and
-never reserves twice (the provider gets a key derived from it, so even a retry after a crash between the
-provider's answer and our commit finds the same authorization). A declined card is a typed error and the
-case stays a draft. Capture and release run as outbox jobs, keyed by the reservation, so they happen once.
+Capture and release run as outbox jobs, keyed by the reservation, so they happen once. Reserving the fee
+is part of submitting a case (``submission``).
 """
 
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from legetime.core.consultation.access import as_patient, load_case
-from legetime.core.consultation.cases import check_submittable, mark_submitted
-from legetime.core.identity.actors import SYSTEM
-from legetime.core.platform.ctx import Ctx
+from legetime.core.identity.ctx import Ctx
 from legetime.core.platform.db.base import utcnow
-from legetime.core.platform.db.models import Case, CaseStatus, OutboxJob, OutboxStatus, PaymentReservation
-from legetime.core.platform.errors import PaymentDeclined, PaymentExpired, ProviderError, ValidationError
+from legetime.core.platform.db.models import Case, PaymentReservation
+from legetime.core.platform.errors import PaymentExpired, ProviderError
 from legetime.core.platform.jobs.outbox import enqueue
 from legetime.core.platform.jobs.types import JobContext
 from legetime.core.platform.money import Money
-from legetime.core.platform.providers.payment import Payment, PaymentStatus, ReserveRequest
-from legetime.core.protection import audit
+from legetime.core.platform.providers import PAYMENT
+from legetime.core.platform.providers.payment import Payment, PaymentStatus
 
-if TYPE_CHECKING:
-    from legetime.core.platform.runtime import Platform
+CAPTURE_JOB = "payments.capture"
+RELEASE_JOB = "payments.release"
 
 
-def _store(reservation: PaymentReservation, payment: Payment) -> None:
+def store_payment(reservation: PaymentReservation, payment: Payment) -> None:
     reservation.authorized_amount = payment.amounts.authorized
     reservation.captured_amount = payment.amounts.captured
     reservation.released_amount = payment.amounts.released
@@ -42,102 +34,6 @@ def _store(reservation: PaymentReservation, payment: Payment) -> None:
     reservation.expires_at = payment.expires_at
     reservation.action_url = payment.action_url if payment.status is PaymentStatus.PENDING else None
     reservation.updated_at = utcnow()
-
-
-async def submit_case(
-    ctx: Ctx,
-    case_id: uuid.UUID,
-    *,
-    idempotency_key: str,
-    provider: str | None = None,
-    payment_method: str | None = None,
-    return_url: str | None = None,
-) -> Case:
-    """Reserve the fee and submit the case. When the payer must approve first (3-D Secure, the Vipps
-    app), the case stays a draft with a pending payment and its ``action_url``; it is submitted as soon as
-    the approval is seen (``confirm_payment``, a webhook, or reconciliation)."""
-    if not idempotency_key or len(idempotency_key) > 100:
-        raise ValidationError("Oppgi en idempotensnøkkel (høyst 100 tegn).", field="idempotencyKey")
-    case = await load_case(ctx, case_id, as_patient(ctx.actor, ctx.today), for_update=True)
-    key = f"{case.id}:{idempotency_key}"
-    existing = await ctx.session.scalar(
-        select(PaymentReservation).where(PaymentReservation.idempotency_key == key)
-    )
-    if existing is None and case.status is CaseStatus.DRAFT:
-        latest = await reservation_for(ctx, case.id)
-        if latest is not None and latest.status == PaymentStatus.PENDING.value:
-            existing = latest  # one payment waits for approval: never start a second one
-    if existing is not None:
-        if case.status is CaseStatus.DRAFT:
-            await refresh(ctx, case, existing)
-        return case  # a retry of a submit that went through (or is waiting for the payer)
-    await check_submittable(ctx, case)
-    from legetime.core.privacy.rights import require_unrestricted
-
-    await require_unrestricted(ctx, case.requester_id)
-    try:
-        payments = ctx.platform.providers.payment(provider)
-    except LookupError:
-        raise ValidationError("Ukjent betalingsmåte.", field="paymentProvider") from None
-    payment = await payments.reserve(
-        ReserveRequest(
-            amount=Money(case.price_amount, case.price_currency),
-            reference=case.number,
-            idempotency_key=f"reserve:{key}",
-            return_url=return_url,
-            payment_method=payment_method,
-        )
-    )
-    reservation = PaymentReservation(
-        case_id=case.id,
-        provider=payments.name,
-        provider_payment_id=payment.payment_id,
-        idempotency_key=key,
-        amount=case.price_amount,
-        currency=case.price_currency,
-        status=payment.status.value,
-    )
-    _store(reservation, payment)
-    ctx.session.add(reservation)
-    await ctx.session.flush()
-    await _settle(ctx, case, reservation)
-    return case
-
-
-async def confirm_payment(ctx: Ctx, case_id: uuid.UUID) -> Case:
-    """The payer is back from approving (3-D Secure, the Vipps app): ask the provider, submit if approved."""
-    case = await load_case(ctx, case_id, as_patient(ctx.actor, ctx.today), for_update=True)
-    reservation = await reservation_for(ctx, case.id)
-    if reservation is None:
-        raise ValidationError("Saken har ingen betaling å bekrefte.", field="caseId")
-    await refresh(ctx, case, reservation)
-    if reservation.status in (PaymentStatus.DECLINED.value, PaymentStatus.EXPIRED.value):
-        raise PaymentDeclined("Betalingen ble ikke godkjent. Prøv igjen eller velg en annen betalingsmåte.")
-    return case
-
-
-async def refresh(ctx: Ctx, case: Case, reservation: PaymentReservation) -> None:
-    """Re-fetch the payment from the provider (the source of truth) and act on what changed."""
-    provider = ctx.platform.providers.payment(reservation.provider)
-    _store(reservation, await provider.get(reservation.provider_payment_id))
-    await _settle(ctx, case, reservation)
-
-
-async def _settle(ctx: Ctx, case: Case, reservation: PaymentReservation) -> None:
-    """An authorized payment submits its draft case; a case cancelled meanwhile gets its hold released."""
-    if reservation.status != PaymentStatus.AUTHORIZED.value:
-        return
-    if case.status is CaseStatus.DRAFT:
-        mark_submitted(ctx, case)
-        await audit.log(
-            ctx,
-            person_id=case.subject_id,
-            object_type="case",
-            object_id=str(case.id),
-            action="submit",
-        )
-    elif case.status is CaseStatus.CANCELLED:
-        await release_later(ctx, case)
 
 
 async def reservation_for(ctx: Ctx | JobContext, case_id: uuid.UUID) -> PaymentReservation | None:
@@ -150,21 +46,19 @@ async def reservation_for(ctx: Ctx | JobContext, case_id: uuid.UUID) -> PaymentR
 
 
 async def capture_later(ctx: Ctx, case: Case) -> None:
-    await enqueue(ctx.session, "payments.capture", {"case_id": str(case.id)}, dedupe_key=f"capture:{case.id}")
+    await enqueue(ctx.session, CAPTURE_JOB, {"case_id": str(case.id)}, dedupe_key=f"capture:{case.id}")
 
 
 async def release_later(ctx: Ctx, case: Case) -> None:
     if await reservation_for(ctx, case.id) is not None:
-        await enqueue(
-            ctx.session, "payments.release", {"case_id": str(case.id)}, dedupe_key=f"release:{case.id}"
-        )
+        await enqueue(ctx.session, RELEASE_JOB, {"case_id": str(case.id)}, dedupe_key=f"release:{case.id}")
 
 
 async def capture_job(ctx: JobContext, payload: dict[str, Any]) -> None:
     reservation = await reservation_for(ctx, uuid.UUID(payload["case_id"]))
     if reservation is None or reservation.status == PaymentStatus.CAPTURED.value:
         return
-    provider = ctx.platform.providers.payment(reservation.provider)
+    provider = ctx.platform.providers.get(PAYMENT, reservation.provider)
     try:
         payment = await provider.capture(
             reservation.provider_payment_id,
@@ -173,7 +67,7 @@ async def capture_job(ctx: JobContext, payload: dict[str, Any]) -> None:
         )
     except PaymentExpired:
         payment = await provider.get(reservation.provider_payment_id)  # record it; nothing to retry
-    _store(reservation, payment)
+    store_payment(reservation, payment)
 
 
 async def release_job(ctx: JobContext, payload: dict[str, Any]) -> None:
@@ -183,7 +77,7 @@ async def release_job(ctx: JobContext, payload: dict[str, Any]) -> None:
         PaymentStatus.DECLINED.value,
     ):
         return
-    provider = ctx.platform.providers.payment(reservation.provider)
+    provider = ctx.platform.providers.get(PAYMENT, reservation.provider)
     try:
         payment = await provider.release(
             reservation.provider_payment_id, idempotency_key=f"release:{reservation.id}"
@@ -192,125 +86,4 @@ async def release_job(ctx: JobContext, payload: dict[str, Any]) -> None:
         if getattr(exc, "retryable", False):
             raise
         payment = await provider.get(reservation.provider_payment_id)
-    _store(reservation, payment)
-
-
-# --- webhooks and reconciliation ---------------------------------------------------------------------
-
-
-async def refresh_job(ctx: JobContext, payload: dict[str, Any]) -> None:
-    """A verified webhook said a payment changed: re-fetch it (the webhook's body is never trusted)."""
-    reservation = await ctx.session.scalar(
-        select(PaymentReservation)
-        .where(
-            PaymentReservation.provider == payload["provider"],
-            PaymentReservation.provider_payment_id == payload["payment_id"],
-        )
-        .with_for_update()
-    )
-    if reservation is None:
-        return  # not ours (or not committed yet: the provider retries webhooks, reconciliation catches it)
-    case = await ctx.session.get(Case, reservation.case_id, with_for_update=True)
-    assert case is not None
-    await refresh(Ctx(session=ctx.session, platform=ctx.platform, actor=SYSTEM), case, reservation)
-
-
-OPEN_PAYMENT = (
-    PaymentStatus.PENDING.value,
-    PaymentStatus.AUTHORIZED.value,
-    PaymentStatus.PARTIALLY_CAPTURED.value,
-)
-
-
-async def _enqueue_again(session: AsyncSession, action: str, case_id: uuid.UUID, hour: str) -> int:
-    """Enqueue a capture or release once more, unless one is still on its way; at most once an hour."""
-    prefix = f"{action}:{case_id}"
-    waiting = await session.scalar(
-        select(OutboxJob.id).where(
-            OutboxJob.dedupe_key.startswith(prefix),
-            OutboxJob.status.in_((OutboxStatus.PENDING, OutboxStatus.RELAYED)),
-        )
-    )
-    key = f"{prefix}:{hour}"
-    if waiting is not None or await session.scalar(select(OutboxJob.id).where(OutboxJob.dedupe_key == key)):
-        return 0
-    await enqueue(session, f"payments.{action}", {"case_id": str(case_id)}, dedupe_key=key)
-    return 1
-
-
-@dataclass
-class Reconciliation:
-    refreshed: int = 0
-    submitted: int = 0
-    abandoned: int = 0
-    captures: int = 0
-    releases: int = 0
-    closed_before_expiry: int = 0
-
-
-async def reconcile(
-    session: AsyncSession, platform: Platform, now: datetime, batch: int = 100
-) -> Reconciliation:
-    """The periodic safety net, so that a lost webhook or a failed job loses nothing:
-
-    * open payments not heard of for a while are re-fetched (a draft whose payment is now authorized is
-      submitted);
-    * payments the payer never approved within ``payment_abandon_minutes`` are cancelled;
-    * closed cases still holding an authorization are captured, cancelled ones released;
-    * answered cases whose hold lapses within ``payment_expiry_margin_hours`` are closed (and charged) now.
-    """
-    from legetime.core.consultation.cases import close_answered_cases
-
-    settings = platform.settings
-    result = Reconciliation()
-    ctx = Ctx(session=session, platform=platform, actor=SYSTEM, now=now)
-    stale = now - timedelta(minutes=settings.payment_reconcile_minutes)
-    rows = (
-        await session.execute(
-            select(PaymentReservation, Case)
-            .join(Case, Case.id == PaymentReservation.case_id)
-            .where(PaymentReservation.status.in_(OPEN_PAYMENT), PaymentReservation.updated_at < stale)
-            .order_by(PaymentReservation.updated_at)
-            .limit(batch)
-            .with_for_update(skip_locked=True)
-        )
-    ).all()
-    abandon_before = now - timedelta(minutes=settings.payment_abandon_minutes)
-    hour = now.strftime("%Y%m%d%H")  # a failed job may be enqueued again, once an hour
-    for reservation, case in rows:
-        was_draft = case.status is CaseStatus.DRAFT
-        try:
-            await refresh(ctx, case, reservation)
-        except ProviderError as exc:
-            if getattr(exc, "retryable", False):
-                reservation.updated_at = now  # try again next round, after the others
-                continue
-            raise
-        result.refreshed += 1
-        result.submitted += int(was_draft and case.status is CaseStatus.SUBMITTED)
-        status = reservation.status
-        if status == PaymentStatus.PENDING.value and reservation.created_at < abandon_before:
-            result.abandoned += await _enqueue_again(session, "release", case.id, hour)
-        elif status in (PaymentStatus.AUTHORIZED.value, PaymentStatus.PARTIALLY_CAPTURED.value):
-            if case.status is CaseStatus.CLOSED:
-                result.captures += await _enqueue_again(session, "capture", case.id, hour)
-            elif case.status is CaseStatus.CANCELLED:
-                result.releases += await _enqueue_again(session, "release", case.id, hour)
-    margin = now + timedelta(hours=settings.payment_expiry_margin_hours)
-    lapsing = (
-        await session.scalars(
-            select(Case.id)
-            .join(PaymentReservation, PaymentReservation.case_id == Case.id)
-            .where(
-                Case.status == CaseStatus.ANSWERED,
-                PaymentReservation.status == PaymentStatus.AUTHORIZED.value,
-                PaymentReservation.expires_at < margin,
-            )
-            .limit(batch)
-        )
-    ).all()
-    if lapsing:
-        result.closed_before_expiry = await close_answered_cases(
-            session, platform, now, case_ids=list(lapsing)
-        )
-    return result
+    store_payment(reservation, payment)

@@ -21,19 +21,20 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from legetime.core.identity import persons
 from legetime.core.identity.actors import ANONYMOUS, Actor
 from legetime.core.identity.nationalid import parse_national_id
 from legetime.core.platform.crypto import seal, unseal
 from legetime.core.platform.db.base import utcnow
 from legetime.core.platform.db.models import AuthSession, LoginTransaction, Person, StaffMembership
 from legetime.core.platform.errors import ErrorCode, LegetimeError, ValidationError
+from legetime.core.platform.providers import IDENTITY
 from legetime.core.platform.providers.identity import (
     LoginChallenge,
     LoginPending,
     LoginRequest,
     VerifiedIdentity,
 )
-from legetime.core.protection import content
 
 if TYPE_CHECKING:
     from legetime.core.platform.runtime import Platform
@@ -70,7 +71,7 @@ async def start_login(
     return_url: str | None,
 ) -> StartedLogin:
     try:
-        identity = platform.providers.identity(provider)
+        identity = platform.providers.get(IDENTITY, provider)
     except LookupError:
         raise ValidationError("Ukjent innloggingsmetode.", field="provider") from None
     started = await identity.start(LoginRequest(return_url=return_url, login_hint=login_hint))
@@ -100,7 +101,7 @@ async def complete_login(
     )
     if login is None or login.finished_at is not None or login.expires_at <= utcnow():
         raise LoginFailed("Innloggingen er utløpt eller ukjent. Start på nytt.", field="handle")
-    identity = platform.providers.identity(login.provider)
+    identity = platform.providers.get(IDENTITY, login.provider)
     login.polls += 1
     state = _open_state(platform, login)
     result = await identity.complete(state, {**params, "poll_round": str(login.polls)})
@@ -148,9 +149,9 @@ async def upsert_person(session: AsyncSession, platform: Platform, identity: Ver
     """The person a verified identity names: created on first login, name kept current after (unless she
     has corrected it herself)."""
     national_id = parse_national_id(identity.national_id)
-    person = await content.find_person(session, platform, national_id.value)
+    person = await persons.find_person(session, platform, national_id.value)
     if person is None:
-        person = content.new_person(
+        person = persons.new_person(
             platform,
             national_id.value,
             given_name=identity.given_name,

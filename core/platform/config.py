@@ -21,6 +21,7 @@ from pydantic_settings.exceptions import SettingsError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from legetime.core.platform.crypto import parse_master_keys
 from legetime.core.platform.errors import ConfigError
 
 ENV_PREFIX = "LEGETIME_"
@@ -162,8 +163,6 @@ class Settings(BaseSettings):
     @classmethod
     def _master_keys(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
-            from legetime.core.platform.crypto import parse_master_keys
-
             entries = [e for e in value.get_secret_value().split(",") if e.strip()]
             if not entries:
                 raise ValueError("name at least one master key (id=<base64url of 32 bytes>)")

@@ -19,6 +19,7 @@ import binascii
 import hashlib
 import hmac
 import os
+import uuid
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
@@ -37,6 +38,12 @@ class KeyUnavailable(Exception):
 
 class Tampered(Exception):
     """A sealed value failed authentication: altered, truncated, or moved to another place."""
+
+
+def bound_to(owner: uuid.UUID, what: str) -> bytes:
+    """The associated data that binds a sealed value to its owner and purpose: a sealed value moved to
+    another row or field fails to open."""
+    return f"legetime:{owner}:{what}".encode()
 
 
 def seal(key: bytes, plaintext: bytes, aad: bytes) -> bytes:

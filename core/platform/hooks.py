@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, cast
 
 import pluggy
 
 from legetime.core.platform.errors import PluginError
-from legetime.core.platform.jobs.types import JobHandler
+from legetime.core.platform.jobs.types import JobHandler, PeriodicJob
 from legetime.core.platform.providers import ProviderSpec
 
 if TYPE_CHECKING:
@@ -25,28 +25,47 @@ class Hooks:
     def __init__(self, pm: pluggy.PluginManager) -> None:
         self.pm = pm
 
+    def _by_plugin(self, hook_name: str) -> Iterator[tuple[str, Any]]:
+        """Each plugin's answer to a hook, with the plugin's name (to credit or blame it). Called through
+        pluggy for one plugin at a time (``subset_hook_caller``), so tracing and call monitoring see it."""
+        plugins = self.pm.get_plugins()
+        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
+            others = [plugin for plugin in plugins if plugin is not impl.plugin]
+            results = self.pm.subset_hook_caller(hook_name, remove_plugins=others)()
+            yield impl.plugin_name, results[0] if results else None
+
     def providers(self) -> list[ProviderSpec]:
         specs = []
-        for impl in self.pm.hook.register_providers.get_hookimpls():
-            for spec in cast(Iterable[object], impl.function() or ()):
+        for plugin, offered in self._by_plugin("register_providers"):
+            for spec in cast(Iterable[object], offered or ()):
                 if not isinstance(spec, ProviderSpec):
-                    raise PluginError(f"plugin {impl.plugin_name!r} offered {spec!r}, not a ProviderSpec")
-                specs.append(replace(spec, plugin=impl.plugin_name))
+                    raise PluginError(f"plugin {plugin!r} offered {spec!r}, not a ProviderSpec")
+                specs.append(replace(spec, plugin=plugin))
         return specs
 
     def jobs(self) -> dict[str, JobHandler]:
         handlers: dict[str, JobHandler] = {}
-        for impl in self.pm.hook.register_jobs.get_hookimpls():
-            offered = cast(Mapping[str, JobHandler], impl.function() or {})
-            for name, handler in offered.items():
+        for plugin, offered in self._by_plugin("register_jobs"):
+            for name, handler in cast(Mapping[str, JobHandler], offered or {}).items():
                 if name in handlers:
-                    raise PluginError(f"job {name!r} registered twice (again by plugin {impl.plugin_name!r})")
+                    raise PluginError(f"job {name!r} registered twice (again by plugin {plugin!r})")
                 if not inspect.iscoroutinefunction(handler):
-                    raise PluginError(
-                        f"job {name!r} of plugin {impl.plugin_name!r} must be an async function"
-                    )
+                    raise PluginError(f"job {name!r} of plugin {plugin!r} must be an async function")
                 handlers[name] = handler
         return handlers
+
+    def periodic_jobs(self) -> list[PeriodicJob]:
+        jobs: dict[str, PeriodicJob] = {}
+        for plugin, offered in self._by_plugin("register_periodic_jobs"):
+            for job in cast(Iterable[object], offered or ()):
+                if not isinstance(job, PeriodicJob):
+                    raise PluginError(f"plugin {plugin!r} offered {job!r}, not a PeriodicJob")
+                if job.name in jobs:
+                    raise PluginError(f"periodic job {job.name!r} registered twice (again by {plugin!r})")
+                if not inspect.iscoroutinefunction(job.run):
+                    raise PluginError(f"periodic job {job.name!r} of plugin {plugin!r} must be async")
+                jobs[job.name] = job
+        return list(jobs.values())
 
     def graphql_queries(self) -> list[type]:
         return _flatten(self.pm.hook.register_graphql_queries())
@@ -80,6 +99,6 @@ class Hooks:
 
     def plugin_info(self) -> dict[str, dict[str, str]]:
         return {
-            impl.plugin_name: dict(cast(Mapping[str, str], impl.function() or {}))
-            for impl in self.pm.hook.plugin_info.get_hookimpls()
+            plugin: dict(cast(Mapping[str, str], info or {}))
+            for plugin, info in self._by_plugin("plugin_info")
         }

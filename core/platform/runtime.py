@@ -23,7 +23,7 @@ from legetime.core.platform.plugins import DEFAULT_PLUGINS, create_plugin_manage
 from legetime.core.platform.registry import ProviderRegistry, build_registry
 
 if TYPE_CHECKING:
-    from legetime.core.platform.jobs.types import JobHandler
+    from legetime.core.platform.jobs.types import JobHandler, PeriodicJob
 
 
 @dataclass
@@ -33,6 +33,7 @@ class Platform:
     hooks: Hooks
     providers: ProviderRegistry
     jobs: dict[str, JobHandler] = field(default_factory=dict)
+    periodic_jobs: list[PeriodicJob] = field(default_factory=list)
 
     @classmethod
     def create(
@@ -52,7 +53,14 @@ class Platform:
         )
         hooks = Hooks(pm)
         providers = build_registry(hooks.providers(), settings, lambda purpose: derive_key(settings, purpose))
-        return cls(settings=settings, pm=pm, hooks=hooks, providers=providers, jobs=hooks.jobs())
+        return cls(
+            settings=settings,
+            pm=pm,
+            hooks=hooks,
+            providers=providers,
+            jobs=hooks.jobs(),
+            periodic_jobs=hooks.periodic_jobs(),
+        )
 
     @cached_property
     def db(self) -> Database:

@@ -9,20 +9,18 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
 from legetime.core.consultation import consents
 from legetime.core.consultation.access import as_clinician, load_case, require_person
 from legetime.core.consultation.attachments import image_url
 from legetime.core.consultation.case_states import CaseEvent, next_status
-from legetime.core.consultation.cases import ProcessingRestricted
+from legetime.core.identity import persons
+from legetime.core.identity.ctx import Ctx
 from legetime.core.identity.nationalid import age_on
-from legetime.core.platform.ctx import Ctx
 from legetime.core.platform.db.base import utcnow
 from legetime.core.platform.db.models import (
     Attachment,
@@ -41,7 +39,6 @@ from legetime.core.platform.db.models import (
     RetentionRun,
 )
 from legetime.core.platform.errors import NotFound, ValidationError
-from legetime.core.platform.jobs.outbox import enqueue
 from legetime.core.protection import audit, content
 from legetime.core.protection.retention import (
     CONSENT_WITHDRAWN,
@@ -49,13 +46,8 @@ from legetime.core.protection.retention import (
     ERASURE_REQUEST,
     IMAGE_CONSENT_WITHDRAWN,
     Deleted,
-    erase_communication,
-    erase_images,
+    erase_by_rule,
 )
-
-if TYPE_CHECKING:
-    from legetime.core.identity.actors import Actor
-    from legetime.core.platform.runtime import Platform
 
 MAX_NAME_LENGTH = 200
 
@@ -180,15 +172,6 @@ async def restrict_processing(ctx: Ctx, restricted: bool) -> Person:
     return person
 
 
-async def require_unrestricted(ctx: Ctx, person_id: uuid.UUID) -> None:
-    person = await ctx.session.get(Person, person_id)
-    if person is not None and person.restricted_at is not None:
-        raise ProcessingRestricted(
-            "Behandlingen av opplysningene er begrenset etter ønske. Opphev begrensningen for å fortsette.",
-            field="restricted",
-        )
-
-
 async def _me(ctx: Ctx) -> Person:
     person = await ctx.session.get(Person, require_person(ctx.actor), with_for_update=True)
     assert person is not None
@@ -274,7 +257,7 @@ async def _erase_recorded(ctx: Ctx, rule: str, case_ids: list[uuid.UUID]) -> Del
     run = RetentionRun(rule=rule, trigger="patient", actor_id=require_person(ctx.actor), started_at=ctx.now)
     ctx.session.add(run)
     await ctx.session.flush()
-    deleted = await _erase(
+    deleted = await erase_by_rule(
         ctx.session, ctx.platform, case_ids, rule=rule, actor=ctx.actor, now=ctx.now, run_id=run.id
     )
     run.cases, run.messages, run.images, run.finished_at = (
@@ -286,29 +269,6 @@ async def _erase_recorded(ctx: Ctx, rule: str, case_ids: list[uuid.UUID]) -> Del
     return deleted
 
 
-async def _erase(
-    session: AsyncSession,
-    platform: Platform,
-    case_ids: list[uuid.UUID],
-    *,
-    rule: str,
-    actor: Actor,
-    now: datetime,
-    run_id: uuid.UUID | None = None,
-) -> Deleted:
-    """The rule decides what goes: only the images, or the whole communication. Storage objects are
-    deleted by a job once the transaction has committed."""
-    if rule == IMAGE_CONSENT_WITHDRAWN:
-        deleted = await erase_images(session, case_ids, rule=rule, actor=actor, now=now, run_id=run_id)
-    else:
-        deleted = await erase_communication(
-            session, platform, case_ids, rule=rule, actor=actor, now=now, run_id=run_id
-        )
-    if deleted.storage_keys:
-        await enqueue(session, "storage.delete", {"keys": deleted.storage_keys})
-    return deleted
-
-
 async def request_erasure(ctx: Ctx) -> ErasureAccount:
     """Erase what no legal duty keeps: the communication of every case, her phone number; storage
     consent is withdrawn so cases in progress are erased when they end."""
@@ -317,25 +277,6 @@ async def request_erasure(ctx: Ctx) -> ErasureAccount:
     for purpose in (ConsentPurpose.COMMUNICATION_STORAGE, ConsentPurpose.IMAGE_STORAGE):
         await consents.record(ctx, purpose=purpose, granted=False, text_version="", case_id=None)
     return await erase(ctx, rule=ERASURE_REQUEST)
-
-
-async def erase_case_job(ctx: Any, payload: dict[str, Any]) -> None:
-    """A case ended after its patient withdrew consent to storing its communication (or its images):
-    erase that now, by the payload's rule (idempotent)."""
-    case = await ctx.session.get(Case, uuid.UUID(payload["case_id"]), with_for_update=True)
-    if case is None or case.purged_at is not None or case.status not in ENDED:
-        return
-    from legetime.core.identity.actors import SYSTEM
-
-    await _erase(ctx.session, ctx.platform, [case.id], rule=payload["rule"], actor=SYSTEM, now=utcnow())
-
-
-async def delete_objects_job(ctx: Any, payload: dict[str, Any]) -> None:
-    """Delete storage objects of erased communication (already unreadable: their key is gone)."""
-    from legetime.core.protection.retention import delete_stored
-
-    if await delete_stored(ctx.platform, list(payload["keys"])):
-        raise RuntimeError("some storage objects could not be deleted; retrying")
 
 
 # --- access and portability ------------------------------------------------------------------------
@@ -462,7 +403,7 @@ async def export_my_data(ctx: Ctx) -> dict[str, Any]:
         "format": "legetime.export.v1",
         "exportedAt": _iso(ctx.now),
         "person": {
-            "nationalId": content.national_id(ring, person),
+            "nationalId": persons.national_id(ring, person),
             "givenName": person.given_name,
             "familyName": person.family_name,
             "birthDate": person.birth_date.isoformat(),

@@ -58,7 +58,7 @@ from legetime.core.platform.db.base import utcnow
 from legetime.core.platform.db.models import AuditEvent
 
 if TYPE_CHECKING:
-    from legetime.core.platform.ctx import Ctx
+    from legetime.core.identity.ctx import Ctx
 
 CANONICAL_VERSION = 1
 _LOCK_KEY = 0x4C45474554494D45  # "LEGETIME": the advisory lock that serialises appends on PostgreSQL

@@ -21,13 +21,14 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import ColumnElement
 
+from legetime.core.identity.actors import SYSTEM
 from legetime.core.identity.nationalid import age_on
 from legetime.core.platform.db.base import utcnow
 from legetime.core.platform.db.models import (
@@ -41,6 +42,9 @@ from legetime.core.platform.db.models import (
     RequesterRole,
     RetentionRun,
 )
+from legetime.core.platform.jobs.outbox import enqueue
+from legetime.core.platform.jobs.types import JobContext
+from legetime.core.platform.providers import STORAGE
 from legetime.core.protection import audit
 
 if TYPE_CHECKING:
@@ -48,6 +52,9 @@ if TYPE_CHECKING:
     from legetime.core.platform.runtime import Platform
 
 log = structlog.get_logger(__name__)
+
+ERASE_CASE_JOB = "privacy.erase_case"
+DELETE_OBJECTS_JOB = "storage.delete"
 
 RETENTION = "retention"
 CONSENT_WITHDRAWN = "consent_withdrawn"
@@ -257,7 +264,7 @@ async def count_due(session: AsyncSession, now: datetime) -> tuple[int, int, int
 
 async def delete_stored(platform: Platform, keys: list[str]) -> int:
     """Delete storage objects; returns how many failed. A failure leaves only ciphertext whose key is gone."""
-    storage = platform.providers.storage()
+    storage = platform.providers.get(STORAGE)
     failures = 0
     for key in keys:
         try:
@@ -338,3 +345,46 @@ async def run_retention(
         )
     log.info("purge.finished", rule=RETENTION, cases=summary.cases, dry_run=dry_run, trigger=trigger)
     return summary
+
+
+# --- erasure by rule, and its jobs ----------------------------------------------------------------
+
+
+async def erase_by_rule(
+    session: AsyncSession,
+    platform: Platform,
+    case_ids: list[uuid.UUID],
+    *,
+    rule: str,
+    actor: Actor,
+    now: datetime,
+    run_id: uuid.UUID | None = None,
+) -> Deleted:
+    """The rule decides what goes: only the images, or the whole communication. Storage objects are
+    deleted by a job once the transaction has committed."""
+    if rule == IMAGE_CONSENT_WITHDRAWN:
+        deleted = await erase_images(session, case_ids, rule=rule, actor=actor, now=now, run_id=run_id)
+    else:
+        deleted = await erase_communication(
+            session, platform, case_ids, rule=rule, actor=actor, now=now, run_id=run_id
+        )
+    if deleted.storage_keys:
+        await enqueue(session, DELETE_OBJECTS_JOB, {"keys": deleted.storage_keys})
+    return deleted
+
+
+async def erase_case_job(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """A case ended after its patient withdrew consent to storing its communication (or its images):
+    erase that now, by the payload's rule (idempotent)."""
+    case = await ctx.session.get(Case, uuid.UUID(payload["case_id"]), with_for_update=True)
+    if case is None or case.purged_at is not None or case.status not in ENDED:
+        return
+    await erase_by_rule(
+        ctx.session, ctx.platform, [case.id], rule=payload["rule"], actor=SYSTEM, now=utcnow()
+    )
+
+
+async def delete_objects_job(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """Delete storage objects of erased communication (already unreadable: their key is gone)."""
+    if await delete_stored(ctx.platform, list(payload["keys"])):
+        raise RuntimeError("some storage objects could not be deleted; retrying")

@@ -56,29 +56,27 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", AuthlibDeprecationWarning)
     from authlib.integrations.httpx_client import AsyncOAuth2Client
 
-from legetime.core.hookspecs import hookimpl
-from legetime.core.identity.nationalid import InvalidNationalId, parse_national_id
-from legetime.core.platform.errors import (
+from legetime.sdk import (
+    IDENTITY,
+    AssuranceLevel,
+    Capability,
     ConfigError,
     ErrorCode,
-    IdentityRejected,
-    ProviderError,
-    ProviderUnavailable,
-)
-from legetime.core.platform.providers import (
-    Capability,
     HttpsUrl,
-    ProviderContext,
-    ProviderSettings,
-    ProviderSpec,
-)
-from legetime.core.platform.providers.identity import (
-    AssuranceLevel,
+    IdentityRejected,
+    InvalidNationalId,
     LoginChallenge,
     LoginPending,
     LoginRequest,
     LoginStart,
+    ProviderContext,
+    ProviderError,
+    ProviderSettings,
+    ProviderSpec,
+    ProviderUnavailable,
     VerifiedIdentity,
+    hookimpl,
+    parse_national_id,
 )
 
 NAME = "bankid-oidc"
@@ -484,7 +482,7 @@ async def callback_endpoint(request: Request) -> Response:
     """GET ``/plugins/bankid-oidc/callback``: the OpenID provider sends the browser here; we send it on to
     the frontend's return URL (signed into ``state``) with ``code`` and ``state``, or ``error``."""
     try:
-        provider = request.app.state.platform.providers.identity(NAME)
+        provider = request.app.state.platform.providers.get(IDENTITY, NAME)
     except (AttributeError, LookupError):
         return _page("Innlogging er ikke satt opp", "BankID-innlogging er ikke slått på.", 404)
     params = request.query_params

@@ -36,17 +36,24 @@ from typing import Any
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from legetime.core.hookspecs import hookimpl
-from legetime.core.identity.nationalid import InvalidNationalId, NationalId, parse_national_id
-from legetime.core.platform.errors import ErrorCode, IdentityRejected, ValidationError
-from legetime.core.platform.providers import Capability, ProviderContext, ProviderSettings, ProviderSpec
-from legetime.core.platform.providers.identity import (
+from legetime.sdk import (
     AssuranceLevel,
+    Capability,
+    ErrorCode,
+    IdentityRejected,
+    InvalidNationalId,
     LoginChallenge,
     LoginPending,
     LoginRequest,
     LoginStart,
+    NationalId,
+    ProviderContext,
+    ProviderSettings,
+    ProviderSpec,
+    ValidationError,
     VerifiedIdentity,
+    hookimpl,
+    parse_national_id,
 )
 
 NAME = "bankid-test"

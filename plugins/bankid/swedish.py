@@ -51,20 +51,24 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from pydantic import Field, FilePath, IPvAnyAddress, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
-from legetime.core.hookspecs import hookimpl
-from legetime.core.identity.swedish_personal_number import (
-    InvalidSwedishPersonalNumber,
-    parse_swedish_personal_number,
-)
-from legetime.core.platform.errors import ConfigError, IdentityRejected, ProviderError, ProviderUnavailable
-from legetime.core.platform.providers import Capability, ProviderContext, ProviderSettings, ProviderSpec
-from legetime.core.platform.providers.identity import (
+from legetime.sdk import (
     AssuranceLevel,
+    Capability,
+    ConfigError,
+    IdentityRejected,
+    InvalidSwedishPersonalNumber,
     LoginChallenge,
     LoginPending,
     LoginRequest,
     LoginStart,
+    ProviderContext,
+    ProviderError,
+    ProviderSettings,
+    ProviderSpec,
+    ProviderUnavailable,
     VerifiedIdentity,
+    hookimpl,
+    parse_swedish_personal_number,
 )
 
 NAME = "bankid-se"

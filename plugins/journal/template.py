@@ -11,9 +11,17 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from legetime.core.hookspecs import hookimpl
-from legetime.core.platform.providers import Capability, ProviderContext, ProviderSettings, ProviderSpec
-from legetime.core.platform.providers.journal import JournalContext, JournalDraft, JournalMessage, Provenance
+from legetime.sdk import (
+    Capability,
+    JournalContext,
+    JournalDraft,
+    JournalMessage,
+    Provenance,
+    ProviderContext,
+    ProviderSettings,
+    ProviderSpec,
+    hookimpl,
+)
 
 __version__ = "1"
 

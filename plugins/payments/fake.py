@@ -51,28 +51,29 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from legetime.core.hookspecs import hookimpl
-from legetime.core.platform.db.sqlite_file import SqliteFile
-from legetime.core.platform.errors import (
+from legetime.sdk import (
+    Capability,
     ErrorCode,
     IdempotencyConflict,
-    PaymentDeclined,
-    PaymentExpired,
-    PaymentStateError,
-    ProviderError,
-    ProviderUnavailable,
-)
-from legetime.core.platform.money import Money
-from legetime.core.platform.providers import Capability, ProviderContext, ProviderSettings, ProviderSpec
-from legetime.core.platform.providers.payment import (
+    Money,
     Payment,
     PaymentAmounts,
+    PaymentDeclined,
+    PaymentExpired,
     PaymentMethodKind,
     PaymentOption,
+    PaymentStateError,
     PaymentStatus,
+    ProviderContext,
+    ProviderError,
+    ProviderSettings,
+    ProviderSpec,
+    ProviderUnavailable,
     ReserveRequest,
+    SqliteFile,
     WebhookEvent,
     derive_status,
+    hookimpl,
     webhook_rejected,
 )
 

@@ -29,26 +29,27 @@ from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 from stripe.params import PaymentIntentCaptureParams, PaymentIntentCreateParams, RefundCreateParams
 
-from legetime.core.hookspecs import hookimpl
-from legetime.core.platform.errors import (
+from legetime.sdk import (
+    Capability,
     ErrorCode,
     IdempotencyConflict,
-    PaymentDeclined,
-    PaymentExpired,
-    PaymentStateError,
-    ProviderError,
-    ProviderUnavailable,
-)
-from legetime.core.platform.money import Money
-from legetime.core.platform.providers import Capability, ProviderContext, ProviderSettings, ProviderSpec
-from legetime.core.platform.providers.payment import (
+    Money,
     Payment,
     PaymentAmounts,
+    PaymentDeclined,
+    PaymentExpired,
     PaymentMethodKind,
     PaymentOption,
+    PaymentStateError,
+    ProviderContext,
+    ProviderError,
+    ProviderSettings,
+    ProviderSpec,
+    ProviderUnavailable,
     ReserveRequest,
     WebhookEvent,
     derive_status,
+    hookimpl,
     webhook_rejected,
 )
 

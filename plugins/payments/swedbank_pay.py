@@ -43,32 +43,28 @@ import httpx
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from legetime.core.hookspecs import hookimpl
-from legetime.core.platform.db.sqlite_file import SqliteFile
-from legetime.core.platform.errors import (
-    ErrorCode,
-    IdempotencyConflict,
-    PaymentExpired,
-    PaymentStateError,
-    ProviderError,
-    ProviderUnavailable,
-)
-from legetime.core.platform.money import Money
-from legetime.core.platform.providers import (
+from legetime.sdk import (
     Capability,
+    ErrorCode,
     HttpsUrl,
-    ProviderContext,
-    ProviderSettings,
-    ProviderSpec,
-)
-from legetime.core.platform.providers.payment import (
+    IdempotencyConflict,
+    Money,
     Payment,
     PaymentAmounts,
+    PaymentExpired,
     PaymentMethodKind,
     PaymentOption,
+    PaymentStateError,
+    ProviderContext,
+    ProviderError,
+    ProviderSettings,
+    ProviderSpec,
+    ProviderUnavailable,
     ReserveRequest,
+    SqliteFile,
     WebhookEvent,
     derive_status,
+    hookimpl,
     webhook_rejected,
 )
 

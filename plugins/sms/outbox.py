@@ -25,24 +25,25 @@ import structlog
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
-from legetime.core.hookspecs import hookimpl
-from legetime.core.platform.db.sqlite_file import SqliteFile
-from legetime.core.platform.errors import (
+from legetime.sdk import (
+    Capability,
+    DeliveryReport,
+    DeliveryStatus,
     ErrorCode,
     IdempotencyConflict,
     NotFound,
+    ProviderContext,
     ProviderError,
-    ValidationError,
-)
-from legetime.core.platform.providers import Capability, ProviderContext, ProviderSettings, ProviderSpec
-from legetime.core.platform.providers.sms import (
-    DeliveryReport,
-    DeliveryStatus,
+    ProviderSettings,
+    ProviderSpec,
     SmsEncoding,
     SmsMessage,
     SmsReceipt,
+    SqliteFile,
+    ValidationError,
+    encode_info,
+    hookimpl,
 )
-from legetime.core.platform.providers.sms_segments import encode_info
 
 NAME = "outbox"
 # fullmatch and ASCII: "$" alone would accept a trailing newline and "\d" other scripts' digits.

@@ -29,10 +29,17 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from legetime.core.hookspecs import hookimpl
-from legetime.core.platform.errors import ErrorCode, StorageNotFound, ValidationError
-from legetime.core.platform.providers import Capability, ProviderContext, ProviderSettings, ProviderSpec
-from legetime.core.platform.providers.storage import StoredObject
+from legetime.sdk import (
+    Capability,
+    ErrorCode,
+    ProviderContext,
+    ProviderSettings,
+    ProviderSpec,
+    StorageNotFound,
+    StoredObject,
+    ValidationError,
+    hookimpl,
+)
 
 NAME = "local"
 ROUTE_PREFIX = "/plugins/storage-local/objects/"

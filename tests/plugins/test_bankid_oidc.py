@@ -301,8 +301,8 @@ class _Platform:
         self.providers = self
         self._provider = provider
 
-    def identity(self, name: str) -> BankIdOidcProvider:
-        assert name == "bankid-oidc"
+    def get(self, capability: Any, name: str) -> BankIdOidcProvider:
+        assert (capability.capability, name) == ("identity", "bankid-oidc")
         return self._provider
 
 

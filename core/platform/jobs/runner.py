@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -80,30 +81,9 @@ class JobRunner:
                 relay_timeout=timedelta(seconds=self.platform.settings.job_relay_timeout_seconds),
             )
 
-    async def close_answered(self) -> int:
-        from legetime.core.consultation.cases import close_answered_cases
-
-        async with self.platform.db.transaction() as session:
-            return await close_answered_cases(session, self.platform, utcnow())
-
-    async def reconcile_payments(self) -> None:
-        """Re-fetch open payments, cancel abandoned ones, capture or release what a lost job left."""
-        from legetime.core.consultation.payments import reconcile
-
-        async with self.platform.db.transaction() as session:
-            await reconcile(session, self.platform, utcnow())
-
-    async def purge(self) -> int:
-        """Delete the communication of cases past their retention time (batched; see core.purge)."""
-        from legetime.core.identity.actors import SYSTEM
-        from legetime.core.protection.retention import run_retention
-
-        summary = await run_retention(self.platform, actor=SYSTEM, trigger="schedule")
-        return summary.cases
-
     def start_scheduler(self) -> None:
         """The periodic work, in the running event loop (APScheduler, one run of each at a time): the
-        outbox relay, closing answered cases the patient left open, and the retention purge."""
+        outbox relay, and the periodic jobs the plugins register (the core's own included)."""
         self._scheduler = AsyncIOScheduler()
         every = {"max_instances": 1, "coalesce": True}
         self._scheduler.add_job(
@@ -113,26 +93,19 @@ class JobRunner:
             id="outbox-relay",
             **every,
         )
-        self._scheduler.add_job(
-            self._tracked(self.close_answered), "interval", seconds=60, id="close-answered", **every
-        )
-        self._scheduler.add_job(
-            self._tracked(self.reconcile_payments),
-            "interval",
-            minutes=self.platform.settings.payment_reconcile_minutes,
-            id="reconcile-payments",
-            **every,
-        )
-        self._scheduler.add_job(
-            self._tracked(self.purge),
-            "interval",
-            minutes=self.platform.settings.purge_interval_minutes,
-            id="purge",
-            **every,
-        )
+        for job in self.platform.periodic_jobs:
+            self._scheduler.add_job(
+                self._tracked(functools.partial(job.run, self.platform), name=job.name),
+                "interval",
+                seconds=job.every(self.platform.settings).total_seconds(),
+                id=job.name,
+                **every,
+            )
         self._scheduler.start()
 
-    def _tracked(self, work: Callable[[], Awaitable[Any]]) -> Callable[[], Awaitable[Any]]:
+    def _tracked(
+        self, work: Callable[[], Awaitable[Any]], name: str | None = None
+    ) -> Callable[[], Awaitable[Any]]:
         """``work`` as a scheduled job whose run in progress ``stop_scheduler`` can wait for."""
 
         async def run() -> Any:
@@ -144,7 +117,7 @@ class JobRunner:
             finally:
                 self._periodic.discard(task)
 
-        run.__name__ = run.__qualname__ = getattr(work, "__name__", "periodic")
+        run.__name__ = run.__qualname__ = name or str(getattr(work, "__name__", "periodic"))
         return run
 
     async def stop_scheduler(self) -> None:

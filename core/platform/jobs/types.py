@@ -1,14 +1,17 @@
-"""What a job handler is. Handlers are registered by name through the ``register_jobs`` hook."""
+"""What a job is: a handler run once per outbox row (``register_jobs``), or work run on a schedule
+(``register_periodic_jobs``)."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
 
+    from legetime.core.platform.config import Settings
     from legetime.core.platform.runtime import Platform
 
 
@@ -23,3 +26,17 @@ class JobContext:
 
 
 JobHandler = Callable[[JobContext, dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    """Work run on a schedule in every process that runs jobs (``legetime worker``; ``legetime serve``
+    without Redis), at most one run at a time per process. Several processes run it side by side, so
+    ``run`` must lock what it takes (``FOR UPDATE SKIP LOCKED``) and be safe to repeat."""
+
+    name: str
+    """Unique among periodic jobs, ``"<plugin>.<what>"``; names the schedule in logs."""
+    run: Callable[[Platform], Awaitable[Any]]
+    """Opens its own transactions (a long run commits in batches)."""
+    every: Callable[[Settings], timedelta]
+    """The interval, read from the settings when the scheduler starts."""

@@ -7,9 +7,9 @@ hook with a :class:`ProviderSpec`; configuration decides which are enabled and w
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Final, Generic, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator
@@ -33,12 +33,46 @@ class Capability(StrEnum):
     JOURNAL = "journal"
 
 
-PROTOCOLS: dict[Capability, type] = {
-    Capability.IDENTITY: IdentityProvider,
-    Capability.PAYMENT: PaymentProvider,
-    Capability.SMS: SmsProvider,
-    Capability.STORAGE: StorageProvider,
-    Capability.JOURNAL: JournalProvider,
+P = TypeVar("P")
+
+
+@dataclass(frozen=True)
+class CapabilityDescription(Generic[P]):
+    """Everything the platform knows of one capability, in one place: the Protocol its providers
+    implement, the setting that enables them and how it is titled for integrators. ``P`` is the Protocol,
+    so ``platform.providers.get(PAYMENT)`` is typed ``PaymentProvider``."""
+
+    capability: Capability
+    protocol: type
+    """The (runtime-checkable) Protocol of ``P``, checked against every enabled provider at start-up."""
+    setting: str
+    """The field of ``Settings`` naming the enabled providers (``LEGETIME_<SETTING>``)."""
+    several: bool
+    """Whether several providers may be enabled at once (the first is the default)."""
+    title: str
+
+    @property
+    def variable(self) -> str:
+        return f"LEGETIME_{self.setting.upper()}"
+
+
+IDENTITY: Final[CapabilityDescription[IdentityProvider]] = CapabilityDescription(
+    Capability.IDENTITY, IdentityProvider, "identity_providers", several=True, title="Identity"
+)
+PAYMENT: Final[CapabilityDescription[PaymentProvider]] = CapabilityDescription(
+    Capability.PAYMENT, PaymentProvider, "payment_providers", several=True, title="Payment"
+)
+SMS: Final[CapabilityDescription[SmsProvider]] = CapabilityDescription(
+    Capability.SMS, SmsProvider, "sms_provider", several=False, title="SMS"
+)
+STORAGE: Final[CapabilityDescription[StorageProvider]] = CapabilityDescription(
+    Capability.STORAGE, StorageProvider, "storage_provider", several=False, title="Storage"
+)
+JOURNAL: Final[CapabilityDescription[JournalProvider]] = CapabilityDescription(
+    Capability.JOURNAL, JournalProvider, "journal_provider", several=False, title="Journal drafting"
+)
+CAPABILITIES: Final[dict[Capability, CapabilityDescription[Any]]] = {
+    description.capability: description for description in (IDENTITY, PAYMENT, SMS, STORAGE, JOURNAL)
 }
 
 
@@ -87,14 +121,19 @@ class ProviderSpec:
     description: str = ""
     test_only: bool = False
     """True for simulations (test BankID, fake payments, SMS outbox): production refuses them."""
-    extra: dict[str, Any] = field(default_factory=dict)
     plugin: str = ""
     """The plugin that offered it (filled in by the core)."""
 
 
 __all__ = [
-    "PROTOCOLS",
+    "CAPABILITIES",
+    "IDENTITY",
+    "JOURNAL",
+    "PAYMENT",
+    "SMS",
+    "STORAGE",
     "Capability",
+    "CapabilityDescription",
     "IdentityProvider",
     "JournalProvider",
     "NoSettings",

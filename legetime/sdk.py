@@ -1,0 +1,178 @@
+"""The plugin SDK: everything a plugin imports from Legetime, and the stable API for plugin authors.
+
+A plugin imports from here and nowhere else in Legetime (built-in plugins included; ``make lint`` holds
+them to it). A name here keeps its meaning across minor versions; anything not here is internal and may
+move. The hooks themselves are documented in ``legetime.core.hookspecs`` and ``docs/hooks.md``; writing a
+plugin is explained in ``docs/plugins.md``; ``legetime.testing`` runs a capability's contract suite
+against a plugin's provider.
+"""
+
+from __future__ import annotations
+
+from legetime import __version__
+from legetime.core.hookspecs import PROJECT_NAME, hookimpl
+from legetime.core.identity.nationalid import InvalidNationalId, NationalId, parse_national_id
+from legetime.core.identity.swedish_personal_number import (
+    InvalidSwedishPersonalNumber,
+    parse_swedish_personal_number,
+)
+from legetime.core.platform.db.sqlite_file import SqliteFile
+from legetime.core.platform.errors import (
+    ConfigError,
+    ErrorCode,
+    IdempotencyConflict,
+    IdentityRejected,
+    LegetimeError,
+    NotFound,
+    PaymentDeclined,
+    PaymentExpired,
+    PaymentStateError,
+    PluginError,
+    ProviderError,
+    ProviderUnavailable,
+    StorageNotFound,
+    ValidationError,
+)
+from legetime.core.platform.jobs.outbox import enqueue
+from legetime.core.platform.jobs.types import JobContext, JobHandler, PeriodicJob
+from legetime.core.platform.money import Money
+from legetime.core.platform.providers import (
+    CAPABILITIES,
+    IDENTITY,
+    JOURNAL,
+    PAYMENT,
+    SMS,
+    STORAGE,
+    Capability,
+    CapabilityDescription,
+    HttpsUrl,
+    NoSettings,
+    ProviderContext,
+    ProviderSettings,
+    ProviderSpec,
+)
+from legetime.core.platform.providers.identity import (
+    AssuranceLevel,
+    IdentityProvider,
+    LoginChallenge,
+    LoginPending,
+    LoginRequest,
+    LoginStart,
+    VerifiedIdentity,
+)
+from legetime.core.platform.providers.journal import (
+    JournalContext,
+    JournalDraft,
+    JournalMessage,
+    JournalProvider,
+    Provenance,
+)
+from legetime.core.platform.providers.payment import (
+    Payment,
+    PaymentAmounts,
+    PaymentMethodKind,
+    PaymentOption,
+    PaymentProvider,
+    PaymentStatus,
+    ReserveRequest,
+    WebhookEvent,
+    derive_status,
+    webhook_rejected,
+)
+from legetime.core.platform.providers.sms import (
+    DeliveryReport,
+    DeliveryStatus,
+    SmsEncoding,
+    SmsMessage,
+    SmsProvider,
+    SmsReceipt,
+)
+from legetime.core.platform.providers.sms_segments import encode_info
+from legetime.core.platform.providers.storage import StorageProvider, StoredObject
+from legetime.core.platform.runtime import Platform
+
+__all__ = [  # noqa: RUF022 - grouped by purpose, as docs/plugins.md lists them
+    # hooks and the platform a hook receives
+    "PROJECT_NAME",
+    "Platform",
+    "__version__",
+    "hookimpl",
+    # offering a provider
+    "CAPABILITIES",
+    "IDENTITY",
+    "JOURNAL",
+    "PAYMENT",
+    "SMS",
+    "STORAGE",
+    "Capability",
+    "CapabilityDescription",
+    "HttpsUrl",
+    "NoSettings",
+    "ProviderContext",
+    "ProviderSettings",
+    "ProviderSpec",
+    # identity
+    "AssuranceLevel",
+    "IdentityProvider",
+    "InvalidNationalId",
+    "InvalidSwedishPersonalNumber",
+    "LoginChallenge",
+    "LoginPending",
+    "LoginRequest",
+    "LoginStart",
+    "NationalId",
+    "VerifiedIdentity",
+    "parse_national_id",
+    "parse_swedish_personal_number",
+    # payment
+    "Money",
+    "Payment",
+    "PaymentAmounts",
+    "PaymentMethodKind",
+    "PaymentOption",
+    "PaymentProvider",
+    "PaymentStatus",
+    "ReserveRequest",
+    "WebhookEvent",
+    "derive_status",
+    "webhook_rejected",
+    # sms
+    "DeliveryReport",
+    "DeliveryStatus",
+    "SmsEncoding",
+    "SmsMessage",
+    "SmsProvider",
+    "SmsReceipt",
+    "encode_info",
+    # storage
+    "StorageProvider",
+    "StoredObject",
+    # journal drafting
+    "JournalContext",
+    "JournalDraft",
+    "JournalMessage",
+    "JournalProvider",
+    "Provenance",
+    # jobs
+    "JobContext",
+    "JobHandler",
+    "PeriodicJob",
+    "enqueue",
+    # errors
+    "ConfigError",
+    "ErrorCode",
+    "IdempotencyConflict",
+    "IdentityRejected",
+    "LegetimeError",
+    "NotFound",
+    "PaymentDeclined",
+    "PaymentExpired",
+    "PaymentStateError",
+    "PluginError",
+    "ProviderError",
+    "ProviderUnavailable",
+    "StorageNotFound",
+    "ValidationError",
+    # a small state file for simulations and local fakes
+    "SqliteFile",
+]
