@@ -2,7 +2,7 @@
 the request's read session.
 
 Reads of one request share one session (committed at the end: reads are logged in the access log).
-Each mutation runs in a transaction of its own (``schema.mutations.mutate``), so a refused mutation
+Each mutation runs in a transaction of its own (``legetime.schema.mutation.mutate``), so a refused mutation
 leaves nothing half-stored.
 """
 

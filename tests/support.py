@@ -19,9 +19,10 @@ from tests.fakes.server import ProviderFake, serve_fake
 
 
 def offered_specs(capability: Capability) -> list[ProviderSpec]:
-    """Every provider of a capability that the default plugins and installed plugins offer.
+    """Every provider of a capability that the built-in plugins offer (entry points are not loaded: a
+    third party runs the same suites against its own provider with the contract kit).
 
-    Contract suites parametrise over this, so a new provider is held to the same contract at once."""
+    Contract suites parametrise over this, so a new built-in provider is held to the contract at once."""
     pm = create_plugin_manager(load_entry_points=False)
     return [spec for spec in Hooks(pm).providers() if spec.capability is capability]
 

@@ -1,4 +1,4 @@
-"""Images a patient attaches: decoded and re-encoded without metadata (``core.images``), sealed with the
+"""Images a patient attaches: decoded and re-encoded without metadata (``images``), sealed with the
 case's communication key and stored through the storage provider, readable by the case's patient/guardian
 and its clinician only. The storage provider only ever holds ciphertext, so images are served by the
 platform (``/files/<id>``, a signed short-lived URL), which opens them."""

@@ -1,4 +1,4 @@
-"""The case state machine — the one place that says which status may follow which (DESIGN.md).
+"""The case state machine — the one place that says which status may follow which.
 
     draft -> submitted -> in_review <-> awaiting_patient
                  ^            |

@@ -1,5 +1,5 @@
 """The consultation: every change to a case, each checked against the access rules and the state
-machine (``core.case_states``), logged in the access log, and with its side effects (payment, SMS,
+machine (``case_states``), logged in the access log, and with its side effects (payment, SMS,
 journal drafting) as outbox jobs in the same transaction."""
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Swedish personal identity numbers (personnummer) and coordination numbers (samordningsnummer).
 
-Pure functions, no I/O, like :mod:`core.nationalid` for the Norwegian numbers. Used by the Swedish BankID
-provider (what ``collect`` returns, a login hint) and by the identity contract suite (a ``VerifiedIdentity``
-with ``country="SE"``).
+Pure functions, no I/O, like :mod:`legetime.core.identity.nationalid` for the Norwegian numbers. Used by
+the Swedish BankID provider (what ``collect`` returns, a login hint) and by the identity contract suite (a
+``VerifiedIdentity`` with ``country="SE"``).
 
 Layout, in the 12-digit form BankID's RP API uses: ``YYYYMMDDNNNC``.
 

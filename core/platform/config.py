@@ -36,7 +36,7 @@ class Environment(StrEnum):
 
 
 class Settings(BaseSettings):
-    """Every platform setting. Plugin settings live in each plugin's own model (see ``core.plugins``)."""
+    """Every platform setting. A provider's settings live in its own model (a ``ProviderSettings``)."""
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", validate_default=True)
 

@@ -1,8 +1,9 @@
-"""The patient's rights over her data (the privacy policy, seed 004): access and portability (export),
-rectification, restriction of processing, erasure, withdrawal of consent — and what a guardian may see.
+"""The patient's rights over her data (the privacy policy, docs/privacy.md): access and portability
+(export), rectification, restriction of processing, erasure, withdrawal of consent — and what a guardian
+may see.
 
-Erasure, withdrawn storage consent and retention share one machinery (``core.purge``). What the law
-requires us to keep is kept, and the patient is told what and why (``KEPT``).
+Erasure, withdrawn storage consent and retention share one machinery (``protection.retention``). What the
+law requires us to keep is kept, and the patient is told what and why (``KEPT``).
 """
 
 from __future__ import annotations

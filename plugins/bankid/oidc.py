@@ -225,7 +225,7 @@ def _unb64(text: str) -> bytes:
 
 
 class BankIdOidcProvider:
-    """Implements ``core.providers.identity.IdentityProvider`` for an OpenID provider running BankID."""
+    """Implements ``legetime.sdk.IdentityProvider`` for an OpenID provider running BankID."""
 
     name = NAME
 

@@ -122,7 +122,7 @@ class _State:
 
 
 class SimulatedBankId:
-    """Implements ``core.providers.identity.IdentityProvider``. Stateless: everything is in the state."""
+    """Implements ``legetime.sdk.IdentityProvider``. Stateless: everything is in the state."""
 
     name = NAME
 

@@ -355,7 +355,7 @@ class BankIdUnavailable(ProviderUnavailable):
 
 
 class SwedishBankId:
-    """Implements ``core.providers.identity.IdentityProvider``; stateless (everything is in the state)."""
+    """Implements ``legetime.sdk.IdentityProvider``; stateless (everything is in the state)."""
 
     name = NAME
 

@@ -12,7 +12,7 @@ Swedbank Pay, so the fake keeps what those keep and a naive in-memory fake would
   "executed" are stored — a success or a card decline. A refused request (``PaymentStateError``,
   ``PaymentExpired``, invalid input, PSP down) stores nothing, so it is evaluated again when retried.
 * **Status from amounts.** authorized/captured/released/refunded are stored; the status is always
-  ``core.providers.payment.derive_status`` of them, never a stored label.
+  ``legetime.sdk.derive_status`` of them, never a stored label.
 * **Authorizations expire** (after ``authorization_ttl_hours``); capture or release after that raises
   ``PaymentExpired``.
 * **Signed webhooks**, Stripe style: ``Fake-Signature: t=<unix>,v1=<hex>`` with HMAC-SHA256 over
@@ -164,7 +164,7 @@ CREATE TABLE IF NOT EXISTS idempotency_keys (
 
 
 class FakePaymentProvider:
-    """A card PSP simulated on a SQLite file. Implements ``core.providers.payment.PaymentProvider``.
+    """A card PSP simulated on a SQLite file. Implements ``legetime.sdk.PaymentProvider``.
 
     ``now`` is the clock seam: tests pass their own to let authorizations expire without sleeping. It
     must return timezone-aware datetimes (a naive one is taken as UTC).

@@ -95,7 +95,7 @@ class StripeSettings(ProviderSettings):
 
 
 class StripeProvider:
-    """Implements ``core.providers.payment.PaymentProvider`` with PaymentIntents and manual capture."""
+    """Implements ``legetime.sdk.PaymentProvider`` with PaymentIntents and manual capture."""
 
     name = NAME
     payment_options = (PaymentOption(PaymentMethodKind.CARD, "Betalingskort"),)

@@ -125,7 +125,7 @@ class SwedbankPaySettings(ProviderSettings):
 
 
 class SwedbankPayProvider:
-    """Implements ``core.providers.payment.PaymentProvider`` with Swedbank Pay payment orders."""
+    """Implements ``legetime.sdk.PaymentProvider`` with Swedbank Pay payment orders."""
 
     name = NAME
     payment_options = (PaymentOption(PaymentMethodKind.CARD, "Betalingskort", "card"),)

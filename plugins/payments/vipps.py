@@ -122,7 +122,7 @@ def content_hash(body: bytes) -> str:
 
 
 class VippsProvider:
-    """Implements ``core.providers.payment.PaymentProvider`` against the ePayment API."""
+    """Implements ``legetime.sdk.PaymentProvider`` against the ePayment API."""
 
     name = NAME
     payment_options = (

@@ -23,7 +23,7 @@ from legetime.core.platform.errors import ErrorCode, IllegalTransition, Legetime
 
 S, E = CaseStatus, CaseEvent
 
-# Written out by hand from DESIGN.md and the brief, independently of TRANSITIONS.
+# Written out by hand from the diagram in case_states' docstring, independently of TRANSITIONS.
 EXPECTED: dict[tuple[CaseStatus, CaseEvent], CaseStatus] = {
     (S.DRAFT, E.SUBMIT): S.SUBMITTED,
     (S.DRAFT, E.CANCEL): S.CANCELLED,

@@ -1,5 +1,5 @@
 """The core's data: persons, cases and who takes part, consents, messages, attachments, payments,
-journal notes, the access log and the job outbox. Columns as in DESIGN.md."""
+journal notes, the access log and the job outbox (docs/architecture.md, "Data")."""
 
 from __future__ import annotations
 

@@ -58,8 +58,8 @@ class VerifiedIdentity:
     extra: Mapping[str, str] = field(default_factory=dict)
     country: str = "NO"
     """Who issued ``national_id`` (ISO 3166-1 alpha-2): ``"NO"`` a Norwegian national ID
-    (``core.nationalid``), ``"SE"`` a Swedish personnummer/samordningsnummer
-    (``core.swedish_personal_number``)."""
+    (``legetime.core.identity.nationalid``), ``"SE"`` a Swedish personnummer/samordningsnummer
+    (``legetime.core.identity.swedish_personal_number``)."""
 
 
 @dataclass(frozen=True)
