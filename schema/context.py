@@ -1,7 +1,8 @@
 """Per-request context: the platform, the request, the actor (from the bearer token), DataLoaders and
 the request's read session.
 
-Reads of one request share one session (committed at the end: reads are logged in the access log).
+Reads of one request share one session (committed at the end: reads are logged in the access log). Its
+resolvers run concurrently (sibling fields, DataLoader batches), so it is a ``SharedSession``.
 Each mutation runs in a transaction of its own (``legetime.schema.mutation.mutate``), so a refused mutation
 leaves nothing half-stored.
 """
@@ -41,7 +42,7 @@ class Context:
     async def read(self) -> Ctx:
         """The request's read session, opened on first use."""
         if self._session is None:
-            self._session = self.platform.db.sessions()
+            self._session = self.platform.db.shared_sessions()
             await self._session.begin()
         return Ctx(session=self._session, platform=self.platform, actor=self.actor)
 

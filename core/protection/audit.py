@@ -55,6 +55,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from legetime.core.platform.db.base import utcnow
+from legetime.core.platform.db.engine import turn_of
 from legetime.core.platform.db.models import AuditEvent
 
 if TYPE_CHECKING:
@@ -156,6 +157,13 @@ async def record_many(
         return []
     if at is not None and at.tzinfo is None:
         raise ValueError("naive datetime given; use an aware UTC datetime")
+    # Another coroutine of the same request may append on this session too: its head read and insert must
+    # not fall between ours, or both would chain to the same head.
+    async with turn_of(session):
+        return await _append(session, entries, at)
+
+
+async def _append(session: AsyncSession, entries: Sequence[Entry], at: datetime | None) -> list[AuditEvent]:
     previous = await _lock_and_read_head(session)
     occurred_at = (at or utcnow()).astimezone(UTC)
     rows: list[dict[str, Any]] = []

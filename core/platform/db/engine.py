@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, text
@@ -30,6 +32,75 @@ def _sqlite_begin(connection: Any) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+class SharedSession(AsyncSession):
+    """A session that several coroutines of one request use at once: GraphQL resolves sibling fields and
+    DataLoader batches concurrently, and SQLAlchemy refuses overlapping operations on one session. Each
+    operation waits for the one before it; a unit of several statements that must not interleave with
+    another (an access-log append) holds ``turn_of(session)`` around them."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._operation = asyncio.Lock()
+
+    # ``scalars`` and ``stream_scalars`` go through ``execute`` and ``stream``: not wrapped again.
+    async def execute(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._operation:
+            return await super().execute(*args, **kwargs)
+
+    async def scalar(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._operation:
+            return await super().scalar(*args, **kwargs)
+
+    async def stream(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._operation:
+            return await super().stream(*args, **kwargs)
+
+    async def get(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._operation:
+            return await super().get(*args, **kwargs)
+
+    async def get_one(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._operation:
+            return await super().get_one(*args, **kwargs)
+
+    async def refresh(self, *args: Any, **kwargs: Any) -> None:
+        async with self._operation:
+            await super().refresh(*args, **kwargs)
+
+    async def merge(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._operation:
+            return await super().merge(*args, **kwargs)
+
+    async def delete(self, *args: Any, **kwargs: Any) -> None:
+        async with self._operation:
+            await super().delete(*args, **kwargs)
+
+    async def flush(self, *args: Any, **kwargs: Any) -> None:
+        async with self._operation:
+            await super().flush(*args, **kwargs)
+
+    async def commit(self) -> None:
+        async with self._operation:
+            await super().commit()
+
+    async def rollback(self) -> None:
+        async with self._operation:
+            await super().rollback()
+
+    async def close(self) -> None:
+        async with self._operation:
+            await super().close()
+
+
+def turn_of(session: AsyncSession) -> asyncio.Lock:
+    """The lock for a unit of statements that must not interleave with another coroutine's on the same
+    session (a read-then-insert). One per session, made on first use."""
+    lock = session.info.get("legetime.turn")
+    if lock is None:
+        lock = session.info["legetime.turn"] = asyncio.Lock()
+    return lock
+
+
 class Database:
     def __init__(self, url: str, *, echo: bool = False, foreign_keys: bool = True) -> None:
         """``foreign_keys=False`` is for migrations only: SQLite rebuilds a table to alter it (batch mode),
@@ -38,8 +109,6 @@ class Database:
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
         if self.is_sqlite and parsed.database:
-            from pathlib import Path
-
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         kwargs: dict[str, Any] = {"echo": echo}
         if not self.is_sqlite:
@@ -53,6 +122,8 @@ class Database:
             )
             event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+        self.shared_sessions = async_sessionmaker(self.engine, expire_on_commit=False, class_=SharedSession)
+        """For the read session of one GraphQL request, used by concurrent resolvers."""
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
