@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell $(PYTHON) -c 'import hashlib,sys;print(hashlib.sha1(open("pyproject.toml","rb").read()).hexdigest()[:12])')
 
-.PHONY: run test lint schema clean
+.PHONY: run test lint docs schema clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Legetime needs Python >= 3.11 (found %s)" % sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -30,8 +30,12 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+## Regenerate what the docs take from the code: the settings reference in docs/providers.md and schema/schema.graphql
+docs: $(STAMP)
+	$(BIN)/python -m tools.docs
+
 schema: $(STAMP)
-	$(BIN)/legetime schema
+	$(BIN)/python -m tools.docs schema
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,7 +1,13 @@
 """The ``legetime`` command: serve, worker, migrate, plugins, providers, demo, schema, check, audit,
 purge, keys.
 
-It lives in ``schema`` because it serves the app; core stays free of it.
+The composition root: it puts core, plugins and the GraphQL app together, so it is in none of them. It
+never reads or writes the source tree (an installed package has none); the repository's generated docs
+come from ``tools/`` (``make docs``).
+
+Commands import the heavier parts they need (the ASGI app, the job runner, Alembic) inside their own
+function, so that ``legetime --help`` and the quick commands start fast; none of it is there to dodge an
+import cycle (``make lint`` holds the layers).
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from legetime.core.platform.config import Settings, load_settings
+from legetime.core.platform.config import load_settings
 from legetime.core.platform.errors import ConfigError, PluginError
 from legetime.core.platform.logging import configure_logging
 from legetime.core.platform.providers import IDENTITY
@@ -28,8 +34,6 @@ console = Console()
 err = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
-SDL_PATH = Path(__file__).parent / "schema" / "schema.graphql"
-PROVIDERS_GUIDE = Path(__file__).parent.parent / "docs" / "providers.md"
 
 
 def fails_clearly(command: F) -> F:
@@ -141,26 +145,10 @@ def plugins() -> None:
 
 @app.command()
 @fails_clearly
-def providers(
-    markdown: Annotated[
-        bool, typer.Option("--markdown", help="Print the settings reference as Markdown.")
-    ] = False,
-    write_docs: Annotated[
-        bool, typer.Option("--write-docs", help=f"Update the settings reference in {PROVIDERS_GUIDE}.")
-    ] = False,
-) -> None:
+def providers() -> None:
     """Every provider the plugins offer, with every setting (variable, type, default, secret or not)."""
-    from legetime.schema.settings_reference import providers_markdown, setting_rows
-    from legetime.schema.settings_reference import write_docs as write_guide
+    from legetime.core.platform.providers.settings_rows import setting_rows
 
-    if markdown or write_docs:
-        specs = default_offered_providers()
-        if write_docs:
-            changed = write_guide(PROVIDERS_GUIDE, specs)
-            console.print(f"{PROVIDERS_GUIDE.name} {'updated' if changed else 'is up to date'}.")
-        else:
-            typer.echo(providers_markdown(specs), nl=False)
-        return
     platform = _platform()
     for spec in sorted(platform.providers.offered, key=lambda s: (s.capability, s.name)):
         table = Table(title=f"{spec.capability.value}: {spec.name} ({spec.plugin})", title_justify="left")
@@ -169,15 +157,6 @@ def providers(
         for row in setting_rows(spec):
             table.add_row(row.variable, row.kind, row.default, "yes" if row.secret else "", row.description)
         console.print(table)
-
-
-def default_offered_providers() -> list[Any]:
-    """What the built-in plugins offer (no entry points): what the integrator guide documents."""
-    import tempfile
-
-    with tempfile.TemporaryDirectory() as data_dir:
-        platform = Platform.create(Settings.defaults(data_dir=Path(data_dir)), load_entry_points=False)
-        return list(platform.providers.offered)
 
 
 @app.command()
@@ -237,31 +216,28 @@ async def _run_demo(platform: Platform, create: Callable[..., Any]) -> Any:
 @app.command()
 @fails_clearly
 def schema(
-    check: Annotated[bool, typer.Option("--check", help="Fail if the file is out of date.")] = False,
-    path: Annotated[Path, typer.Option(help="Where the SDL goes.")] = SDL_PATH,
+    output: Annotated[Path | None, typer.Option(help="Write the SDL to this file instead of stdout.")] = None,
+    check: Annotated[
+        Path | None, typer.Option(help="Compare this file with the SDL; exit 1 if it differs.")
+    ] = None,
 ) -> None:
-    """Export the GraphQL SDL (default plugins, default settings) to schema/schema.graphql."""
-    sdl = export_sdl()
-    if check:
-        if not path.exists() or path.read_text() != sdl:
-            err.print(f"{path} is out of date: run `legetime schema`")
-            raise typer.Exit(1)
-        console.print(f"{path} is up to date.")
-        return
-    path.write_text(sdl)
-    console.print(f"Wrote {path}.")
-
-
-def export_sdl() -> str:
-    """The SDL of the default platform: what frontends build against."""
-    import tempfile
-
+    """Print the GraphQL SDL this installation serves (its plugins and settings): what frontends build
+    against."""
     from legetime.schema.build import build_schema
 
-    with tempfile.TemporaryDirectory() as data_dir:
-        settings = Settings.defaults(data_dir=Path(data_dir))
-        platform = Platform.create(settings, load_entry_points=False)
-        return build_schema(platform).as_str() + "\n"
+    if output is not None and check is not None:
+        raise typer.BadParameter("give --output or --check, not both")
+    sdl = build_schema(_platform()).as_str() + "\n"
+    if check is not None:
+        if not check.exists() or check.read_text() != sdl:
+            err.print(f"{check} differs from the schema this installation serves.")
+            raise typer.Exit(1)
+        console.print(f"{check} matches the schema this installation serves.")
+    elif output is not None:
+        output.write_text(sdl)
+        console.print(f"Wrote {output}.")
+    else:
+        typer.echo(sdl, nl=False)
 
 
 audit_app = typer.Typer(help="The access log.", no_args_is_help=True)

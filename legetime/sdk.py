@@ -16,6 +16,7 @@ from legetime.core.identity.swedish_personal_number import (
     InvalidSwedishPersonalNumber,
     parse_swedish_personal_number,
 )
+from legetime.core.platform.config import Settings
 from legetime.core.platform.db.sqlite_file import SqliteFile
 from legetime.core.platform.errors import (
     ConfigError,
@@ -111,6 +112,7 @@ __all__ = [  # noqa: RUF022 - grouped by purpose, as docs/plugins.md lists them
     "ProviderContext",
     "ProviderSettings",
     "ProviderSpec",
+    "Settings",
     # identity
     "AssuranceLevel",
     "IdentityProvider",

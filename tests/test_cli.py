@@ -1,4 +1,4 @@
-"""The operator's commands: demo data and serving the embedded default end to end."""
+"""The operator's commands: demo data, serving the embedded default end to end, the GraphQL SDL."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ from pathlib import Path
 
 import httpx
 
+from legetime.core.platform.runtime import Platform
+from legetime.schema.build import build_schema
 from tests.cli import ROOT, run_cli
 
 
@@ -64,3 +66,22 @@ def test_serve_answers_graphql_on_the_embedded_default(tmp_path: Path) -> None:
         server.terminate()
         output = server.communicate(timeout=20)[0]
     assert server.returncode in (0, -15), output
+
+
+def test_schema_prints_the_sdl_this_installation_serves(tmp_path: Path) -> None:
+    """`legetime schema` writes only where it is told: stdout, --output FILE; --check FILE compares."""
+    env = {"LEGETIME_DATA_DIR": str(tmp_path / "data")}
+    served = build_schema(Platform.create()).as_str() + "\n"  # the same settings: none but the data dir
+
+    printed = run_cli("schema", env=env)
+    assert printed.returncode == 0, printed.stderr
+    assert printed.stdout == served
+
+    sdl = tmp_path / "schema.graphql"
+    assert run_cli("schema", "--output", str(sdl), env=env).returncode == 0
+    assert sdl.read_text() == served
+    assert run_cli("schema", "--check", str(sdl), env=env).returncode == 0
+    sdl.write_text(served.replace("type Query", "type Kveri"))
+    stale = run_cli("schema", "--check", str(sdl), env=env)
+    assert stale.returncode == 1
+    assert "differs" in stale.stderr
