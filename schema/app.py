@@ -12,49 +12,20 @@ from typing import Any
 
 import structlog
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from strawberry.asgi import GraphQL
 
 from legetime.core.consultation.submission import WebhookOutcome, receive_payment_webhook
 from legetime.core.platform.errors import NotFound
 from legetime.core.platform.jobs.runner import JobRunner
 from legetime.core.platform.runtime import Platform
-from legetime.schema.build import build_schema
-from legetime.schema.context import Context
+from legetime.schema.case_api import MAX_UPLOAD_BYTES
+from legetime.schema.http import LegetimeGraphQL
+from legetime.schema.limits import BodyLimit
 
 log = structlog.get_logger(__name__)
-
-
-class LegetimeGraphQL(GraphQL[Context, None]):
-    def __init__(self, platform: Platform) -> None:
-        super().__init__(
-            build_schema(platform),
-            graphql_ide="graphiql" if platform.settings.graphiql else None,
-            allow_queries_via_get=True,
-            multipart_uploads_enabled=True,  # attachImage; bearer tokens, not cookies: no CSRF exposure
-        )
-        self.platform = platform
-
-    async def get_context(self, request: Any, response: Any = None) -> Context:
-        context = await Context.create(self.platform, request)
-        request.scope.setdefault("state", {})["legetime_context"] = context
-        return context
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        try:
-            await super().__call__(scope, receive, send)
-        except BaseException:
-            await _close_context(scope, failed=True)
-            raise
-        await _close_context(scope, failed=False)
-
-
-async def _close_context(scope: Any, *, failed: bool) -> None:
-    context = scope.get("state", {}).pop("legetime_context", None)
-    if context is not None:
-        await context.close(failed=failed)
 
 
 def create_app(platform: Platform, *, run_jobs_in_process: bool | None = None) -> Starlette:
@@ -130,7 +101,13 @@ def create_app(platform: Platform, *, run_jobs_in_process: bool | None = None) -
         Route("/webhooks/payments/{provider}", payment_webhook, methods=["POST"]),
         *platform.hooks.routes(),
     ]
-    app = Starlette(routes=routes, lifespan=lifespan)
+
+    def body_limit(scope: Any) -> int:
+        content_type = dict(scope.get("headers") or ()).get(b"content-type", b"")
+        upload = scope["path"] == "/graphql" and content_type.startswith(b"multipart/form-data")
+        return platform.settings.max_body_bytes + (MAX_UPLOAD_BYTES if upload else 0)
+
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(BodyLimit, limit_of=body_limit)])
     app.state.platform = platform
     app.state.jobs = runner
     return app

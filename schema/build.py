@@ -7,7 +7,6 @@ from collections.abc import Callable, Iterable
 import strawberry
 from strawberry.extensions import (
     DisableIntrospection,
-    MaskErrors,
     MaxAliasesLimiter,
     MaxTokensLimiter,
     QueryDepthLimiter,
@@ -21,7 +20,7 @@ from legetime.core.platform.errors import PluginError
 from legetime.core.platform.runtime import Platform
 from legetime.schema.access_log_api import AccessLogQuery
 from legetime.schema.case_api import CaseQuery, ClinicianMutation, PatientMutation
-from legetime.schema.errors import DomainErrorExtensions, should_mask_error
+from legetime.schema.errors import ErrorCodes
 from legetime.schema.login import LoginMutation, LoginQuery
 from legetime.schema.operator_api import OperatorQuery
 from legetime.schema.payment_api import PaymentMutation, PaymentQuery
@@ -73,12 +72,10 @@ def extensions(platform: Platform) -> list[Callable[[], SchemaExtension] | type[
         lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
         lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
-        DomainErrorExtensions,
+        lambda: ErrorCodes(mask=settings.is_production),
     ]
     if not settings.introspection:
         out.append(DisableIntrospection)
-    if settings.is_production:
-        out.append(lambda: MaskErrors(should_mask_error=should_mask_error, error_message="Uventet feil."))
     return out
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import strawberry
-from graphql import GraphQLError
+from graphql import GraphQLError, OperationDefinitionNode
+from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.extensions import SchemaExtension
 
+from legetime.core.platform.db.engine import is_unavailable
 from legetime.core.platform.errors import ErrorCode as CoreErrorCode
 from legetime.core.platform.errors import LegetimeError
 
@@ -25,23 +27,97 @@ class Error:
         return cls(field=exc.field, code=exc.code, message=exc.message)
 
 
-def should_mask_error(error: GraphQLError) -> bool:
-    """In production, mask everything unexpected; our own errors and GraphQL validation are safe to show."""
+CLIENT_ERRORS = frozenset(
+    {
+        CoreErrorCode.BAD_REQUEST,
+        CoreErrorCode.GRAPHQL_PARSE_FAILED,
+        CoreErrorCode.GRAPHQL_VALIDATION_FAILED,
+        CoreErrorCode.BAD_USER_INPUT,
+    }
+)
+"""Top-level codes that mean the request itself was wrong: the operation did not run (HTTP 400 for a
+client that accepts ``application/graphql-response+json``)."""
+
+MASKED_MESSAGE = "Uventet feil."
+UNAVAILABLE_MESSAGE = "Tjenesten er midlertidig utilgjengelig. Prøv igjen om litt."
+
+
+def code_of(error: GraphQLError) -> CoreErrorCode | None:
+    code = (error.extensions or {}).get("code")
+    try:
+        return CoreErrorCode(code) if code else None
+    except ValueError:
+        return None
+
+
+def _classify(error: GraphQLError) -> tuple[CoreErrorCode, str | None]:
+    """The code of an error raised while running the operation (the phase before ran clean)."""
     original = error.original_error
-    return original is not None and not isinstance(original, LegetimeError)
+    if isinstance(original, LegetimeError):
+        return original.code, original.field
+    if original is None or isinstance(original, GraphQLError | StrawberryInputCoercionError):
+        # Variable coercion ("Variable '$n' has invalid value …"), a scalar that cannot hold the value,
+        # a global ID that is not one: what the client sent does not fit the schema.
+        return CoreErrorCode.BAD_USER_INPUT, None
+    if is_unavailable(original):
+        return CoreErrorCode.UNAVAILABLE, None
+    return CoreErrorCode.INTERNAL, None
 
 
-class DomainErrorExtensions(SchemaExtension):
-    """Top-level errors caused by a domain error carry its ``code`` and ``field`` in ``extensions``."""
+class ErrorCodes(SchemaExtension):
+    """Every top-level error carries ``extensions.code`` from ``ErrorCode`` (and ``field`` where one input
+    is at fault), whichever phase refused it: parsing, validation, or running. An unexpected error is
+    masked in production (its message says nothing of the cause); the client's own mistakes never are.
 
-    def on_execute(self) -> Iterator[None]:
+    Also refuses a document of several operations without ``operationName``: the GraphQL spec requires
+    the name then, and guessing which one to run could run the wrong mutation."""
+
+    def __init__(self, *, mask: bool = False) -> None:
+        self.mask = mask
+
+    def on_parse(self) -> Iterator[None]:
+        yield
+        self._tag_pre_execution(CoreErrorCode.GRAPHQL_PARSE_FAILED)
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        # ``operation_name`` falls back to the first operation's name; what the client sent is kept apart.
+        provided = getattr(context, "_provided_operation_name", None)
+        if document is not None and not provided:
+            operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+            if len(operations) > 1:
+                context.pre_execution_errors = [
+                    GraphQLError(
+                        "Dokumentet har flere operasjoner: oppgi operationName.",
+                        extensions={"code": CoreErrorCode.GRAPHQL_VALIDATION_FAILED.value, "field": None},
+                    )
+                ]
+        yield
+        self._tag_pre_execution(CoreErrorCode.GRAPHQL_VALIDATION_FAILED)
+
+    def on_operation(self) -> Iterator[None]:
         yield
         result = self.execution_context.result
-        for error in getattr(result, "errors", None) or ():
-            original = error.original_error
-            if isinstance(original, LegetimeError):
-                error.extensions = {
-                    **(error.extensions or {}),
-                    "code": original.code.value,
-                    "field": original.field,
-                }
+        errors = getattr(result, "errors", None) or []
+        for index, error in enumerate(errors):
+            if code_of(error) is not None:
+                continue
+            code, field = _classify(error)
+            message = {CoreErrorCode.UNAVAILABLE: UNAVAILABLE_MESSAGE}.get(code)
+            if code is CoreErrorCode.INTERNAL and self.mask:
+                message = MASKED_MESSAGE
+            if message is not None:  # the driver's or the bug's own words stay in the server
+                error = errors[index] = GraphQLError(
+                    message,
+                    nodes=error.nodes,
+                    source=error.source,
+                    positions=error.positions,
+                    path=error.path,
+                )
+            error.extensions = {**(error.extensions or {}), "code": code.value, "field": field}
+
+    def _tag_pre_execution(self, code: CoreErrorCode) -> None:
+        for error in self.execution_context.pre_execution_errors or ():
+            if code_of(error) is None:
+                error.extensions = {**(error.extensions or {}), "code": code.value, "field": None}

@@ -115,6 +115,12 @@ class Settings(BaseSettings):
     max_tokens: int = Field(default=2000, ge=50)
     max_page_size: int = Field(default=100, ge=1)
     default_page_size: int = Field(default=20, ge=1)
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Largest request body of a GraphQL request or a webhook, refused before it is read "
+        "(an image upload may add the image's own limit, 10 MiB).",
+    )
 
     # Jobs.
     outbox_poll_seconds: float = Field(default=0.5, gt=0)

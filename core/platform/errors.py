@@ -32,6 +32,18 @@ class ErrorCode(StrEnum):
     IMAGE_TOO_LARGE = "IMAGE_TOO_LARGE"
     ILLEGAL_TRANSITION = "ILLEGAL_TRANSITION"
     PROCESSING_RESTRICTED = "PROCESSING_RESTRICTED"
+    # Refusals of the request itself (GraphQL over HTTP), before or instead of running it:
+    BAD_REQUEST = "BAD_REQUEST"
+    """The HTTP request is malformed: not a JSON object, not UTF-8, nested too deep, an unsupported type."""
+    PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
+    GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
+    BAD_USER_INPUT = "BAD_USER_INPUT"
+    """A variable or argument that does not fit its type (the client's mistake, shown as it is)."""
+    UNAVAILABLE = "UNAVAILABLE"
+    """A dependency (the database) is down for a moment: retry later."""
+    INTERNAL = "INTERNAL"
+    """Something unexpected on our side; the message says no more than that in production."""
 
 
 class LegetimeError(Exception):

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, exc, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
@@ -30,6 +30,36 @@ def _sqlite_begin(connection: Any) -> None:
     # SAVEPOINTs behave (SQLAlchemy's documented recipe for pysqlite/aiosqlite). Readers outside a
     # transaction still proceed (WAL). This is the embedded default; PostgreSQL takes row locks instead.
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether an error means the database cannot be reached for now (down, restarting, the connection
+    lost): a request may be retried, unlike a bug. Walks the cause chain (drivers wrap their errors)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, exc.DBAPIError) and seen.connection_invalidated:
+            return True
+        if isinstance(seen, exc.OperationalError | exc.InterfaceError | ConnectionError | TimeoutError):
+            return True
+        if type(seen).__name__ in _DRIVER_CONNECTION_ERRORS:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+# asyncpg's own classes for a server that is going away or not there (named, not imported: the driver is
+# only loaded for PostgreSQL).
+_DRIVER_CONNECTION_ERRORS = frozenset(
+    {
+        "ConnectionDoesNotExistError",
+        "ConnectionFailureError",
+        "CannotConnectNowError",
+        "AdminShutdownError",
+        "CrashShutdownError",
+        "TooManyConnectionsError",
+        "InterfaceError",
+    }
+)
 
 
 class SharedSession(AsyncSession):

@@ -1,0 +1,176 @@
+"""GraphQL over HTTP, as the GraphQL-over-HTTP spec has it: what a request must look like, and what the
+answer says when it does not.
+
+- A POST body is one JSON object (batching is off): ``null``, a number, a string, invalid UTF-8 or JSON
+  nested too deep is a 400 with ``errors[].extensions.code = BAD_REQUEST``, never a 500.
+- ``application/graphql-response+json`` when the client accepts it (GraphiQL and current clients do):
+  a request that fails before running (parse, validation, variables) answers 400 without a ``data``
+  entry; ``application/json`` for older clients, 200 as before.
+- A database that is down for a moment answers 503 with ``Retry-After`` and the code ``UNAVAILABLE``,
+  never the driver's text.
+- Every refusal, at any stage, is JSON with a code from ``ErrorCode``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import structlog
+from cross_web import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from strawberry.asgi import GraphQL
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
+from strawberry.http.parse_content_type import parse_content_type
+
+from legetime.core.platform.db.engine import is_unavailable
+from legetime.core.platform.errors import ErrorCode
+from legetime.core.platform.runtime import Platform
+from legetime.schema.build import build_schema
+from legetime.schema.context import Context
+from legetime.schema.errors import CLIENT_ERRORS, UNAVAILABLE_MESSAGE
+
+log = structlog.get_logger(__name__)
+
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+JSON = "application/json"
+RETRY_AFTER_SECONDS = 5
+
+
+def negotiate(accept: str) -> str:
+    """The media type of the answer: graphql-response+json when the client accepts it at least as much as
+    JSON (the spec's preference), else JSON (also for no Accept header, as legacy clients send)."""
+    quality: dict[str, float] = {}
+    for part in accept.split(","):
+        media, _, params = part.strip().partition(";")
+        q = 1.0
+        for param in params.split(";"):
+            name, _, value = param.strip().partition("=")
+            if name == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        quality[media.strip().lower()] = max(q, quality.get(media.strip().lower(), 0.0))
+    graphql = quality.get(GRAPHQL_RESPONSE, 0.0)
+    json_ = max(quality.get(JSON, 0.0), quality.get("*/*", 0.0), quality.get("application/*", 0.0))
+    return GRAPHQL_RESPONSE if graphql > 0 and graphql >= json_ else JSON
+
+
+def refusal(code: ErrorCode, message: str, status: int, media_type: str = JSON) -> Response:
+    """A request refused before it ran: JSON with the code, no ``data`` entry."""
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if code is ErrorCode.UNAVAILABLE else None
+    body = {"errors": [{"message": message, "extensions": {"code": code.value, "field": None}}]}
+    return JSONResponse(body, status_code=status, media_type=media_type, headers=headers)
+
+
+def _json_object(body: bytes | str) -> dict[str, Any]:
+    try:
+        value = json.loads(body)
+    except (ValueError, RecursionError):  # ValueError covers bad JSON and bad UTF-8
+        raise HTTPException(400, "The request body is not valid JSON (UTF-8).") from None
+    if not isinstance(value, dict):
+        raise HTTPException(400, "The request body must be one JSON object (batching is not enabled).")
+    return value
+
+
+class LegetimeGraphQL(GraphQL[Context, None]):
+    def __init__(self, platform: Platform) -> None:
+        super().__init__(
+            build_schema(platform),
+            graphql_ide="graphiql" if platform.settings.graphiql else None,
+            allow_queries_via_get=True,
+            multipart_uploads_enabled=True,  # attachImage; bearer tokens, not cookies: no CSRF exposure
+        )
+        self.platform = platform
+
+    async def get_context(self, request: Any, response: Any = None) -> Context:
+        context = await Context.create(self.platform, request)
+        request.scope.setdefault("state", {})["legetime_context"] = context
+        return context
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except BaseException:
+            await _close_context(scope, failed=True)
+            raise
+        await _close_context(scope, failed=False)
+
+    async def run(self, request: Any, context: Any = None, root_value: Any = None) -> Any:
+        if not isinstance(request, Request) or request.scope["type"] != "http":
+            return await super().run(request)
+        media_type = negotiate(request.headers.get("accept", ""))
+        try:
+            return await super().run(request)
+        except HTTPException as exc:
+            code = ErrorCode.PAYLOAD_TOO_LARGE if exc.status_code == 413 else ErrorCode.BAD_REQUEST
+            return refusal(code, exc.reason, exc.status_code, media_type)
+        except Exception as exc:
+            if not is_unavailable(exc):
+                raise
+            log.warning("graphql.database_unavailable", error=type(exc).__name__)
+            return refusal(ErrorCode.UNAVAILABLE, UNAVAILABLE_MESSAGE, 503, media_type)
+
+    def parse_json(self, data: str | bytes) -> Any:
+        # GET parameters (``variables``, ``extensions``) come through here too.
+        try:
+            return json.loads(data)
+        except (ValueError, RecursionError):
+            raise HTTPException(400, "A parameter is not valid JSON.") from None
+
+    async def parse_http_body(self, request: Any) -> GraphQLRequestData | list[GraphQLRequestData]:
+        content_type, _ = parse_content_type(request.content_type or "")
+        if request.method == "POST" and content_type in (JSON, GRAPHQL_RESPONSE):
+            data = _json_object(await request.get_body())
+            for name, kinds in (
+                ("query", (str, type(None))),
+                ("operationName", (str, type(None))),
+                ("variables", (dict, type(None))),
+                ("extensions", (dict, type(None))),
+            ):
+                if not isinstance(data.get(name), kinds):
+                    expected = "a string" if str in kinds else "an object"
+                    raise HTTPException(400, f"`{name}` must be {expected} or null.")
+            return GraphQLRequestData(
+                query=data.get("query"),
+                variables=data.get("variables"),
+                operation_name=data.get("operationName"),
+                extensions=data.get("extensions"),
+                protocol="http",
+            )
+        return await super().parse_http_body(request)
+
+    async def get_sub_response(self, request: Any) -> Any:
+        sub_response: Any = await super().get_sub_response(request)
+        sub_response.legetime_media_type = negotiate(request.headers.get("accept", ""))
+        return sub_response
+
+    def create_response(
+        self, response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse], sub_response: Any
+    ) -> Response:
+        media_type = getattr(sub_response, "legetime_media_type", JSON)
+        status = 200
+        if isinstance(response_data, dict):
+            errors: list[Any] = list(response_data.get("errors") or ())
+            codes = {(error.get("extensions") or {}).get("code") for error in errors}
+            if ErrorCode.UNAVAILABLE.value in codes:
+                status = 503
+                sub_response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            elif response_data.get("data") is None and codes and codes <= {c.value for c in CLIENT_ERRORS}:
+                # It never ran: the spec's answer has no ``data`` entry (and is a 400 in the new media type).
+                response_data.pop("data", None)
+                status = 400 if media_type == GRAPHQL_RESPONSE else 200
+        response = super().create_response(response_data, sub_response)
+        response.media_type = media_type
+        response.headers["content-type"] = f"{media_type}; charset=utf-8"
+        if not sub_response.status_code:
+            response.status_code = status
+        return response
+
+
+async def _close_context(scope: Any, *, failed: bool) -> None:
+    context = scope.get("state", {}).pop("legetime_context", None)
+    if context is not None:
+        await context.close(failed=failed)
