@@ -23,7 +23,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from legetime.core.platform.config import load_settings
+from legetime.core.platform.config import DEFAULT_PORT, load_settings
 from legetime.core.platform.errors import ConfigError, PluginError
 from legetime.core.platform.logging import configure_logging
 from legetime.core.platform.providers import IDENTITY
@@ -70,11 +70,17 @@ def serve(
 
     from legetime.schema.app import create_app
 
+    if port is not None:
+        os.environ["PORT"] = str(port)  # the default public URL (links in SMS, images) follows it
+    port = int(os.environ.get("PORT") or DEFAULT_PORT)
     platform = _platform()
-    port = port or int(os.environ.get("PORT", "8000"))
     if platform.settings.graphiql:
         console.print(f"GraphiQL: http://{host}:{port}/graphql")
-    uvicorn.run(create_app(platform), host=host, port=port, log_level="info", proxy_headers=True)
+    # The app logs each request itself (path, status, time; never the query string, which may hold
+    # a national ID or a signature): uvicorn's access log is off.
+    uvicorn.run(
+        create_app(platform), host=host, port=port, log_level="info", proxy_headers=True, access_log=False
+    )
 
 
 @app.command()
@@ -196,8 +202,8 @@ def demo() -> None:
         table.add_row(person.role, person.name, person.national_id)
     console.print(table)
     console.print(
-        "In GraphiQL (http://127.0.0.1:8000/graphql) log in with one of these synthetic national IDs "
-        "through the test BankID provider; see the README for the operations."
+        f"In GraphiQL ({platform.settings.public_url}/graphql) log in with one of these synthetic national "
+        "IDs through the test BankID provider; see the README for the operations."
     )
 
 

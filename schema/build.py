@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.extensions import (
     DisableIntrospection,
     MaxAliasesLimiter,
@@ -15,12 +16,13 @@ from strawberry.extensions import (
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.name_converter import NameConverter
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
 
 from legetime.core.platform.errors import PluginError
 from legetime.core.platform.runtime import Platform
 from legetime.schema.access_log_api import AccessLogQuery
 from legetime.schema.case_api import CaseQuery, ClinicianMutation, PatientMutation
-from legetime.schema.errors import ErrorCodes
+from legetime.schema.errors import ErrorCodes, log_errors
 from legetime.schema.login import LoginMutation, LoginQuery
 from legetime.schema.operator_api import OperatorQuery
 from legetime.schema.payment_api import PaymentMutation, PaymentQuery
@@ -79,11 +81,21 @@ def extensions(platform: Platform) -> list[Callable[[], SchemaExtension] | type[
     return out
 
 
+class LoggedSchema(strawberry.Schema):
+    """Logs errors as structured events with codes (``log_errors``), not strawberry's default (the
+    message and a traceback for every refusal)."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        log_errors(errors, execution_context)
+
+
 def build_schema(platform: Platform) -> strawberry.Schema:
     query = _merge("Query", (*CORE_QUERIES, node_query(), *platform.hooks.graphql_queries()))
     mutation = _merge("Mutation", (*CORE_MUTATIONS, *platform.hooks.graphql_mutations()))
     assert query is not None
-    return strawberry.Schema(
+    return LoggedSchema(
         query=query,
         mutation=mutation,
         extensions=extensions(platform),

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from typing import Any
 
 import strawberry
+import structlog
 from graphql import GraphQLError, OperationDefinitionNode
 from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.extensions import SchemaExtension
@@ -121,3 +124,33 @@ class ErrorCodes(SchemaExtension):
         for error in self.execution_context.pre_execution_errors or ():
             if code_of(error) is None:
                 error.extensions = {**(error.extensions or {}), "code": code.value, "field": None}
+
+
+_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]{0,63}")
+
+log = structlog.get_logger("legetime.graphql")
+
+
+def log_errors(errors: list[GraphQLError], execution_context: Any = None) -> None:
+    """What the server log gets of a request's errors: the code, the path and the operation's name —
+    never the message (it can quote a variable's value: a national ID, an answer), never the document.
+    A traceback only for the unexpected; the client's mistakes and expected refusals are one line."""
+    provided = getattr(execution_context, "_provided_operation_name", None)
+    operation = provided if isinstance(provided, str) and _NAME.fullmatch(provided) else None
+    for error in errors:
+        code = code_of(error) or _classify(error)[0]
+        path = ".".join(str(part) for part in error.path) if error.path else None
+        if code is CoreErrorCode.INTERNAL:
+            original = error.original_error
+            log.error(
+                "graphql.error",
+                code=code.value,
+                path=path,
+                operation=operation,
+                error=type(original).__name__ if original else None,
+                exc_info=original,
+            )
+        elif code is CoreErrorCode.UNAVAILABLE:
+            log.warning("graphql.unavailable", code=code.value, path=path, operation=operation)
+        else:
+            log.info("graphql.refused", code=code.value, path=path, operation=operation)

@@ -140,3 +140,12 @@ def test_check_masks_secrets(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "very-secret-value" not in result.stdout
     assert "**********" in result.stdout
+
+
+def test_the_public_url_follows_the_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`PORT=18801 make run`: the links in SMS and to images point where the server listens."""
+    assert Settings().public_url == "http://127.0.0.1:8000"
+    monkeypatch.setenv("PORT", "18801")
+    assert Settings().public_url == "http://127.0.0.1:18801"
+    monkeypatch.setenv("LEGETIME_PUBLIC_URL", "https://legetime.example")
+    assert Settings().public_url == "https://legetime.example"

@@ -8,6 +8,7 @@ settings refuse unsafe defaults with an error that names the variable to fix.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from datetime import time
 from enum import StrEnum
@@ -28,6 +29,10 @@ ENV_PREFIX = "LEGETIME_"
 SUPPORTED_DATABASE_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
 # A list read from one variable as "a,b" (JSON lists work too).
 NameList = Annotated[list[str], NoDecode]
+
+
+DEFAULT_PORT = 8000
+"""Where ``legetime serve`` listens when neither ``--port`` nor ``$PORT`` says otherwise."""
 
 
 class Environment(StrEnum):
@@ -80,7 +85,9 @@ class Settings(BaseSettings):
     session_ttl_hours: float = Field(default=12, gt=0, description="How long a login session lasts.")
     login_ttl_minutes: float = Field(default=10, gt=0, description="How long a started login may take.")
     public_url: str = Field(
-        default="http://127.0.0.1:8000", description="Where patients reach the service (links in SMS)."
+        default_factory=lambda: f"http://127.0.0.1:{os.environ.get('PORT') or DEFAULT_PORT}",
+        description="Where patients reach the service (links in SMS and to images); by default this "
+        "machine on $PORT, so `PORT=… make run` moves the links with the server.",
     )
     auto_close_hours: float = Field(
         default=72, gt=0, description="Answered cases close by themselves (and are charged) after this time."
