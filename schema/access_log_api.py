@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from legetime.core.consultation.access import require_person
 from legetime.core.platform.db.models import Person
+from legetime.core.platform.errors import LegetimeError
 from legetime.core.protection import audit
 from legetime.schema.context import Info
 from legetime.schema.pagination import check_page_size
@@ -34,7 +35,7 @@ class AccessLogQuery:
         ctx = await info.context.read()
         person_id = require_person(ctx.actor)
         check_page_size(first, None, ctx.platform.settings.max_page_size)
-        before_id = int(before) if before is not None and str(before).isdigit() else None
+        before_id = _entry_id(before)
         rows = await audit.access_log_for(ctx.session, person_id, limit=first, before_id=before_id)
         actor_ids = {row.actor_id for row in rows if row.actor_id is not None}
         names = {
@@ -53,3 +54,13 @@ class AccessLogQuery:
             )
             for row in rows
         ]
+
+
+def _entry_id(before: str | None) -> int | None:
+    """The id to page on from; anything that is not one (or does not fit the column) is a typed error."""
+    if before is None:
+        return None
+    text = str(before)
+    if not (text.isascii() and text.isdigit()) or int(text) >= 2**63:
+        raise LegetimeError("Ugyldig `before`: bruk id-en til den siste oppføringen du fikk.", field="before")
+    return int(text)

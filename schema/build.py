@@ -23,6 +23,7 @@ from legetime.core.platform.runtime import Platform
 from legetime.schema.access_log_api import AccessLogQuery
 from legetime.schema.case_api import CaseQuery, ClinicianMutation, PatientMutation
 from legetime.schema.errors import ErrorCodes, log_errors
+from legetime.schema.input_guard import InputGuard
 from legetime.schema.login import LoginMutation, LoginQuery
 from legetime.schema.operator_api import OperatorQuery
 from legetime.schema.payment_api import PaymentMutation, PaymentQuery
@@ -75,6 +76,7 @@ def extensions(platform: Platform) -> list[Callable[[], SchemaExtension] | type[
         lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         lambda: ErrorCodes(mask=settings.is_production),
+        InputGuard,
     ]
     if not settings.introspection:
         out.append(DisableIntrospection)

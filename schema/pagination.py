@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import relay
 
 from legetime.core.platform.errors import ErrorCode, LegetimeError
+from legetime.schema.input_guard import CONTROL_CHARACTERS
 
 NodeType = TypeVar("NodeType", bound=relay.Node)
 
@@ -57,6 +58,15 @@ def decode_cursor(cursor: str) -> list[Any]:
     return values
 
 
+def _storable(value: Any) -> bool:
+    """A cursor value the database can compare: a 64-bit integer, a string without control characters."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return -(2**63) <= value < 2**63
+    if isinstance(value, str):
+        return CONTROL_CHARACTERS.search(value) is None
+    return True
+
+
 async def keyset_page(
     session: AsyncSession,
     query: Select[Any],
@@ -81,6 +91,8 @@ async def keyset_page(
             typed = [convert(value) for convert, value in zip(parse, values, strict=True)]
         except (TypeError, ValueError):
             raise LegetimeError("Ugyldig cursor.", field="after") from None
+        if not all(_storable(value) for value in typed):
+            raise LegetimeError("Ugyldig cursor.", field="after")
         position = tuple_(*keys) < tuple_(*typed) if descending else tuple_(*keys) > tuple_(*typed)
         query = query.where(position)
     order = [key.desc() if descending else key.asc() for key in keys]
