@@ -22,6 +22,7 @@ from legetime.core.platform.errors import NotFound
 from legetime.core.platform.jobs.runner import JobRunner
 from legetime.core.platform.runtime import Platform
 from legetime.schema.case_api import MAX_UPLOAD_BYTES
+from legetime.schema.headers import SecurityHeaders, cors
 from legetime.schema.http import LegetimeGraphQL
 from legetime.schema.limits import BodyLimit
 from legetime.schema.request_log import RequestLog
@@ -108,11 +109,13 @@ def create_app(platform: Platform, *, run_jobs_in_process: bool | None = None) -
         upload = scope["path"] == "/graphql" and content_type.startswith(b"multipart/form-data")
         return platform.settings.max_body_bytes + (MAX_UPLOAD_BYTES if upload else 0)
 
-    app = Starlette(
-        routes=routes,
-        lifespan=lifespan,
-        middleware=[Middleware(RequestLog), Middleware(BodyLimit, limit_of=body_limit)],
-    )
+    middleware = [
+        Middleware(RequestLog),
+        Middleware(SecurityHeaders),
+        cors(platform.settings),
+        Middleware(BodyLimit, limit_of=body_limit),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=middleware)
     app.state.platform = platform
     app.state.jobs = runner
     return app

@@ -19,7 +19,7 @@ from typing import Any
 import structlog
 from cross_web import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.parse_content_type import parse_content_type
@@ -30,6 +30,7 @@ from legetime.core.platform.runtime import Platform
 from legetime.schema.build import build_schema
 from legetime.schema.context import Context
 from legetime.schema.errors import CLIENT_ERRORS, UNAVAILABLE_MESSAGE
+from legetime.schema.headers import graphiql_csp
 
 log = structlog.get_logger(__name__)
 
@@ -84,6 +85,11 @@ class LegetimeGraphQL(GraphQL[Context, None]):
             multipart_uploads_enabled=True,  # attachImage; bearer tokens, not cookies: no CSRF exposure
         )
         self.platform = platform
+
+    async def render_graphql_ide(self, request: Any) -> Response:
+        html = self.graphql_ide_html
+        headers = {"Content-Security-Policy": graphiql_csp(html), "Cache-Control": "no-store"}
+        return HTMLResponse(html, headers=headers)
 
     async def get_context(self, request: Any, response: Any = None) -> Context:
         context = await Context.create(self.platform, request)

@@ -14,7 +14,7 @@ from tests.support import REAL_PROVIDERS, ProductionProviders
 
 PRODUCTION = {
     "LEGETIME_ENVIRONMENT": "production",
-    "LEGETIME_SECRET_KEY": "x" * 40,
+    "LEGETIME_SECRET_KEY": "k3Jq9-vXz2LmP0aR7tYb4NcW8eHs1UfG6dIo5QpV",  # as generated: random, 40 characters
     "LEGETIME_GRAPHIQL": "false",
 }
 
@@ -149,3 +149,33 @@ def test_the_public_url_follows_the_port(monkeypatch: pytest.MonkeyPatch) -> Non
     assert Settings().public_url == "http://127.0.0.1:18801"
     monkeypatch.setenv("LEGETIME_PUBLIC_URL", "https://legetime.example")
     assert Settings().public_url == "https://legetime.example"
+
+
+@pytest.mark.parametrize(
+    "secret", ["x" * 40, "ab" * 20, "passwordpasswordpasswordpassword", "0123456789012345678901234567890123"]
+)
+def test_production_refuses_a_predictable_secret(monkeypatch: pytest.MonkeyPatch, secret: str) -> None:
+    assert _setting_of(monkeypatch, {**PRODUCTION, "LEGETIME_SECRET_KEY": secret}) == "LEGETIME_SECRET_KEY"
+
+
+def test_introspection_is_off_in_production_unless_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in PRODUCTION.items():
+        monkeypatch.setenv(name, value)
+    assert load_settings().introspection is False
+    monkeypatch.setenv("LEGETIME_INTROSPECTION", "true")
+    assert load_settings().introspection is True
+    monkeypatch.setenv("LEGETIME_ENVIRONMENT", "development")
+    monkeypatch.delenv("LEGETIME_INTROSPECTION")
+    assert load_settings().introspection is True
+
+
+@pytest.mark.parametrize("origin", ["app.example.no", "https://app.example.no/path", "ftp://x.no"])
+def test_a_cors_origin_must_be_an_origin(monkeypatch: pytest.MonkeyPatch, origin: str) -> None:
+    assert _setting_of(monkeypatch, {"LEGETIME_CORS_ORIGINS": origin}) == "LEGETIME_CORS_ORIGINS"
+
+
+def test_the_embedded_database_is_private(tmp_path: Path) -> None:
+    result = run_cli("migrate", env={"LEGETIME_DATA_DIR": str(tmp_path / "data")})
+    assert result.returncode == 0, result.stderr
+    files = list((tmp_path / "data").glob("legetime.db*"))
+    assert files and all(path.stat().st_mode & 0o077 == 0 for path in files), files

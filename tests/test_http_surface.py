@@ -220,3 +220,57 @@ def test_a_database_that_is_down_answers_503_with_a_code(tmp_path: Path) -> None
         assert response.headers["Retry-After"]
         assert _codes(response.json()) == ["UNAVAILABLE"]
         assert "asyncpg" not in response.text and "Errno" not in response.text
+
+
+# --- browsers: CORS, and headers that keep pages and answers apart -------------------------------------
+
+
+def test_only_the_configured_frontends_may_call_from_a_browser(settings: Settings) -> None:
+    frontend = "https://app.legetime.example"
+    with _app(
+        _production(settings).model_copy(update={"cors_origins": [frontend]}), ProductionProviders()
+    ) as client:
+        preflight = client.options(
+            "/graphql",
+            headers={
+                "Origin": frontend,
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": "authorization, content-type",
+            },
+        )
+        call = client.post(
+            "/graphql", json={"query": "{ platform { version } }"}, headers={"Origin": frontend}
+        )
+        stranger = client.options(
+            "/graphql",
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+        )
+        local = client.options(
+            "/graphql", headers={"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST"}
+        )
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == frontend
+    assert "authorization" in preflight.headers["access-control-allow-headers"].lower()
+    assert call.headers["access-control-allow-origin"] == frontend
+    assert "access-control-allow-origin" not in stranger.headers
+    assert "access-control-allow-origin" not in local.headers  # localhost is for development only
+
+
+def test_a_frontend_on_localhost_may_call_in_development(client: TestClient) -> None:
+    response = client.options(
+        "/graphql", headers={"Origin": "http://localhost:5173", "Access-Control-Request-Method": "POST"}
+    )
+    assert response.headers["access-control-allow-origin"] == "http://localhost:5173"
+
+
+def test_answers_are_data_and_graphiql_runs_only_its_own_scripts(client: TestClient) -> None:
+    answer = client.post("/graphql", json={"query": "{ platform { version } }"})
+    assert answer.headers["x-content-type-options"] == "nosniff"
+    assert answer.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+    assert answer.headers["x-frame-options"] == "DENY"
+    page = client.get("/graphql", headers={"Accept": "text/html"})
+    assert page.status_code == 200 and "graphiql" in page.text.lower()
+    policy = page.headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in policy and "'unsafe-inline'" not in policy.split("style-src")[0]
+    assert "'sha256-" in policy  # the page's inline script, by hash
+    assert page.headers["x-frame-options"] == "DENY"

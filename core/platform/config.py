@@ -8,8 +8,11 @@ settings refuse unsafe defaults with an error that names the variable to fix.
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import secrets
+from collections import Counter
 from datetime import time
 from enum import StrEnum
 from pathlib import Path
@@ -29,6 +32,18 @@ ENV_PREFIX = "LEGETIME_"
 SUPPORTED_DATABASE_DRIVERS = ("sqlite+aiosqlite", "postgresql+asyncpg")
 # A list read from one variable as "a,b" (JSON lists work too).
 NameList = Annotated[list[str], NoDecode]
+
+
+ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+/?")
+MIN_SECRET_BITS = 128
+
+
+def estimated_entropy_bits(secret: str) -> float:
+    """A rough upper bound of a secret's entropy from its own letters (Shannon, per character × length):
+    catches "aaaa…" and "passwordpassword…", not a clever human; generated secrets score far above."""
+    counts = Counter(secret)
+    per_character = -sum(n / len(secret) * math.log2(n / len(secret)) for n in counts.values())
+    return per_character * len(secret) if len(counts) >= 16 else 0.0
 
 
 DEFAULT_PORT = 8000
@@ -116,7 +131,14 @@ class Settings(BaseSettings):
 
     # GraphQL.
     graphiql: bool = True
-    introspection: bool = True
+    introspection: bool = Field(
+        default=True, description="On by default in development; in production off unless set to true."
+    )
+    cors_origins: NameList = Field(
+        default_factory=list,
+        description="Origins of the frontends that may call the API from a browser "
+        "(https://app.example.no, comma-separated); in development also any page on localhost.",
+    )
     max_query_depth: int = Field(default=12, ge=2)
     max_aliases: int = Field(default=15, ge=1)
     max_tokens: int = Field(default=2000, ge=50)
@@ -165,6 +187,14 @@ class Settings(BaseSettings):
             raise ValueError(f"driver {url.drivername!r} is not supported; use one of {supported}")
         return value
 
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if not ORIGIN.fullmatch(origin):
+                raise ValueError(f"{origin!r} is not an origin (scheme://host[:port], no path)")
+        return [origin.rstrip("/") for origin in value]
+
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: str | None) -> str | None:
@@ -197,6 +227,13 @@ class Settings(BaseSettings):
             return self
         if self.secret_key is None or len(self.secret_key.get_secret_value()) < 32:
             raise ValueError("LEGETIME_SECRET_KEY: production needs a secret key of at least 32 characters")
+        if estimated_entropy_bits(self.secret_key.get_secret_value()) < MIN_SECRET_BITS:
+            raise ValueError(
+                "LEGETIME_SECRET_KEY: too predictable for a secret (repeated or few distinct characters); "
+                "generate one: python -c 'import secrets; print(secrets.token_urlsafe(48))'"
+            )
+        if "introspection" not in self.model_fields_set:
+            self.introspection = False  # the schema is the frontends' to know, not the internet's
         if "graphiql" not in self.model_fields_set:
             raise ValueError(
                 "LEGETIME_GRAPHIQL: GraphiQL is on by default; in production set it explicitly "
@@ -238,8 +275,10 @@ class Settings(BaseSettings):
         path = self.data_dir / "secret_key"
         if not path.exists():
             self.data_dir.mkdir(parents=True, exist_ok=True)
-            path.write_text(secrets.token_urlsafe(48))
-            path.chmod(0o600)
+            # Created private, not made private after: no moment in which another user could read it.
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(descriptor, "w") as file:
+                file.write(secrets.token_urlsafe(48))
         return path.read_text().strip().encode()
 
 

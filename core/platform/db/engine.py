@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -131,6 +132,14 @@ def turn_of(session: AsyncSession) -> asyncio.Lock:
     return lock
 
 
+def _private_file(path: Path) -> None:
+    """The embedded database holds health data: its file is created readable by its owner only (SQLite
+    gives the -wal and -shm files it makes next to it the same permissions)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+
+
 class Database:
     def __init__(self, url: str, *, echo: bool = False, foreign_keys: bool = True) -> None:
         """``foreign_keys=False`` is for migrations only: SQLite rebuilds a table to alter it (batch mode),
@@ -138,8 +147,8 @@ class Database:
         self.url = url
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
-        if self.is_sqlite and parsed.database:
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if self.is_sqlite and parsed.database and parsed.database != ":memory:":
+            _private_file(Path(parsed.database))
         # Errors keep the SQL but not its parameters: those are national ID hashes, sealed content, names.
         kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
         if not self.is_sqlite:
