@@ -18,6 +18,7 @@ from strawberry.types import Info as StrawberryInfo
 from legetime.core.identity.actors import ANONYMOUS, Actor
 from legetime.core.identity.auth import authenticate
 from legetime.core.identity.ctx import Ctx
+from legetime.core.platform.rate_limits import RateLimited
 from legetime.core.platform.runtime import Platform
 
 
@@ -29,15 +30,32 @@ class Context:
     token: str | None = None
     _session: AsyncSession | None = None
     loaders: dict[str, Any] = field(default_factory=dict)
+    response: Any = None
+    """Where a resolver sets a header of the HTTP answer (``Retry-After``)."""
+
+    @property
+    def client(self) -> str:
+        """The calling client's address (behind a proxy, as ``legetime serve`` trusts its headers)."""
+        client = getattr(self.request, "client", None)
+        return str(client.host) if client is not None else "unknown"
+
+    async def limit(self, rule: str) -> None:
+        """Count this request under a rate limit; over it: ``RateLimited``, and ``Retry-After`` set."""
+        try:
+            await self.platform.rate_limits.check(rule, self.client)
+        except RateLimited as exc:
+            if self.response is not None:
+                self.response.headers["Retry-After"] = str(exc.retry_after)
+            raise
 
     @classmethod
-    async def create(cls, platform: Platform, request: Any) -> Context:
+    async def create(cls, platform: Platform, request: Any, response: Any = None) -> Context:
         token = _bearer(request)
         actor = ANONYMOUS
         if token:
             async with platform.db.transaction() as session:
                 actor = await authenticate(session, platform, token)
-        return cls(platform=platform, request=request, actor=actor, token=token)
+        return cls(platform=platform, request=request, actor=actor, token=token, response=response)
 
     async def read(self) -> Ctx:
         """The request's read session, opened on first use."""

@@ -92,7 +92,7 @@ class LegetimeGraphQL(GraphQL[Context, None]):
         return HTMLResponse(html, headers=headers)
 
     async def get_context(self, request: Any, response: Any = None) -> Context:
-        context = await Context.create(self.platform, request)
+        context = await Context.create(self.platform, request, response)
         request.scope.setdefault("state", {})["legetime_context"] = context
         return context
 

@@ -18,6 +18,7 @@ from legetime.core.platform.db.models import ConsentPurpose as CorePurpose
 from legetime.core.platform.db.models import Person
 from legetime.core.platform.providers import Capability
 from legetime.core.platform.providers.identity import LoginPending
+from legetime.core.platform.rate_limits import LOGIN_POLL, LOGIN_START, RateLimited
 from legetime.core.protection import audit
 from legetime.schema.context import Info
 from legetime.schema.errors import Error
@@ -161,6 +162,11 @@ class UpdateMyPhonePayload:
 class LoginMutation:
     @strawberry.mutation(description="Start logging in; returns what the frontend needs (redirect or poll).")
     async def start_login(self, info: Info, input: StartLoginInput) -> StartLoginPayload:
+        try:
+            await info.context.limit(LOGIN_START)
+        except RateLimited as exc:
+            return StartLoginPayload(errors=[Error.from_exception(exc)])
+
         async def work(ctx: Ctx) -> auth.StartedLogin:
             return await auth.start_login(
                 ctx.session,
@@ -188,6 +194,10 @@ class LoginMutation:
 
     @strawberry.mutation(description="Finish logging in; returns a session token when confirmed.")
     async def complete_login(self, info: Info, input: CompleteLoginInput) -> CompleteLoginPayload:
+        try:
+            await info.context.limit(LOGIN_POLL)
+        except RateLimited as exc:
+            return CompleteLoginPayload(errors=[Error.from_exception(exc)])
         raw: dict[str, Any] = dict(cast(dict[str, Any], input.params or {}))
         params = {str(key): str(value) for key, value in raw.items()}
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from limits import parse_many
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from pydantic_settings.exceptions import SettingsError
@@ -99,6 +100,13 @@ class Settings(BaseSettings):
     # Logins and sessions.
     session_ttl_hours: float = Field(default=12, gt=0, description="How long a login session lasts.")
     login_ttl_minutes: float = Field(default=10, gt=0, description="How long a started login may take.")
+    login_rate_limit: str = Field(
+        default="10/minute;100/hour",
+        description="How many logins one client (IP address) may start ('limits' notation, ';' between).",
+    )
+    login_poll_rate_limit: str = Field(
+        default="120/minute", description="How often one client may poll its logins (completeLogin)."
+    )
     public_url: str = Field(
         default_factory=lambda: f"http://127.0.0.1:{os.environ.get('PORT') or DEFAULT_PORT}",
         description="Where patients reach the service (links in SMS and to images); by default this "
@@ -194,6 +202,15 @@ class Settings(BaseSettings):
             if not ORIGIN.fullmatch(origin):
                 raise ValueError(f"{origin!r} is not an origin (scheme://host[:port], no path)")
         return [origin.rstrip("/") for origin in value]
+
+    @field_validator("login_rate_limit", "login_poll_rate_limit")
+    @classmethod
+    def _rate_limit(cls, value: str) -> str:
+        try:
+            parse_many(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a rate limit like '10/minute;100/hour'") from None
+        return value
 
     @field_validator("redis_url")
     @classmethod

@@ -33,6 +33,8 @@ class ErrorCode(StrEnum):
     ILLEGAL_TRANSITION = "ILLEGAL_TRANSITION"
     PROCESSING_RESTRICTED = "PROCESSING_RESTRICTED"
     # Refusals of the request itself (GraphQL over HTTP), before or instead of running it:
+    RATE_LIMITED = "RATE_LIMITED"
+    """Too many requests from this client for now: wait ``Retry-After`` seconds."""
     BAD_REQUEST = "BAD_REQUEST"
     """The HTTP request is malformed: not a JSON object, not UTF-8, nested too deep, an unsupported type."""
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"

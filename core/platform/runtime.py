@@ -20,6 +20,7 @@ from legetime.core.platform.crypto import KeyRing, parse_master_keys
 from legetime.core.platform.db.engine import Database
 from legetime.core.platform.hooks import Hooks
 from legetime.core.platform.plugins import DEFAULT_PLUGINS, create_plugin_manager
+from legetime.core.platform.rate_limits import RateLimits
 from legetime.core.platform.registry import ProviderRegistry, build_registry
 
 if TYPE_CHECKING:
@@ -69,6 +70,10 @@ class Platform:
 
     def derive_key(self, purpose: str) -> bytes:
         return derive_key(self.settings, purpose)
+
+    @cached_property
+    def rate_limits(self) -> RateLimits:
+        return RateLimits(self.settings)
 
     @cached_property
     def keyring(self) -> KeyRing:
