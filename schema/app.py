@@ -74,7 +74,11 @@ def create_app(platform: Platform, *, run_jobs_in_process: bool | None = None) -
         return Response(data, media_type=content_type, headers=headers)
 
     async def payment_webhook(request: Request) -> Response:
-        """A provider says a payment changed (see ``submission.receive_payment_webhook``)."""
+        """A provider says a payment changed (see ``submission.receive_payment_webhook``). Every provider
+        sends JSON: anything else is refused before its body is read."""
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type != "application/json":
+            return Response(status_code=415)
         outcome = await receive_payment_webhook(
             platform, request.path_params["provider"], request.headers, await request.body(), str(request.url)
         )

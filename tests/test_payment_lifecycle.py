@@ -5,6 +5,7 @@ submitted exactly when the provider says the money is reserved, and nothing is l
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -193,6 +194,31 @@ def test_a_verified_webhook_submits_the_case(app: tuple[Api, Platform]) -> None:
     headers, body = provider.webhook_for(pid, "payment.captured")
     assert api.client.post("/webhooks/payments/fake", content=body, headers=headers).status_code == 204
     assert webhook_jobs(platform) == 2  # a new notification is taken
+
+
+def test_a_webhook_event_is_taken_once_however_it_is_redelivered(app: tuple[Api, Platform]) -> None:
+    api, platform = app
+    mother = api.login(MOTHER)
+    case_id = ready_case(api, mother)
+    submit_3ds(api, mother, case_id)
+    provider: Any = platform.providers.get(providers.PAYMENT, "fake")
+    pid = payment_id(platform, case_id)
+    asyncio.run(provider.approve(pid))
+    headers, body = provider.webhook_for(pid, "payment.authorized")
+    assert api.client.post("/webhooks/payments/fake", content=body, headers=headers).status_code == 204
+    # The same delivery at another address (a query parameter added), and the same event signed anew:
+    assert (
+        api.client.post("/webhooks/payments/fake?again=1", content=body, headers=headers).status_code == 204
+    )
+    event = json.loads(body)
+    resent = json.dumps({**event, "created": event["created"] + 1}, separators=(",", ":")).encode()
+    timestamp = event["created"] + 1
+    signed = {**headers, "Fake-Signature": f"t={timestamp},v1={provider._sign(timestamp, resent)}"}
+    assert api.client.post("/webhooks/payments/fake", content=resent, headers=signed).status_code == 204
+    assert webhook_jobs(platform) == 1
+    # Every provider sends JSON: anything else is refused unread.
+    plain = {**headers, "Content-Type": "text/plain"}
+    assert api.client.post("/webhooks/payments/fake", content=body, headers=plain).status_code == 415
 
 
 def webhook_jobs(platform: Platform) -> int:

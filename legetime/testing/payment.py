@@ -361,6 +361,9 @@ class PaymentContract:
         event = await deliver(legetime_provider, webhook)
         assert event.payment_id == payment.payment_id
         assert event.event
+        # The same delivery names the same event, so the platform takes a redelivery once.
+        assert (await deliver(legetime_provider, webhook)).event_id == event.event_id
+        assert event.event_id is None or (isinstance(event.event_id, str) and event.event_id)
 
     @in_event_loop
     async def test_forged_webhook_is_rejected(

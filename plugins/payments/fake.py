@@ -372,7 +372,10 @@ class FakePaymentProvider:
             raise webhook_rejected(f"body is not a payment event ({exc.__class__.__name__})") from None
         if not isinstance(event, str) or not isinstance(payment_id, str):
             raise webhook_rejected("body is not a payment event")
-        return WebhookEvent(payment_id=payment_id, event=event)
+        event_id = payload.get("id")
+        return WebhookEvent(
+            payment_id=payment_id, event=event, event_id=event_id if isinstance(event_id, str) else None
+        )
 
     # --- Simulation controls -----------------------------------------------------------------------
 

@@ -193,7 +193,9 @@ class StripeProvider:
         payment_id = data.get("id") if kind == "payment_intent" else data.get("payment_intent")
         if not payment_id:
             raise webhook_rejected(f"event {event.get('type')!r} names no PaymentIntent")
-        return WebhookEvent(payment_id=str(payment_id), event=str(event.get("type", "changed")))
+        return WebhookEvent(
+            payment_id=str(payment_id), event=str(event.get("type", "changed")), event_id=event.get("id")
+        )
 
     # --- Internals ----------------------------------------------------------------------------------
 

@@ -240,8 +240,10 @@ class SwedbankPayProvider:
         if not reference or not hmac.compare_digest(token, self._token(reference)):
             raise webhook_rejected("the callback URL's token is not ours")
         try:
-            order_id = str(json.loads(body)["paymentOrder"]["id"])
-        except (ValueError, KeyError, TypeError):
+            callback = json.loads(body)
+            order_id = str(callback["paymentOrder"]["id"])
+            transaction = (callback.get("transaction") or {}).get("number")
+        except (ValueError, KeyError, TypeError, AttributeError):
             raise webhook_rejected("not a payment order callback") from None
         try:
             order = await self._order(order_id)
@@ -249,7 +251,8 @@ class SwedbankPayProvider:
             raise webhook_rejected("no such payment order") from None
         if order["paymentOrder"].get("orderReference") != reference:
             raise webhook_rejected("the callback names another order than its URL is for")
-        return WebhookEvent(payment_id=order_id, event="callback")
+        event_id = f"{order_id}:{transaction}" if transaction is not None else None
+        return WebhookEvent(payment_id=order_id, event="callback", event_id=event_id)
 
     # --- Operations ---------------------------------------------------------------------------------
 

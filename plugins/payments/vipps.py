@@ -212,7 +212,12 @@ class VippsProvider:
             raise webhook_rejected("too old (or from the future)")
         try:
             event = json.loads(body)
-            return WebhookEvent(payment_id=str(event["reference"]), event=str(event.get("name", "changed")))
+            name, psp_reference = str(event.get("name", "changed")), event.get("pspReference")
+            return WebhookEvent(
+                payment_id=str(event["reference"]),
+                event=name,
+                event_id=f"{psp_reference}:{name}" if psp_reference else None,
+            )
         except (ValueError, KeyError, TypeError):
             raise webhook_rejected("not an ePayment event") from None
 

@@ -118,6 +118,10 @@ class Payment:
 class WebhookEvent:
     payment_id: str
     event: str
+    event_id: str | None = None
+    """What identifies this event at the provider (Stripe's event id, Vipps' pspReference and event name,
+    Swedbank Pay's transaction number): a delivery of the same event again enqueues nothing more. Without
+    one, the body identifies it."""
 
 
 @runtime_checkable
