@@ -291,8 +291,10 @@ async def receive_payment_webhook(
     except ProviderError as exc:
         log.warning("payments.webhook_rejected", provider=provider_name, code=str(exc.code))
         return WebhookOutcome.REJECTED
-    # A replayed delivery (the same request again, by the provider or anyone) enqueues nothing more.
-    delivery = hashlib.sha256(url.encode() + b"\n" + body).hexdigest()
+    # A delivery of the same event again (a provider's retry, a replay by anyone) enqueues nothing more:
+    # by the provider's own event id, else by the body (never the URL: a query parameter would defeat it).
+    identity = event.event_id.encode() if event.event_id else body
+    delivery = hashlib.sha256(identity).hexdigest()
     async with platform.db.transaction() as session:
         await enqueue(
             session,
