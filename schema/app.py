@@ -111,7 +111,9 @@ def create_app(platform: Platform, *, run_jobs_in_process: bool | None = None) -
     def body_limit(scope: Any) -> int:
         content_type = dict(scope.get("headers") or ()).get(b"content-type", b"")
         upload = scope["path"] == "/graphql" and content_type.startswith(b"multipart/form-data")
-        return platform.settings.max_body_bytes + (MAX_UPLOAD_BYTES if upload else 0)
+        # Room for an image somewhat over its limit, so that one is told IMAGE_TOO_LARGE by attachImage;
+        # a body beyond that is refused unread (413).
+        return platform.settings.max_body_bytes + (2 * MAX_UPLOAD_BYTES if upload else 0)
 
     middleware = [
         Middleware(RequestLog),

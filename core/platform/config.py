@@ -156,7 +156,7 @@ class Settings(BaseSettings):
         default=1024 * 1024,
         ge=1024,
         description="Largest request body of a GraphQL request or a webhook, refused before it is read "
-        "(an image upload may add the image's own limit, 10 MiB).",
+        "(an image upload may add twice the image limit, 2 × 10 MiB).",
     )
 
     # Jobs.
