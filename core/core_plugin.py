@@ -12,6 +12,7 @@ from legetime.core.consultation.payments import CAPTURE_JOB, RELEASE_JOB, captur
 from legetime.core.consultation.submission import REFRESH_JOB, Reconciliation, reconcile, refresh_job
 from legetime.core.hookspecs import hookimpl
 from legetime.core.identity.actors import SYSTEM
+from legetime.core.identity.purge import LOGIN_PURGE_EVERY, PURGE_LOGINS_JOB, purge_logins
 from legetime.core.platform.db.base import utcnow
 from legetime.core.platform.jobs.types import JobHandler, PeriodicJob
 from legetime.core.platform.runtime import Platform
@@ -53,6 +54,7 @@ def register_periodic_jobs() -> list[PeriodicJob]:
             purge,
             lambda settings: timedelta(minutes=settings.purge_interval_minutes),
         ),
+        PeriodicJob(PURGE_LOGINS_JOB, purge_logins, lambda settings: LOGIN_PURGE_EVERY),
     ]
 
 

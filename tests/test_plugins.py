@@ -285,6 +285,7 @@ async def test_hook_register_periodic_jobs(hello_installed: Path, settings: Sett
     # The core's own periodic work comes through the same hook, on the configured schedule.
     assert every["payments.reconcile"] == timedelta(minutes=settings.payment_reconcile_minutes)
     assert every["privacy.retention"] == timedelta(minutes=settings.purge_interval_minutes)
+    assert every["identity.purge_logins"] == timedelta(minutes=5)
     assert "cases.close_answered" in every
     runner = JobRunner(platform)
     runner.start_scheduler()
