@@ -12,6 +12,7 @@ from strawberry import relay
 from strawberry.scalars import JSON
 
 from legetime.core.consultation import cases as core_cases
+from legetime.core.consultation.access import require_person
 from legetime.core.consultation.attachments import image_url
 from legetime.core.consultation.case_states import allowed_events
 from legetime.core.consultation.sla import is_overdue
@@ -19,6 +20,7 @@ from legetime.core.identity.nationalid import age_on
 from legetime.core.platform.db import models
 from legetime.core.platform.db.base import utcnow
 from legetime.core.platform.errors import NotFound
+from legetime.core.privacy.rights import patient_seen_by, reads_as_guardian
 from legetime.core.protection import content
 from legetime.schema import loaders
 from legetime.schema.context import Info
@@ -39,12 +41,15 @@ class CasePerson:
     age: int
 
 
-def _case_person(person: models.Person, today: date) -> CasePerson:
+def _case_person(
+    case: models.Case, person: models.Person, reader_id: uuid.UUID | None, today: date
+) -> CasePerson:
+    seen = patient_seen_by(case, person, reader_id)  # a guardian: only what her own input gave
     return CasePerson(
-        given_name=person.given_name,
-        family_name=person.family_name,
-        birth_date=person.birth_date,
-        age=age_on(person.birth_date, today),
+        given_name=seen.given_name,
+        family_name=seen.family_name,
+        birth_date=seen.birth_date,
+        age=age_on(seen.birth_date, today),
     )
 
 
@@ -230,7 +235,8 @@ class Case(relay.Node):
     @strawberry.field
     async def patient(self, info: Info) -> CasePerson:
         person = await info.context.loader("persons", loaders.persons).load(self._model.subject_id)
-        return _case_person(person, (await info.context.read()).today)
+        today = (await info.context.read()).today
+        return _case_person(self._model, person, info.context.actor.person_id, today)
 
     @strawberry.field
     async def messages(self, info: Info) -> list[Message]:
@@ -289,15 +295,11 @@ class Case(relay.Node):
 
 def _guardian_view(info: Info, case: models.Case) -> bool:
     """Whether the actor reads this case as the child's guardian (not as the patient or her clinician)."""
-    actor = info.context.actor
-    return (
-        case.requester_role is models.RequesterRole.GUARDIAN
-        and actor.person_id == case.requester_id
-        and actor.person_id != case.subject_id
-    )
+    return reads_as_guardian(case, info.context.actor.person_id)
 
 
 async def _readable_note(info: Info, node_id: str) -> tuple[models.JournalNote, models.Case] | None:
+    require_person(info.context.actor)  # before any look-up: anonymous callers learn nothing either way
     try:
         note_id = uuid.UUID(node_id)
     except ValueError:

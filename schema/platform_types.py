@@ -48,7 +48,9 @@ class Plugin(relay.Node):
     def resolve_nodes(  # type: ignore[override]
         cls, *, info: Info, node_ids: Iterable[str], required: bool = False
     ) -> list[Plugin | None]:
-        by_name = {p.name: p for p in _plugins(info)}
+        # Whoever may not list the plugins finds none by id either (not even whether a name is loaded).
+        allowed = OperatorOrDevelopment().has_permission(None, info)
+        by_name = {p.name: p for p in _plugins(info)} if allowed else {}
         return [by_name.get(node_id) for node_id in node_ids]
 
 

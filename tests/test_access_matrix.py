@@ -5,8 +5,10 @@ object exists (the same error as for an ID that does not exist), and nothing cha
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -18,14 +20,14 @@ from strawberry import relay
 
 from legetime.core.demo import DEMO_PEOPLE, create_demo_data
 from legetime.core.identity import persons
-from legetime.core.platform.config import Settings
+from legetime.core.platform.config import Environment, Settings
 from legetime.core.platform.db import models
 from legetime.core.platform.db.engine import Database
 from legetime.core.platform.db.migrate import upgrade
 from legetime.core.platform.runtime import Platform
 from legetime.schema.app import create_app
 from tests.api import SUBMIT_FIELDS, Api, complete_answers
-from tests.support import synthetic_national_id
+from tests.support import REAL_PROVIDERS, ProductionProviders, synthetic_national_id
 
 MOTHER, CHILD = DEMO_PEOPLE[2].national_id, DEMO_PEOPLE[3].national_id
 CLINICIAN, OPERATOR = DEMO_PEOPLE[0].national_id, DEMO_PEOPLE[1].national_id
@@ -107,6 +109,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             )["case"]["journalNotes"],
             "a journal draft",
         )[0]["id"]
+        message = api.ok("sendMessage", {"caseId": claimed, "body": "Hei"}, "message { id }", mother)
         # the other guardian has a child case of her own
         api.ok(
             "startCase",
@@ -120,6 +123,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             "draft": draft,
             "claimed": claimed,
             "note": note,
+            "message": message["message"]["id"],
             "versions": versions,
             "platform": platform,
         }
@@ -276,3 +280,155 @@ def test_the_owners_can(world: dict[str, Any]) -> None:
     note = "query($id: ID!) { node(id: $id) { ... on JournalNote { status } } }"
     assert api.gql(note, world["tokens"]["clinician"], id=world["note"])["node"] == {"status": "DRAFT"}
     assert api.gql(note, world["tokens"]["mother"], id=world["note"])["node"] is None  # a draft: staff only
+
+
+# --- existence oracles: a real id and a made-up one get the same answer ---------------------------------
+
+
+@dataclass(frozen=True)
+class ById:
+    """An operation that takes an id: its document (the id is the variable ``$id``, or ``$input``'s
+    ``id_field``), which of the world's objects it names, and who may do it (left out: they may know)."""
+
+    name: str
+    document: str
+    target: str  # "draft" | "claimed" | "note" | "message"
+    allowed: frozenset[str]
+    id_field: str | None = None
+    input: dict[str, Any] | None = None
+
+    def variables(self, object_id: str) -> dict[str, Any]:
+        if self.id_field is None:
+            return {"id": object_id}
+        return {"input": {**(self.input or {}), self.id_field: object_id}}
+
+
+def _mutation(name: str, fields: str, id_field: str, target: str, allowed: set[str], **input: Any) -> ById:
+    document = (
+        f"mutation($input: {name[0].upper()}{name[1:]}Input!) "
+        f"{{ {name}(input: $input) {{ {fields} errors {{ field code message }} }} }}"
+    )
+    return ById(name, document, target, frozenset(allowed), id_field, input)
+
+
+def _by_id(world: dict[str, Any]) -> list[ById]:
+    """Every query and mutation that takes the id of a case, a journal note or a message."""
+    versions = world["versions"]
+    case = "query($id: ID!) { case(id: $id) { id number status } }"
+    node = "query($id: ID!) { node(id: $id) { id ... on Case { number } ... on JournalNote { status } } }"
+    answers = [{"questionId": "main_complaint", "value": "x"}]
+    storage = {"purpose": "COMMUNICATION_STORAGE", "textVersion": versions["COMMUNICATION_STORAGE"]}
+    return [
+        ById("case", case, "draft", frozenset({"mother"})),
+        ById("case", case, "claimed", frozenset({"mother", "clinician"})),
+        ById("node", node, "claimed", frozenset({"mother", "clinician"})),
+        ById("node", node, "note", frozenset({"clinician"})),  # a draft: the mother gets null either way
+        _mutation("answerQuestionnaire", "case { id }", "caseId", "draft", {"mother"}, answers=answers),
+        _mutation("grantConsent", "consent { granted }", "caseId", "draft", {"mother"}, **storage),
+        _mutation(
+            "withdrawConsent",
+            "consent { granted } erasure { cases }",
+            "caseId",
+            "claimed",
+            {"mother"},
+            purpose="COMMUNICATION_STORAGE",
+        ),
+        _mutation("submitCase", "case { id }", "caseId", "draft", {"mother"}, idempotencyKey="x"),
+        _mutation("confirmPayment", "case { id }", "caseId", "claimed", {"mother"}),
+        _mutation("cancelCase", "case { id }", "caseId", "claimed", {"mother"}),
+        _mutation("closeCase", "case { id }", "caseId", "claimed", {"mother"}),
+        _mutation("claimCase", "case { id }", "caseId", "claimed", {"clinician"}),
+        _mutation(
+            "sendMessage",
+            "message { id } case { id }",
+            "caseId",
+            "claimed",
+            {"mother", "clinician"},
+            body="x",
+        ),
+        _mutation(
+            "answerCase", "message { id }", "caseId", "claimed", {"clinician"}, body="x", outcome="ADVICE"
+        ),
+        _mutation("draftJournalNote", "case { id }", "caseId", "claimed", {"clinician"}),
+        _mutation("approveJournalNote", "note { id }", "noteId", "note", {"clinician"}),
+        _mutation("setWithheldFromGuardian", "case { id }", "messageId", "message", {"clinician"}),
+        _mutation("setWithheldFromGuardian", "case { id }", "noteId", "note", {"clinician"}),
+    ]
+
+
+def _made_up(target: str) -> str:
+    if target == "message":
+        return str(uuid.uuid4())  # messages are not Relay nodes: their ids are bare UUIDs
+    return str(relay.GlobalID("JournalNote" if target == "note" else "Case", str(uuid.uuid4())))
+
+
+def _attach(api: Api, case_id: str, token: str | None) -> dict[str, Any]:
+    """attachImage for a case id: the one id-taking mutation sent as a multipart request."""
+    query = (
+        "mutation($i: AttachImageInput!) "
+        "{ attachImage(input: $i) { attachment { id } errors { field code message } } }"
+    )
+    operations = {"query": query, "variables": {"i": {"caseId": case_id, "image": None}}}
+    response = api.client.post(
+        "/graphql",
+        data={"operations": json.dumps(operations), "map": json.dumps({"0": ["variables.i.image"]})},
+        files={"0": ("x.png", b"\x89PNG\r\n\x1a\n", "image/png")},
+        headers={"Authorization": f"Bearer {token}"} if token else {},
+    )
+    assert response.status_code == 200, response.text
+    return dict(response.json())
+
+
+def _refused(answer: dict[str, Any], anonymous: bool) -> bool:
+    """The operation did nothing for the caller: a top-level error, a null result or a payload with errors
+    and nothing else; an anonymous caller is told to log in."""
+    codes = [e.get("extensions", {}).get("code") for e in answer.get("errors", [])]
+    data = answer.get("data") or {}
+    for value in data.values():
+        if isinstance(value, dict):
+            codes += [e["code"] for e in value["errors"]]
+            assert all(v is None for k, v in value.items() if k != "errors"), answer
+        elif value is not None:
+            return False
+    if anonymous:
+        return codes == ["UNAUTHENTICATED"]
+    return codes in ([], ["NOT_FOUND"])
+
+
+@pytest.mark.parametrize("caller", ["mother", "clinician", *OUTSIDERS])
+def test_a_real_id_and_a_made_up_one_get_the_same_answer(world: dict[str, Any], caller: str) -> None:
+    """Whoever may not see an object gets, for its id, exactly the answer she gets for an id that names
+    nothing (data, code, message, field): anonymous callers, outsiders and the wrong role alike."""
+    api: Api = world["api"]
+    token = world["tokens"].get(caller)
+    before = _snapshot(world)
+    checked = []
+    for operation in _by_id(world):
+        if caller in operation.allowed:
+            continue
+        real = api.raw(operation.document, token, **operation.variables(world[operation.target]))
+        made_up = api.raw(operation.document, token, **operation.variables(_made_up(operation.target)))
+        label = f"{caller} {operation.name}({operation.target})"
+        assert real == made_up, f"{label} tells a real id from a made-up one: {real} / {made_up}"
+        assert _refused(real, anonymous=token is None), f"{label}: {real}"
+        checked.append(label)
+    if caller != "mother":
+        real, made_up = _attach(api, world["draft"], token), _attach(api, _made_up("draft"), token)
+        assert real == made_up and _refused(real, anonymous=token is None), (real, made_up)
+    assert len(checked) >= 7  # the table means something for every caller
+    assert _snapshot(world) == before
+
+
+def test_a_plugin_is_not_found_by_id_where_the_list_is_refused(tmp_path: Path) -> None:
+    """In production the plugin list is for operators: `node` answers for a loaded plugin as it does for
+    a name that is not one."""
+    settings = Settings.defaults(data_dir=tmp_path / "data").model_copy(
+        update={"environment": Environment.PRODUCTION, "graphiql": False, **REAL_PROVIDERS}
+    )
+    platform = Platform.create(settings, extra_plugins=[ProductionProviders()], load_entry_points=False)
+    with TestClient(create_app(platform, run_jobs_in_process=False)) as client:
+        api = Api(client)
+        query = "query($id: ID!) { node(id: $id) { id ... on Plugin { name version } } }"
+        real = api.raw(query, id=str(relay.GlobalID("Plugin", "core.core_plugin")))
+        made_up = api.raw(query, id=str(relay.GlobalID("Plugin", "core.no_such_plugin")))
+    assert real == made_up == {"data": {"node": None}}

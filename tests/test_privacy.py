@@ -503,7 +503,9 @@ def test_export_contains_everything_held_about_her(stack: Stack) -> None:
     assert exported["format"] == "legetime.export.v1"
     assert exported["person"]["nationalId"] == MOTHER and exported["person"]["phone"] == "+4741234567"
     [case] = exported["cases"]
-    assert case["openedBy"] == "guardian" and case["patient"]["givenName"] == "Ingrid"
+    assert case["openedBy"] == "guardian"
+    # a guardian is shown of the child only what her own input gave (see rights.patient_seen_by)
+    assert case["patient"] == {"givenName": "", "familyName": "", "birthDate": "2015-12-05"}
     assert case["answers"]["main_complaint"] == SECRET_ANSWER
     assert [m["body"] for m in case["messages"]][1:] == [SECRET_MESSAGE, SECRET_ANSWER_TEXT]
     assert case["journalNotes"][0]["text"] == SECRET_JOURNAL
@@ -558,12 +560,87 @@ def test_erasure_request_erases_what_no_duty_keeps_and_reports_the_rest(stack: S
     ]["erasure"]
     assert account["rule"] == "erasure_request" and len(account["cases"]) == 1 and account["messages"] == 3
     assert "Navn og fødselsnummer" in {k["what"] for k in account["kept"]}
-    assert api.gql("{ me { phone } }", mother)["me"]["phone"] is None
-    after = state(api, world["case_id"], mother)
+    again = api.login(MOTHER)  # her sessions ended with the erasure
+    assert api.gql("{ me { phone } }", again)["me"]["phone"] is None
+    after = state(api, world["case_id"], again)
     assert after["messages"] == [] and after["journalNotes"][0]["text"] == SECRET_JOURNAL
 
 
+def test_erasure_ends_every_session_of_hers(stack: Stack) -> None:
+    """After requestErasure the token she used and the one of her other login are worth nothing; nobody
+    else is logged out, and she may log in again (her journal notes are still hers to read)."""
+    api = stack.api
+    mother, other_device, clinician = api.login(MOTHER), api.login(MOTHER), api.login(CLINICIAN)
+    erased = api.gql(f"mutation {{ requestErasure {{ {ERASURE} errors {{ code }} }} }}", mother)
+    assert erased["requestErasure"]["errors"] == [] and erased["requestErasure"]["erasure"]
+    for token in (mother, other_device):
+        assert api.gql("{ me { givenName } }", token)["me"] is None
+        refused = api.mutate("startCase", {}, "case { id }", token)
+        assert refused["case"] is None and refused["errors"][0]["code"] == "UNAUTHENTICATED"
+        assert api.raw("{ exportMyData }", token)["errors"][0]["extensions"]["code"] == "UNAUTHENTICATED"
+    assert api.gql("{ me { roles } }", clinician)["me"]["roles"] == ["patient", "clinician"]
+    again = api.login(MOTHER)
+    assert api.gql("{ exportMyData }", again)["exportMyData"]["person"]["nationalId"] == MOTHER
+
+
 # --- guardians ---------------------------------------------------------------------------------------
+
+
+def test_a_self_declared_guardian_sees_only_what_concerns_her_own_cases(stack: Stack) -> None:
+    """An unrelated adult declares guardianship of a child the mother registered. She learns nothing
+    about the child that someone else entered (the name), nothing of the mother's case (its access-log
+    entries: from before she came, by others, or new ones), and nothing that tells her the child was
+    registered before: she sees the same as for a child nobody registered."""
+    from legetime.core.identity.nationalid import parse_national_id
+    from tests.support import synthetic_national_id
+
+    api = stack.api
+    world = consultation(api, close=False)  # the mother's case for Ingrid: submitted, answered, a note
+    mother, clinician = world["mother"], world["clinician"]
+    stranger = api.login(synthetic_national_id(date(1983, 4, 4)))
+
+    def start(national_id: str) -> dict[str, Any]:
+        child = {"nationalId": national_id, "givenName": "Kari", "guardianDeclared": True}
+        fields = "case { id number patient { givenName familyName birthDate age } }"
+        return dict(api.ok("startCase", {"child": child}, fields, stranger)["case"])
+
+    theirs, fresh = start(CHILD), start(synthetic_national_id(date(2016, 5, 5)))  # nobody knows the 2nd
+    # the birth date follows from the national ID she typed; a name she is not shown in either case
+    assert theirs["patient"]["birthDate"] == parse_national_id(CHILD).birth_date.isoformat()
+    unnamed = {"givenName": fresh["patient"]["givenName"], "familyName": fresh["patient"]["familyName"]}
+    patient = "query($id: ID!) { case(id: $id) { patient { givenName familyName } } }"
+    for token, case_id in ((stranger, theirs["id"]), (mother, world["case_id"])):
+        # every guardian sees the same of her child, whoever registered the child first
+        assert api.gql(patient, token, id=case_id)["case"]["patient"] == unnamed
+    # the clinician treating the child still sees who she is
+    assert api.gql(patient, clinician, id=world["case_id"])["case"]["patient"] == {
+        "givenName": DEMO_PEOPLE[3].given_name,
+        "familyName": DEMO_PEOPLE[3].family_name,
+    }
+
+    def her_export() -> dict[str, Any]:
+        return dict(api.gql("{ exportMyData }", stranger)["exportMyData"])
+
+    exported, mine = her_export(), {theirs["number"], fresh["number"]}
+    assert {case["number"] for case in exported["cases"]} == mine
+    about_others = json.dumps({k: v for k, v in exported.items() if k != "person"})  # "person" is her own
+    assert DEMO_PEOPLE[3].given_name not in about_others and DEMO_PEOPLE[3].family_name not in about_others
+    assert {e["actorRole"] for e in exported["accessLog"]} == {"patient"}  # nobody else touched her cases
+    assert {e["case"] for e in exported["accessLog"] if e["about"] != "me"} <= mine
+    assert not {"submit", "claim", "answer", "approve"} & {e["action"] for e in exported["accessLog"]}
+    # what happens on the mother's case later does not reach her either
+    api.gql("query($id: ID!) { case(id: $id) { number } }", clinician, id=world["case_id"])
+    api.ok("closeCase", {"caseId": world["case_id"]}, "case { status }", mother)
+    later = her_export()["accessLog"]
+    assert {e["actorRole"] for e in later} == {"patient"} and "close" not in {e["action"] for e in later}
+    assert {e["case"] for e in later if e["about"] != "me"} <= mine
+    log = api.gql("{ myAccessLog(first: 100) { actorRole action } }", stranger)["myAccessLog"]
+    assert log and {e["actorRole"] for e in log} == {"patient"}
+    # and the mother's export holds nothing of the stranger's case
+    hers = api.gql("{ exportMyData }", mother)["exportMyData"]
+    numbers = {case["number"] for case in hers["cases"]}
+    assert {e["case"] for e in hers["accessLog"] if e["about"] != "me"} <= numbers
+    assert {"claim", "answer", "approve"} <= {e["action"] for e in hers["accessLog"]}
 
 
 def test_a_guardian_loses_access_on_the_childs_16th_birthday(tmp_path: Path) -> None:

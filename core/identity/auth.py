@@ -4,7 +4,7 @@ A login runs through an identity provider: ``start_login`` keeps the provider's 
 handle (only its hash is stored), ``complete_login`` creates or updates the person from the verified
 identity and opens a session. The session token is opaque and random; only its keyed hash (HMAC with a
 key derived from the master secret) is stored, so a database leak gives no usable tokens. Sessions
-expire and are revocable (``logout``).
+expire and are revocable: one by ``logout``, all of a person's by ``end_sessions`` (her erasure).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import json
 import secrets
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
@@ -178,6 +178,17 @@ async def authenticate(session: AsyncSession, platform: Platform, token: str | N
         await session.scalars(select(StaffMembership.role).where(StaffMembership.person_id == row.person_id))
     ).all()
     return Actor(person_id=row.person_id, staff_roles=frozenset(roles), session_id=row.id)
+
+
+async def end_sessions(session: AsyncSession, person_id: uuid.UUID, *, at: datetime) -> int:
+    """End every open session of a person (all her logins, not only the current request's), in the
+    caller's transaction; her tokens stand for nobody from the next request on. Returns how many."""
+    result = await session.execute(
+        update(AuthSession)
+        .where(AuthSession.person_id == person_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=at)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def logout(session: AsyncSession, actor: Actor) -> bool:

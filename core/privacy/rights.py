@@ -9,17 +9,19 @@ law requires us to keep is kept, and the patient is told what and why (``KEPT``)
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import and_, false, or_, select
 from sqlalchemy.sql import ColumnElement
 
 from legetime.core.consultation import consents
 from legetime.core.consultation.access import as_clinician, load_case, require_person
 from legetime.core.consultation.attachments import image_url
 from legetime.core.consultation.case_states import CaseEvent, next_status
-from legetime.core.identity import persons
+from legetime.core.identity import auth, persons
 from legetime.core.identity.ctx import Ctx
 from legetime.core.identity.nationalid import age_on
 from legetime.core.platform.db.base import utcnow
@@ -104,6 +106,42 @@ class ErasureAccount:
 
 
 # --- guardians -------------------------------------------------------------------------------------
+#
+# A guardian reaches her child only through the cases she opened: her guardianship may rest on nothing but
+# her own declaration, and the child's person is shared by every case about the child, whoever opened it.
+# So she sees what concerns her cases, and of the child's person only what follows from her own input.
+
+WITHHELD_ACTIONS = ("withhold_from_guardian", "show_to_guardian")
+"""Access-log actions about what the clinician keeps from the guardian: never in the guardian's view."""
+
+
+@dataclass(frozen=True)
+class PatientView:
+    """What a reader is shown of a case's patient."""
+
+    given_name: str
+    family_name: str
+    birth_date: date
+
+
+def reads_as_guardian(case: Case, reader_id: uuid.UUID | None) -> bool:
+    """Whether the reader reads the case as the guardian who opened it (not as its patient or clinician)."""
+    return (
+        case.requester_role is RequesterRole.GUARDIAN
+        and reader_id is not None
+        and reader_id == case.requester_id
+        and reader_id != case.subject_id
+    )
+
+
+def patient_seen_by(case: Case, patient: Person, reader_id: uuid.UUID | None) -> PatientView:
+    """The case's patient as the reader may see her. A guardian is shown only the birth date, which follows
+    from the national ID she typed herself: the name on the child's person was typed by whoever registered
+    the child first (or comes from the child's own login), and showing it, or showing hers only when she
+    was first, would tell her that another guardian exists. The patient and her clinician see the person."""
+    if reads_as_guardian(case, reader_id):
+        return PatientView(given_name="", family_name="", birth_date=patient.birth_date)
+    return PatientView(patient.given_name, patient.family_name, patient.birth_date)
 
 
 async def set_withheld_from_guardian(
@@ -113,6 +151,7 @@ async def set_withheld_from_guardian(
     (pasient- og brukerrettighetsloven § 3-4): from 12 the child's own view counts."""
     if (message_id is None) == (note_id is None):
         raise ValidationError("Oppgi enten en melding eller et journalnotat.", field="messageId")
+    require_person(ctx.actor)  # before any look-up: an anonymous caller learns nothing either way
     model: Any = Message if message_id is not None else JournalNote
     target: Any = await ctx.session.get(model, message_id or note_id)
     field_name = "messageId" if message_id is not None else "noteId"
@@ -272,9 +311,12 @@ async def _erase_recorded(ctx: Ctx, rule: str, case_ids: list[uuid.UUID]) -> Del
 
 async def request_erasure(ctx: Ctx) -> ErasureAccount:
     """Erase what no legal duty keeps: the communication of every case, her phone number; storage
-    consent is withdrawn so cases in progress are erased when they end."""
+    consent is withdrawn so cases in progress are erased when they end; her sessions end."""
     me = await _me(ctx)
     me.phone = None
+    # Every session of hers ends with it (all devices, not only this request's): a token that outlives
+    # the erasure would go on reading what is kept. She may log in again to exercise her remaining rights.
+    await auth.end_sessions(ctx.session, me.id, at=ctx.now)
     for purpose in (ConsentPurpose.COMMUNICATION_STORAGE, ConsentPurpose.IMAGE_STORAGE):
         await consents.record(ctx, purpose=purpose, granted=False, text_version="", case_id=None)
     return await erase(ctx, rule=ERASURE_REQUEST)
@@ -285,7 +327,8 @@ async def request_erasure(ctx: Ctx) -> ErasureAccount:
 
 async def export_my_data(ctx: Ctx) -> dict[str, Any]:
     """Everything held about her: her person, her cases and those she opened for her children (with the
-    content a guardian may see), consent history, what was erased, and her access log."""
+    content a guardian may see), consent history, what was erased, and the access log about her and
+    about those cases."""
     me = require_person(ctx.actor)
     ring = ctx.platform.keyring
     person = await ctx.session.get(Person, me)
@@ -316,8 +359,8 @@ async def export_my_data(ctx: Ctx) -> dict[str, Any]:
     urls = {a.id: await image_url(ctx, a) for rows in by_case["attachments"].values() for a in rows}
 
     def case_export(case: Case) -> dict[str, Any]:
-        as_guardian = case.subject_id != me
-        patient = subjects[case.subject_id]
+        as_guardian = reads_as_guardian(case, me)
+        patient = patient_seen_by(case, subjects[case.subject_id], me)
         messages = [
             m for m in by_case["messages"].get(case.id, []) if not (as_guardian and m.withheld_from_guardian)
         ]
@@ -330,7 +373,11 @@ async def export_my_data(ctx: Ctx) -> dict[str, Any]:
             "number": case.number,
             "status": case.status.value,
             "outcome": case.outcome.value if case.outcome else None,
-            "patient": {"givenName": patient.given_name, "familyName": patient.family_name},
+            "patient": {
+                "givenName": patient.given_name,
+                "familyName": patient.family_name,
+                "birthDate": patient.birth_date.isoformat(),
+            },
             "openedBy": "guardian" if case.requester_role is RequesterRole.GUARDIAN else "self",
             "createdAt": _iso(case.created_at),
             "submittedAt": _iso(case.submitted_at),
@@ -388,16 +435,19 @@ async def export_my_data(ctx: Ctx) -> dict[str, Any]:
             .order_by(Consent.created_at)
         )
     ).all()
-    # Her own access log, and her children's for the cases she opened (she exercises their rights).
-    children = {
-        c.subject_id
+    # Her own access log, and for the cases she opened for a child under 16 the entries about those cases
+    # (she exercises the child's rights there) — not the child's other cases nor the child's own doings.
+    guarded = [
+        c
         for c in cases
-        if c.subject_id != me and age_on(subjects[c.subject_id].birth_date, ctx.today) < 16
-    }
-    whose = {me: "me"} | {child: subjects[child].given_name for child in children}
+        if reads_as_guardian(c, me) and age_on(subjects[c.subject_id].birth_date, ctx.today) < 16
+    ]
+    case_of = await _objects_of(ctx, me, cases, by_case)
     log_rows = (
         await ctx.session.scalars(
-            select(AuditEvent).where(AuditEvent.person_id.in_(whose)).order_by(AuditEvent.id)
+            select(AuditEvent)
+            .where(or_(AuditEvent.person_id == me, _about_cases(guarded, case_of)))
+            .order_by(AuditEvent.id)
         )
     ).all()
     export = {
@@ -427,7 +477,8 @@ async def export_my_data(ctx: Ctx) -> dict[str, Any]:
         "accessLog": [
             {
                 "at": _iso(e.occurred_at),
-                "about": whose[e.person_id] if e.person_id else None,
+                "about": "me" if e.person_id == me else "child",
+                "case": case_of.get((e.object_type, e.object_id)),
                 "actorRole": e.actor_role,
                 "object": e.object_type,
                 "action": e.action,
@@ -438,6 +489,44 @@ async def export_my_data(ctx: Ctx) -> dict[str, Any]:
     }
     await audit.log(ctx, person_id=me, object_type="person", object_id=str(me), action="export")
     return export
+
+
+async def _objects_of(
+    ctx: Ctx, me: uuid.UUID, cases: list[Case], by_case: dict[str, dict[uuid.UUID, list[Any]]]
+) -> dict[tuple[str, str], str]:
+    """The access-log objects (type, id) of these cases and what belongs to them, with the case's number.
+    Messages and notes kept from the guardian are left out: she is not to learn they exist."""
+    numbers = {case.id: case.number for case in cases}
+    hidden = {case.id for case in cases if reads_as_guardian(case, me)}
+    out = {("case", str(case.id)): case.number for case in cases}
+    for attachment in (a for rows in by_case["attachments"].values() for a in rows):
+        out[("attachment", str(attachment.id))] = numbers[attachment.case_id]
+    for kind, name in (("journal_note", "notes"), ("message", "messages")):
+        for row in (r for rows in by_case[name].values() for r in rows):
+            if not (row.case_id in hidden and row.withheld_from_guardian):
+                out[(kind, str(row.id))] = numbers[row.case_id]
+    consents = await ctx.session.execute(
+        select(Consent.id, Consent.case_id).where(Consent.case_id.in_(list(numbers)))
+    )
+    out |= {("consent", str(consent_id)): numbers[case_id] for consent_id, case_id in consents if case_id}
+    return out
+
+
+def _about_cases(cases: Iterable[Case], case_of: dict[tuple[str, str], str]) -> ColumnElement[bool]:
+    """Access-log entries about these cases (the case, its images, notes, messages and consents)."""
+    numbers = {case.number for case in cases}
+    children = {case.subject_id for case in cases}
+    ids: dict[str, list[str]] = {}
+    for (kind, object_id), number in case_of.items():
+        if number in numbers:
+            ids.setdefault(kind, []).append(object_id)
+    if not ids:
+        return false()
+    return and_(
+        AuditEvent.person_id.in_(children),
+        AuditEvent.action.not_in(WITHHELD_ACTIONS),
+        or_(*(and_(AuditEvent.object_type == kind, AuditEvent.object_id.in_(v)) for kind, v in ids.items())),
+    )
 
 
 def _mine(person_id: uuid.UUID) -> ColumnElement[bool]:
