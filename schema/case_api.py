@@ -19,7 +19,7 @@ from legetime.core.consultation.consents import CONSENT_TEXTS
 from legetime.core.consultation.questionnaire import load_questionnaire
 from legetime.core.identity.ctx import Ctx
 from legetime.core.platform.db import models
-from legetime.core.platform.errors import NotFound
+from legetime.core.platform.errors import LegetimeError, NotFound
 from legetime.core.privacy import rights as privacy
 from legetime.schema.case_types import (
     Attachment,
@@ -126,6 +126,7 @@ def _parse_time(value: str) -> datetime:
 class CaseQuery:
     @strawberry.field(description="A case you may read (yours, your child's, or one in your care).")
     async def case(self, info: Info, id: strawberry.ID) -> Case | None:
+        require_person(info.context.actor)  # anonymous: the same answer whatever the id
         try:
             case_id = global_uuid(id)
         except NotFound:
@@ -215,9 +216,17 @@ class ChildInput:
     guardian_declared: bool = strawberry.field(description="I have parental responsibility for the child.")
 
 
+RETRY_KEY = "At most 100 printable characters; yours alone (another person's same key is another request)."
+
+
 @strawberry.input
 class StartCaseInput:
     child: ChildInput | None = strawberry.field(default=None, description="Leave out for yourself.")
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="Retrying with the same key returns the same case and never opens a second; the same "
+        f"key with other input is IDEMPOTENCY_CONFLICT. {RETRY_KEY}",
+    )
 
 
 @strawberry.type
@@ -242,6 +251,11 @@ class AnswerQuestionnaireInput:
 class AttachImageInput:
     case_id: strawberry.ID
     image: Upload
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="Retrying with the same key and file returns the same attachment; the image is stored "
+        f"once. Another file with the key is IDEMPOTENCY_CONFLICT. Per case. {RETRY_KEY}",
+    )
 
 
 @strawberry.type
@@ -309,6 +323,9 @@ class ClaimCaseInput:
 @strawberry.input
 class DraftJournalNoteInput:
     case_id: strawberry.ID
+    idempotency_key: str | None = strawberry.field(
+        default=None, description=f"Retrying with the same key asks for one draft only. Per case. {RETRY_KEY}"
+    )
 
 
 def _case_payload(result: models.Case | None, errors: list[Error]) -> CasePayload:
@@ -335,12 +352,13 @@ class PatientMutation:
 
         async def work(ctx: Ctx) -> models.Case:
             if child is None:
-                return await cases.start_case(ctx)
+                return await cases.start_case(ctx, idempotency_key=input.idempotency_key)
             return await cases.start_case(
                 ctx,
                 child_national_id=child.national_id,
                 child_given_name=child.given_name,
                 guardian_declared=child.guardian_declared,
+                idempotency_key=input.idempotency_key,
             )
 
         return _case_payload(*await mutate(info, work))
@@ -357,9 +375,21 @@ class PatientMutation:
     @strawberry.mutation(description="Attach a photo (JPEG, PNG or WebP; metadata is removed).")
     async def attach_image(self, info: Info, input: AttachImageInput) -> AttachImagePayload:
         data = await input.image.read(MAX_UPLOAD_BYTES + 1)  # type: ignore[attr-defined]
+        try:  # decoded before the transaction (see prepare_image)
+            image = await attachments.prepare_image(
+                info.context.platform,
+                info.context.actor,
+                global_uuid(input.case_id),
+                data,
+                idempotency_key=input.idempotency_key,
+            )
+        except LegetimeError as exc:
+            return AttachImagePayload(errors=[Error.from_exception(exc)])
 
         async def work(ctx: Ctx) -> models.Attachment:
-            return await attachments.attach_image(ctx, global_uuid(input.case_id), data)
+            return await attachments.attach_image(
+                ctx, global_uuid(input.case_id), image, idempotency_key=input.idempotency_key
+            )
 
         row, errors = await mutate(info, work)
         if row is None:
@@ -439,7 +469,11 @@ class PatientMutation:
 class SendMessageInput:
     case_id: strawberry.ID
     body: str
-    idempotency_key: str | None = strawberry.field(default=None, description="Retries never send twice.")
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="Retrying with the same key returns the same message and never sends twice; another "
+        f"body with the key is IDEMPOTENCY_CONFLICT. Per case. {RETRY_KEY}",
+    )
 
 
 @strawberry.type
@@ -534,7 +568,9 @@ class ClinicianMutation:
     )
     async def draft_journal_note(self, info: Info, input: DraftJournalNoteInput) -> CasePayload:
         async def work(ctx: Ctx) -> models.Case:
-            return await journal.request_draft(ctx, global_uuid(input.case_id))
+            return await journal.request_draft(
+                ctx, global_uuid(input.case_id), idempotency_key=input.idempotency_key
+            )
 
         return _case_payload(*await mutate(info, work))
 

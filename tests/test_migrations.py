@@ -189,3 +189,81 @@ def test_existing_plaintext_is_sealed_on_upgrade_and_restored_on_downgrade(empty
             await database.dispose()
 
     assert asyncio.run(plain()) == ("17889200022", "Feber i natt", "Halsbetennelse")
+
+
+def test_message_keys_two_authors_share_survive_a_downgrade_from_0005(empty_database_url: str) -> None:
+    """0005 makes a message's key its author's; going back to one key per case keeps every message and
+    the first author's key (the later one loses only the recognition of its retries)."""
+    import uuid
+    from datetime import UTC, date, datetime, timedelta
+
+    from sqlalchemy import text
+
+    from legetime.core.platform.db import models
+
+    url = empty_database_url
+    upgrade(url, "0005")
+    people = [uuid.uuid4(), uuid.uuid4()]
+    case_id, now = uuid.uuid4(), datetime.now(UTC)
+
+    async def seed() -> None:
+        database = Database(url)
+        try:
+            async with database.transaction() as session:
+                for i, person in enumerate(people):
+                    session.add(
+                        models.Person(
+                            id=person,
+                            national_id_hash=f"{i}" * 64,
+                            national_id_sealed=b"x",
+                            key_id="local",
+                            wrapped_key=b"x",
+                            given_name="",
+                            family_name="",
+                            birth_date=date(1990, 1, 1),
+                        )
+                    )
+                await session.flush()
+                session.add(
+                    models.Case(
+                        id=case_id,
+                        number="LT-TEST01",
+                        subject_id=people[0],
+                        requester_id=people[0],
+                        requester_role=models.RequesterRole.SELF,
+                        record_key_id="local",
+                        record_key=b"x",
+                        price_amount=35000,
+                        price_currency="NOK",
+                        idempotency_key="start",
+                    )
+                )
+                await session.flush()
+                for i, author in enumerate(people):
+                    session.add(
+                        models.Message(
+                            case_id=case_id,
+                            author_id=author,
+                            author_role=models.ParticipantRole.PATIENT,
+                            body_sealed=b"x",
+                            idempotency_key="same",
+                            created_at=now + timedelta(seconds=i),
+                        )
+                    )
+        finally:
+            await database.dispose()
+
+    async def keys() -> list[Any]:
+        database = Database(url)
+        try:
+            async with database.transaction() as session:
+                query = text("SELECT idempotency_key FROM message ORDER BY created_at")
+                return list((await session.scalars(query)).all())
+        finally:
+            await database.dispose()
+
+    asyncio.run(seed())
+    downgrade(url, "0004")
+    assert asyncio.run(keys()) == ["same", None]
+    upgrade(url)
+    assert asyncio.run(keys()) == ["same", None]

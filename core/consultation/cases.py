@@ -32,6 +32,7 @@ from legetime.core.identity import persons
 from legetime.core.identity.actors import SYSTEM
 from legetime.core.identity.ctx import Ctx
 from legetime.core.identity.nationalid import InvalidNationalId, age_on, parse_national_id
+from legetime.core.platform import idempotency
 from legetime.core.platform.db.models import (
     Attachment,
     Case,
@@ -145,43 +146,65 @@ async def start_case(
     child_national_id: str | None = None,
     child_given_name: str | None = None,
     guardian_declared: bool = False,
+    idempotency_key: str | None = None,
 ) -> Case:
-    """Open a draft case for the actor herself, or for her child under 16 (she becomes its guardian)."""
+    """Open a draft case for the actor herself, or for her child under 16 (she becomes its guardian).
+    A retry with the same ``idempotency_key`` returns the case the first call opened."""
     requester_id = require_person(ctx.actor)
-    requester = await ctx.session.get(Person, requester_id)
-    assert requester is not None
-    if requester.restricted_at is not None:
-        raise ProcessingRestricted(
-            "Du har begrenset behandlingen av opplysningene dine. Opphev begrensningen for å starte en sak.",
-            field="restricted",
+    key = idempotency.check_key(idempotency_key)
+    child = () if child_national_id is None else (child_national_id, child_given_name, str(guardian_declared))
+    requested = idempotency.request_hash(ctx.platform, "start_case", *child) if key is not None else None
+
+    async def find() -> Case | None:
+        existing = await ctx.session.scalar(
+            select(Case).where(Case.requester_id == requester_id, Case.idempotency_key == key)
         )
-    subject = requester
-    role = RequesterRole.SELF
-    if child_national_id is not None:
-        subject = await _child(ctx, requester, child_national_id, child_given_name, guardian_declared)
-        role = RequesterRole.GUARDIAN
-    questionnaire = load_questionnaire()
-    case = Case(
-        id=uuid.uuid4(),
-        number=await _new_number(ctx),
-        subject_id=subject.id,
-        requester_id=requester.id,
-        requester_role=role,
-        questionnaire_key=questionnaire.key,
-        questionnaire_version=questionnaire.version,
-        price_amount=ctx.platform.settings.price_minor,
-        price_currency=ctx.platform.settings.currency,
-        created_at=ctx.now,
-    )
-    content.give_case_keys(ctx.platform.keyring, case)
-    ctx.session.add(case)
-    await ctx.session.flush()
-    ctx.session.add(Participant(case_id=case.id, person_id=subject.id, role=ParticipantRole.PATIENT))
-    if role is RequesterRole.GUARDIAN:
-        ctx.session.add(Participant(case_id=case.id, person_id=requester.id, role=ParticipantRole.GUARDIAN))
-    await ctx.session.flush()
-    await log_case(ctx, case, "create")
-    return case
+        if existing is not None and existing.request_hash != requested:
+            raise idempotency.conflict("start_case", "en annen sak")
+        return existing
+
+    async def create() -> Case:
+        requester = await ctx.session.get(Person, requester_id)
+        assert requester is not None
+        if requester.restricted_at is not None:
+            raise ProcessingRestricted(
+                "Du har begrenset behandlingen av opplysningene dine. "
+                "Opphev begrensningen for å starte en sak.",
+                field="restricted",
+            )
+        subject = requester
+        role = RequesterRole.SELF
+        if child_national_id is not None:
+            subject = await _child(ctx, requester, child_national_id, child_given_name, guardian_declared)
+            role = RequesterRole.GUARDIAN
+        questionnaire = load_questionnaire()
+        case = Case(
+            id=uuid.uuid4(),
+            number=await _new_number(ctx),
+            subject_id=subject.id,
+            requester_id=requester.id,
+            requester_role=role,
+            questionnaire_key=questionnaire.key,
+            questionnaire_version=questionnaire.version,
+            price_amount=ctx.platform.settings.price_minor,
+            price_currency=ctx.platform.settings.currency,
+            idempotency_key=key,
+            request_hash=requested,
+            created_at=ctx.now,
+        )
+        content.give_case_keys(ctx.platform.keyring, case)
+        ctx.session.add(case)
+        await ctx.session.flush()
+        ctx.session.add(Participant(case_id=case.id, person_id=subject.id, role=ParticipantRole.PATIENT))
+        if role is RequesterRole.GUARDIAN:
+            ctx.session.add(
+                Participant(case_id=case.id, person_id=requester.id, role=ParticipantRole.GUARDIAN)
+            )
+        await ctx.session.flush()
+        await log_case(ctx, case, "create")
+        return case
+
+    return await idempotency.once(ctx.session, "start_case", key, find, create)
 
 
 async def _child(
@@ -308,59 +331,73 @@ async def send_message(
     ctx: Ctx, case_id: uuid.UUID, body: str, idempotency_key: str | None = None
 ) -> Message:
     """A message on the case. From the assigned clinician while in review it is a follow-up question
-    (the case waits for the patient, who gets an SMS); the patient's reply puts it back in review."""
+    (the case waits for the patient, who gets an SMS); the patient's reply puts it back in review. A retry
+    with the same ``idempotency_key`` (the author's own, per case) returns the message the first call sent
+    and changes nothing."""
     body = body.strip()
     if not body:
         raise ValidationError("Meldingen er tom.", field="body")
     if len(body) > MAX_MESSAGE_LENGTH:
         raise ValidationError(f"Meldingen kan være høyst {MAX_MESSAGE_LENGTH} tegn.", field="body")
+    key = idempotency.check_key(idempotency_key)
     sender_id = require_person(ctx.actor)
     case = await load_case(
         ctx, case_id, as_clinician(ctx.actor, write=True) | as_patient(ctx.actor, ctx.today), for_update=True
     )
-    if idempotency_key:
+    # The case's row lock makes a retry wait for the first call, then find its message (PostgreSQL).
+    case_id = case.id
+
+    async def find() -> Message | None:
         existing = await ctx.session.scalar(
-            select(Message).where(Message.case_id == case.id, Message.idempotency_key == idempotency_key)
+            select(Message).where(
+                Message.case_id == case_id, Message.author_id == sender_id, Message.idempotency_key == key
+            )
         )
-        if existing is not None:
-            same_body = content.message_body(ctx.platform.keyring, case, existing) == body
-            if not same_body or existing.author_id != sender_id:
-                raise ValidationError("Nøkkelen er brukt for en annen melding.", field="idempotencyKey")
-            return existing
-    from_clinician = case.assigned_clinician_id == sender_id
-    if from_clinician:
-        kind, role = MessageKind.FOLLOW_UP, ParticipantRole.CLINICIAN
-        if case.status is CaseStatus.IN_REVIEW:
-            _transition(case, CaseEvent.ASK_FOLLOW_UP)
-        elif case.status is not CaseStatus.AWAITING_PATIENT:
-            next_status(case.status, CaseEvent.ASK_FOLLOW_UP)  # raises the typed illegal-transition error
-    else:
-        kind = MessageKind.MESSAGE
-        role = (
-            ParticipantRole.GUARDIAN
-            if case.requester_role is RequesterRole.GUARDIAN
-            else ParticipantRole.PATIENT
+        if existing is None:
+            return None
+        current = await ctx.session.get(Case, case_id)  # reloaded if a rolled-back savepoint expired it
+        assert current is not None
+        if content.message_body(ctx.platform.keyring, current, existing) != body:
+            raise idempotency.conflict("send_message", "en annen melding")
+        return existing
+
+    async def create() -> Message:
+        from_clinician = case.assigned_clinician_id == sender_id
+        if from_clinician:
+            kind, role = MessageKind.FOLLOW_UP, ParticipantRole.CLINICIAN
+            if case.status is CaseStatus.IN_REVIEW:
+                _transition(case, CaseEvent.ASK_FOLLOW_UP)
+            elif case.status is not CaseStatus.AWAITING_PATIENT:
+                next_status(case.status, CaseEvent.ASK_FOLLOW_UP)  # raises the typed illegal-transition error
+        else:
+            kind = MessageKind.MESSAGE
+            role = (
+                ParticipantRole.GUARDIAN
+                if case.requester_role is RequesterRole.GUARDIAN
+                else ParticipantRole.PATIENT
+            )
+            if case.status is CaseStatus.AWAITING_PATIENT:
+                _transition(case, CaseEvent.PATIENT_REPLIED)
+            elif case.status not in (CaseStatus.SUBMITTED, CaseStatus.IN_REVIEW):
+                raise ValidationError("Du kan ikke sende melding på saken nå.", field="caseId")
+        message = Message(
+            case_id=case.id,
+            author_id=sender_id,
+            author_role=role,
+            kind=kind,
+            body_sealed=content.seal_message(ctx.platform.keyring, case, body),
+            idempotency_key=key,
+            created_at=ctx.now,
         )
-        if case.status is CaseStatus.AWAITING_PATIENT:
-            _transition(case, CaseEvent.PATIENT_REPLIED)
-        elif case.status not in (CaseStatus.SUBMITTED, CaseStatus.IN_REVIEW):
-            raise ValidationError("Du kan ikke sende melding på saken nå.", field="caseId")
-    message = Message(
-        case_id=case.id,
-        author_id=sender_id,
-        author_role=role,
-        kind=kind,
-        body_sealed=content.seal_message(ctx.platform.keyring, case, body),
-        idempotency_key=idempotency_key,
-        created_at=ctx.now,
-    )
-    ctx.session.add(message)
-    case.updated_at = ctx.now
-    await ctx.session.flush()
-    if kind is MessageKind.FOLLOW_UP:
-        await notify(ctx, case, "follow_up", str(message.id))
-    await log_case(ctx, case, "message", "treatment" if from_clinician else None)
-    return message
+        ctx.session.add(message)
+        case.updated_at = ctx.now
+        await ctx.session.flush()
+        if kind is MessageKind.FOLLOW_UP:
+            await notify(ctx, case, "follow_up", str(message.id))
+        await log_case(ctx, case, "message", "treatment" if from_clinician else None)
+        return message
+
+    return await idempotency.once(ctx.session, "send_message", key, find, create)
 
 
 async def answer_case(

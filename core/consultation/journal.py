@@ -14,6 +14,7 @@ from legetime.core.consultation.access import as_clinician, load_case, require_p
 from legetime.core.consultation.questionnaire import answers_for_display, load_questionnaire
 from legetime.core.identity.ctx import Ctx
 from legetime.core.identity.nationalid import age_on
+from legetime.core.platform import idempotency
 from legetime.core.platform.db.base import utcnow
 from legetime.core.platform.db.models import (
     Case,
@@ -21,6 +22,7 @@ from legetime.core.platform.db.models import (
     JournalNote,
     JournalNoteStatus,
     Message,
+    OutboxJob,
     Person,
 )
 from legetime.core.platform.errors import ErrorCode, LegetimeError, NotFound, ValidationError
@@ -42,20 +44,34 @@ class NoteApproved(LegetimeError):
     code = ErrorCode.CONFLICT
 
 
-async def request_draft(ctx: Ctx, case_id: uuid.UUID) -> Case:
-    case = await load_case(ctx, case_id, as_clinician(ctx.actor, write=True))
-    await consents.require(ctx, case.subject_id, ConsentPurpose.AI_JOURNAL, case.id, AI_CONSENT_MESSAGE)
-    await require_unrestricted(ctx, case.subject_id)
-    await enqueue(ctx.session, DRAFT_JOB, {"case_id": str(case.id)})
-    await audit.log(
-        ctx,
-        person_id=case.subject_id,
-        object_type="case",
-        object_id=str(case.id),
-        action="request_journal_draft",
-        reason="treatment",
-    )
-    return case
+async def request_draft(ctx: Ctx, case_id: uuid.UUID, idempotency_key: str | None = None) -> Case:
+    """Ask the drafter for a draft (a job). A retry with the same ``idempotency_key`` (the clinician's
+    own, per case) asks once: the key is in the job's dedupe key, and the case's row lock makes a retry
+    wait for the first call."""
+    key = idempotency.check_key(idempotency_key)
+    clinician_id = require_person(ctx.actor)
+    case = await load_case(ctx, case_id, as_clinician(ctx.actor, write=True), for_update=key is not None)
+    dedupe_key = None if key is None else f"journal-draft:{case.id}:{clinician_id}:{key}"
+
+    async def find() -> Case | None:
+        asked = await ctx.session.scalar(select(OutboxJob.id).where(OutboxJob.dedupe_key == dedupe_key))
+        return None if asked is None else case
+
+    async def create() -> Case:
+        await consents.require(ctx, case.subject_id, ConsentPurpose.AI_JOURNAL, case.id, AI_CONSENT_MESSAGE)
+        await require_unrestricted(ctx, case.subject_id)
+        await enqueue(ctx.session, DRAFT_JOB, {"case_id": str(case.id)}, dedupe_key=dedupe_key)
+        await audit.log(
+            ctx,
+            person_id=case.subject_id,
+            object_type="case",
+            object_id=str(case.id),
+            action="request_journal_draft",
+            reason="treatment",
+        )
+        return case
+
+    return await idempotency.once(ctx.session, "draft_journal_note", key, find, create)
 
 
 async def draft_job(ctx: JobContext, payload: dict[str, Any]) -> None:

@@ -33,6 +33,7 @@ from legetime.core.consultation.payments import (
 )
 from legetime.core.identity.actors import SYSTEM
 from legetime.core.identity.ctx import Ctx
+from legetime.core.platform import idempotency
 from legetime.core.platform.db.models import Case, CaseStatus, OutboxJob, OutboxStatus, PaymentReservation
 from legetime.core.platform.errors import PaymentDeclined, ProviderError, ValidationError
 from legetime.core.platform.jobs.outbox import enqueue
@@ -62,8 +63,7 @@ async def submit_case(
     """Reserve the fee and submit the case. When the payer must approve first (3-D Secure, the Vipps
     app), the case stays a draft with a pending payment and its ``action_url``; it is submitted as soon as
     the approval is seen (``confirm_payment``, a webhook, or reconciliation)."""
-    if not idempotency_key or len(idempotency_key) > 100:
-        raise ValidationError("Oppgi en idempotensnøkkel (høyst 100 tegn).", field="idempotencyKey")
+    idempotency.check_key(idempotency_key)
     case = await load_case(ctx, case_id, as_patient(ctx.actor, ctx.today), for_update=True)
     key = f"{case.id}:{idempotency_key}"
     existing = await ctx.session.scalar(

@@ -139,7 +139,10 @@ class StaffMembership(Base):
 
 class Case(Base):
     __tablename__ = "consultation_case"
-    __table_args__ = (Index("ix_case_status_sla", "status", "sla_due_at"),)
+    __table_args__ = (
+        Index("ix_case_status_sla", "status", "sla_due_at"),
+        UniqueConstraint("requester_id", "idempotency_key"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     number: Mapped[str] = mapped_column(String(20), unique=True)
@@ -170,6 +173,10 @@ class Case(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     assigned_clinician_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("person.id"), index=True)
+    idempotency_key: Mapped[str | None] = mapped_column(String(100))
+    """The requester's key for opening it (``startCase``): a retry with the key gets this case."""
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    """Keyed hash of what opening it asked for: the same key with other input is refused."""
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - optimistic locking of transitions
@@ -210,7 +217,7 @@ class Message(Base):
     __tablename__ = "message"
     __table_args__ = (
         Index("ix_message_case_created", "case_id", "created_at"),
-        UniqueConstraint("case_id", "idempotency_key"),
+        UniqueConstraint("case_id", "author_id", "idempotency_key"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
@@ -221,11 +228,13 @@ class Message(Base):
     body_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     withheld_from_guardian: Mapped[bool] = mapped_column(Boolean, default=False)
     idempotency_key: Mapped[str | None] = mapped_column(String(100))
+    """The author's key for sending it: a retry with the key gets this message."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Attachment(Base):
     __tablename__ = "attachment"
+    __table_args__ = (UniqueConstraint("case_id", "uploaded_by_id", "idempotency_key"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     case_id: Mapped[uuid.UUID] = mapped_column(
@@ -242,6 +251,10 @@ class Attachment(Base):
     """Of the plain image: a re-upload of the same image is recognised."""
     sealed: Mapped[bool] = mapped_column(Boolean, default=True)
     """The stored object is sealed with the case's communication key."""
+    idempotency_key: Mapped[str | None] = mapped_column(String(100))
+    """The uploader's key for attaching it: a retry with the key gets this attachment."""
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    """Keyed hash of the uploaded file as sent: a retry is recognised without decoding it again."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
