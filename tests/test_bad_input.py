@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from legetime.core.platform.runtime import Platform
 from legetime.schema.app import create_app
 from tests.api import Api
 from tests.conftest import seed_demo
+from tests.rules.test_nationalid import build
 
 MOTHER, CHILD = DEMO_PEOPLE[2].national_id, DEMO_PEOPLE[3].national_id
 DATABASE_WORDS = (
@@ -117,3 +119,22 @@ def test_an_access_log_position_the_column_cannot_hold_is_a_typed_error(api: Api
     assert result["errors"][0]["extensions"]["field"] == "before"
     assert result["errors"][0]["extensions"]["code"] == "INVALID"
     assert not any(word.lower() in json.dumps(result).lower() for word in DATABASE_WORDS), result
+
+
+def test_a_national_id_born_in_the_future_is_a_typed_refusal(api: Api) -> None:
+    not_yet_born = build(date.today() + timedelta(days=2), 500, synthetic=True)
+    mother = api.login(MOTHER)
+    child = {"nationalId": not_yet_born, "givenName": "Ny", "guardianDeclared": True}
+    refused = api.mutate("startCase", {"child": child}, "case { id }", mother)
+    assert [(e["field"], e["code"]) for e in refused["errors"]] == [
+        ("childNationalId", "INVALID_NATIONAL_ID")
+    ]
+    assert api.gql("{ myCases(first: 5) { edges { cursor } } }", mother)["myCases"]["edges"] == []
+    # Nobody not yet born logs in (her every later age would be negative).
+    started = api.mutate("startLogin", {"nationalId": not_yet_born}, "handle", None)
+    if not started["errors"]:
+        completed = api.mutate("completeLogin", {"handle": started["handle"]}, "token", None)
+        assert completed["token"] is None
+        assert [e["code"] for e in completed["errors"]] == ["INVALID_NATIONAL_ID"]
+    else:
+        assert [e["code"] for e in started["errors"]] == ["INVALID_NATIONAL_ID"]

@@ -211,7 +211,7 @@ async def _child(
     ctx: Ctx, guardian: Person, national_id: str, given_name: str | None, declared: bool
 ) -> Person:
     try:
-        parsed = parse_national_id(national_id)
+        parsed = parse_national_id(national_id, born_by=ctx.today)
     except InvalidNationalId as exc:
         raise InvalidNationalId(exc.message, field="childNationalId") from None
     guardian_national_id = persons.national_id(ctx.platform.keyring, guardian)

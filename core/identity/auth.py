@@ -148,7 +148,8 @@ def _open_state(platform: Platform, login: LoginTransaction) -> dict[str, Any]:
 async def upsert_person(session: AsyncSession, platform: Platform, identity: VerifiedIdentity) -> Person:
     """The person a verified identity names: created on first login, name kept current after (unless she
     has corrected it herself)."""
-    national_id = parse_national_id(identity.national_id)
+    today = utcnow().astimezone(platform.settings.zone).date()
+    national_id = parse_national_id(identity.national_id, born_by=today)
     person = await persons.find_person(session, platform, national_id.value)
     if person is None:
         person = persons.new_person(

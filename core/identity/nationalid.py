@@ -112,8 +112,11 @@ class NationalId:
         )
 
 
-def parse_national_id(value: str) -> NationalId:
-    """Validate ``value`` (whitespace ignored) and return what it tells; raise :class:`InvalidNationalId`."""
+def parse_national_id(value: str, *, born_by: date | None = None) -> NationalId:
+    """Validate ``value`` (whitespace ignored) and return what it tells; raise :class:`InvalidNationalId`.
+
+    ``born_by`` (today, where the person is): a birth date after it is refused — nobody not yet born logs
+    in or is a patient, and every age computed later would be negative."""
     digits = "".join(value.split())
     if not digits:
         raise InvalidNationalId("Oppgi et fødselsnummer (11 siffer).", reason="format")
@@ -156,6 +159,10 @@ def parse_national_id(value: str) -> NationalId:
         raise InvalidNationalId(
             "Fødselsnummeret er ugyldig (fødselsdatoen finnes ikke).", reason="date"
         ) from None
+    if born_by is not None and birth_date > born_by:
+        raise InvalidNationalId(
+            "Fødselsnummeret er ugyldig (fødselsdatoen er ikke passert).", reason="future"
+        )
     return NationalId(value=digits, kind=kind, synthetic=synthetic, birth_date=birth_date)
 
 

@@ -476,3 +476,14 @@ def test_arbitrary_text_never_crashes(text: str) -> None:
         return
     assert len(parsed.value) == 11
     assert parsed.value.isdigit()
+
+
+def test_a_birth_date_still_to_come_is_refused_when_asked() -> None:
+    today = date(2026, 11, 30)
+    tomorrow = build(date(2026, 12, 1), 500, synthetic=True)
+    assert parse_national_id(tomorrow).birth_date == date(2026, 12, 1)  # a valid number as such
+    with pytest.raises(InvalidNationalId) as refused:
+        parse_national_id(tomorrow, born_by=today)
+    assert refused.value.reason == "future" and refused.value.code is ErrorCode.INVALID_NATIONAL_ID
+    born_today = build(today, 500, synthetic=True)
+    assert parse_national_id(born_today, born_by=today).birth_date == today
