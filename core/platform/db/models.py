@@ -354,6 +354,7 @@ class LoginTransaction(Base):
     The client holds an opaque handle; only its hash is stored."""
 
     __tablename__ = "login_transaction"
+    __table_args__ = (Index("ix_login_transaction_expires_at", "expires_at"),)  # the purge finds ended ones
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     handle_hash: Mapped[str] = mapped_column(String(64), unique=True)
@@ -370,6 +371,10 @@ class AuthSession(Base):
     """A logged-in session. The bearer token is opaque; only its keyed hash is stored."""
 
     __tablename__ = "auth_session"
+    __table_args__ = (
+        Index("ix_auth_session_expires_at", "expires_at"),  # the purge finds ended ones
+        Index("ix_auth_session_revoked_at", "revoked_at"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
