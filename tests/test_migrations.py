@@ -202,7 +202,7 @@ def test_message_keys_two_authors_share_survive_a_downgrade_from_0005(empty_data
     from legetime.core.platform.db import models
 
     url = empty_database_url
-    upgrade(url, "0005")
+    upgrade(url)  # seeded through today's models, then taken back to 0005 below
     people = [uuid.uuid4(), uuid.uuid4()]
     case_id, now = uuid.uuid4(), datetime.now(UTC)
 
@@ -263,6 +263,7 @@ def test_message_keys_two_authors_share_survive_a_downgrade_from_0005(empty_data
             await database.dispose()
 
     asyncio.run(seed())
+    downgrade(url, "0005")
     downgrade(url, "0004")
     assert asyncio.run(keys()) == ["same", None]
     upgrade(url)

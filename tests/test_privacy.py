@@ -505,7 +505,7 @@ def test_export_contains_everything_held_about_her(stack: Stack) -> None:
     [case] = exported["cases"]
     assert case["openedBy"] == "guardian"
     # a guardian is shown of the child only what her own input gave (see rights.patient_seen_by)
-    assert case["patient"] == {"givenName": "", "familyName": "", "birthDate": "2015-12-05"}
+    assert case["patient"] == {"givenName": "Ingrid", "familyName": "", "birthDate": "2015-12-05"}
     assert case["answers"]["main_complaint"] == SECRET_ANSWER
     assert [m["body"] for m in case["messages"]][1:] == [SECRET_MESSAGE, SECRET_ANSWER_TEXT]
     assert case["journalNotes"][0]["text"] == SECRET_JOURNAL
@@ -605,18 +605,16 @@ def test_a_self_declared_guardian_sees_only_what_concerns_her_own_cases(stack: S
         return dict(api.ok("startCase", {"child": child}, fields, stranger)["case"])
 
     theirs, fresh = start(CHILD), start(synthetic_national_id(date(2016, 5, 5)))  # nobody knows the 2nd
-    # the birth date follows from the national ID she typed; a name she is not shown in either case
+    # the birth date follows from the national ID she typed, the name is the one she gave: the same
+    # whether or not someone registered the child first
     assert theirs["patient"]["birthDate"] == parse_national_id(CHILD).birth_date.isoformat()
-    unnamed = {"givenName": fresh["patient"]["givenName"], "familyName": fresh["patient"]["familyName"]}
+    named = {"givenName": "Kari", "familyName": ""}
+    assert {k: theirs["patient"][k] for k in named} == {k: fresh["patient"][k] for k in named} == named
     patient = "query($id: ID!) { case(id: $id) { patient { givenName familyName } } }"
-    for token, case_id in ((stranger, theirs["id"]), (mother, world["case_id"])):
-        # every guardian sees the same of her child, whoever registered the child first
-        assert api.gql(patient, token, id=case_id)["case"]["patient"] == unnamed
-    # the clinician treating the child still sees who she is
-    assert api.gql(patient, clinician, id=world["case_id"])["case"]["patient"] == {
-        "givenName": DEMO_PEOPLE[3].given_name,
-        "familyName": DEMO_PEOPLE[3].family_name,
-    }
+    assert api.gql(patient, stranger, id=theirs["id"])["case"]["patient"] == named
+    # each guardian's case names the child as she gave it, to her and to the clinician treating it
+    for token in (mother, clinician):
+        assert api.gql(patient, token, id=world["case_id"])["case"]["patient"]["givenName"] == "Ingrid"
 
     def her_export() -> dict[str, Any]:
         return dict(api.gql("{ exportMyData }", stranger)["exportMyData"])

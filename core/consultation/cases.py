@@ -190,6 +190,9 @@ async def start_case(
             price_currency=ctx.platform.settings.currency,
             idempotency_key=key,
             request_hash=requested,
+            patient_given_name=(child_given_name or "").strip()[:200]
+            if role is RequesterRole.GUARDIAN
+            else None,
             created_at=ctx.now,
         )
         content.give_case_keys(ctx.platform.keyring, case)

@@ -135,12 +135,17 @@ def reads_as_guardian(case: Case, reader_id: uuid.UUID | None) -> bool:
 
 
 def patient_seen_by(case: Case, patient: Person, reader_id: uuid.UUID | None) -> PatientView:
-    """The case's patient as the reader may see her. A guardian is shown only the birth date, which follows
-    from the national ID she typed herself: the name on the child's person was typed by whoever registered
-    the child first (or comes from the child's own login), and showing it, or showing hers only when she
-    was first, would tell her that another guardian exists. The patient and her clinician see the person."""
-    if reads_as_guardian(case, reader_id):
-        return PatientView(given_name="", family_name="", birth_date=patient.birth_date)
+    """The case's patient as the reader may see her. A case a guardian opened names the child as she gave
+    it for that case (``Case.patient_given_name``), to her and to the clinician; the birth date follows
+    from the national ID she typed. The name on the child's person was typed by whoever registered the
+    child first (or comes from the child's own login): showing it would tell a guardian that someone else
+    exists, and let whoever came first decide the name a clinician sees. The child herself sees her person.
+    A guardian's case from before names were kept per case shows her no name."""
+    if case.requester_role is RequesterRole.GUARDIAN and reader_id != case.subject_id:
+        if case.patient_given_name is not None:
+            return PatientView(case.patient_given_name, "", patient.birth_date)
+        if reads_as_guardian(case, reader_id):
+            return PatientView(given_name="", family_name="", birth_date=patient.birth_date)
     return PatientView(patient.given_name, patient.family_name, patient.birth_date)
 
 

@@ -177,6 +177,9 @@ class Case(Base):
     """The requester's key for opening it (``startCase``): a retry with the key gets this case."""
     request_hash: Mapped[str | None] = mapped_column(String(64))
     """Keyed hash of what opening it asked for: the same key with other input is refused."""
+    patient_given_name: Mapped[str | None] = mapped_column(String(200))
+    """A child's name as the guardian gave it when she opened this case; None for her own case. What
+    everyone on the case but the child herself is shown: never a name someone else typed elsewhere."""
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - optimistic locking of transitions
