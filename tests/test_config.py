@@ -179,3 +179,13 @@ def test_the_embedded_database_is_private(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     files = list((tmp_path / "data").glob("legetime.db*"))
     assert files and all(path.stat().st_mode & 0o077 == 0 for path in files), files
+
+
+def test_keys_are_derived_once_per_process(tmp_path: Path) -> None:
+    """Every request needs the session-token key: derived once (HKDF, and in development the secret
+    file read), not per request. The file is not read again: keys stay those the process started with."""
+    platform = Platform.create(Settings(data_dir=tmp_path / "data"), load_entry_points=False)
+    key = platform.derive_key("session-token")
+    (tmp_path / "data" / "secret_key").write_text("replaced-while-running")
+    assert platform.derive_key("session-token") == key
+    assert platform.derive_key("file-url") != key

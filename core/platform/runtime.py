@@ -35,6 +35,7 @@ class Platform:
     providers: ProviderRegistry
     jobs: dict[str, JobHandler] = field(default_factory=dict)
     periodic_jobs: list[PeriodicJob] = field(default_factory=list)
+    _derived_keys: dict[str, bytes] = field(default_factory=dict, repr=False)
 
     @classmethod
     def create(
@@ -69,7 +70,12 @@ class Platform:
         return Database(self.settings.resolved_database_url)
 
     def derive_key(self, purpose: str) -> bytes:
-        return derive_key(self.settings, purpose)
+        """The key for ``purpose`` (see ``derive_key``), derived once per process: requests ask for the
+        session-token key every time, and deriving it means HKDF and, by default, reading the secret file."""
+        key = self._derived_keys.get(purpose)
+        if key is None:
+            key = self._derived_keys[purpose] = derive_key(self.settings, purpose)
+        return key
 
     @cached_property
     def rate_limits(self) -> RateLimits:
