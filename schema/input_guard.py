@@ -1,61 +1,82 @@
-"""Every string a client sends is checked once, at the boundary, before any resolver sees it: no control
-characters (a NUL byte reaches PostgreSQL as "invalid byte sequence", others hide text or break an SMS),
-and no string longer than any field of ours takes. Rules of one field (its own length, format) stay with
-the field in the core; this is the floor under all of them, plugins' fields included."""
+"""Every string a client sends is checked once per request, before anything runs: no control characters
+(a NUL byte reaches PostgreSQL as "invalid byte sequence", others hide text or break an SMS), and no
+string longer than any field of ours takes. Rules of one field (its own length, format) stay with the
+field in the core; this is the floor under all of them, plugins' fields included.
+
+What is checked is what the client sent: the document's string literals and the variables, walked once
+when the request is validated — not every resolver's arguments, which would put a wrapper around every
+field of every response.
+"""
 
 from __future__ import annotations
 
-import dataclasses
 import re
-from collections.abc import Callable, Iterator
-from enum import Enum
+from collections.abc import Iterator
 from typing import Any
 
+from graphql import ArgumentNode, DocumentNode, GraphQLError, ObjectFieldNode, StringValueNode, Visitor, visit
 from strawberry.extensions import SchemaExtension
 
-from legetime.core.platform.errors import ErrorCode, LegetimeError
+from legetime.core.platform.errors import ErrorCode
 
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 """C0 controls and DEL, but tab, line feed and carriage return: those belong in a message."""
 MAX_STRING_LENGTH = 20_000
 
 
-class BadInput(LegetimeError):
-    code = ErrorCode.BAD_USER_INPUT
+def problem_with(text: str) -> str | None:
+    if CONTROL_CHARACTERS.search(text):
+        return "Teksten inneholder kontrolltegn som ikke er tillatt."
+    if len(text) > MAX_STRING_LENGTH:
+        return f"Teksten er for lang (høyst {MAX_STRING_LENGTH} tegn)."
+    return None
 
 
-def check_text(value: str, field: str) -> None:
-    if CONTROL_CHARACTERS.search(value):
-        raise BadInput("Teksten inneholder kontrolltegn som ikke er tillatt.", field=field)
-    if len(value) > MAX_STRING_LENGTH:
-        raise BadInput(f"Teksten er for lang (høyst {MAX_STRING_LENGTH} tegn).", field=field)
-
-
-def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
+def _variables(value: Any, path: str) -> Iterator[tuple[str, str]]:
     if isinstance(value, str):
         yield value, path
-    elif isinstance(value, Enum | bool | int | float) or value is None:
-        return
     elif isinstance(value, dict):
         for key, item in value.items():
-            yield from _strings(key, path)
-            yield from _strings(item, f"{path}.{key}")
-    elif isinstance(value, list | tuple):
+            yield from _variables(key, path)
+            yield from _variables(item, f"{path}.{key}")
+    elif isinstance(value, list):
         for index, item in enumerate(value):
-            yield from _strings(item, f"{path}.{index}")
-    elif dataclasses.is_dataclass(value) and not isinstance(value, type):  # strawberry input objects
-        for field in dataclasses.fields(value):
-            yield from _strings(getattr(value, field.name), f"{path}.{_camel(field.name)}")
+            yield from _variables(item, f"{path}.{index}")
 
 
-def _camel(name: str) -> str:
-    first, *rest = name.split("_")
-    return first + "".join(part.title() for part in rest)
+class _Literals(Visitor):
+    """The document's string literals, each with the argument and input fields it stands in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[tuple[str, str]] = []
+
+    def enter_string_value(
+        self, node: StringValueNode, key: Any, parent: Any, path: Any, ancestors: list[Any]
+    ) -> None:
+        nodes = [*ancestors, parent]  # the nearest one, the field the literal is the value of, is the parent
+        names = [a.name.value for a in nodes if isinstance(a, ArgumentNode | ObjectFieldNode)]
+        self.found.append((node.value, ".".join(names)))
+
+
+def _strings(document: DocumentNode | None, variables: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    if document is not None:
+        literals = _Literals()
+        visit(document, literals)
+        yield from literals.found
+    for name, value in variables.items():
+        yield from _variables(value, name)
 
 
 class InputGuard(SchemaExtension):
-    def resolve(self, _next: Callable[..., Any], root: Any, info: Any, *args: Any, **kwargs: Any) -> Any:
-        for name, value in kwargs.items():
-            for text, path in _strings(value, _camel(name)):
-                check_text(text, path.removeprefix("input."))
-        return _next(root, info, *args, **kwargs)
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        if not context.pre_execution_errors:
+            for text, path in _strings(context.graphql_document, context.variables or {}):
+                message = problem_with(text)
+                if message is not None:
+                    field = path.removeprefix("input.")
+                    code = {"code": ErrorCode.BAD_USER_INPUT.value, "field": field}
+                    context.pre_execution_errors = [GraphQLError(message, extensions=code)]
+                    break
+        yield
