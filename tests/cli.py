@@ -1,11 +1,17 @@
-"""Run the ``legetime`` command in a subprocess, as an operator would."""
+"""Run the ``legetime`` command in a subprocess, as an operator would: one command, or the server."""
 
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,3 +33,47 @@ def run_cli(
         timeout=120,
         cwd=ROOT,
     )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def serving(
+    log: Path, *, command: list[str] | None = None, env: dict[str, str] | None = None, cwd: Path = ROOT
+) -> Iterator[str]:
+    """``legetime serve`` on a free port until the block ends, as an operator starts it (its output in
+    ``log``); yields its base URL once ``/readyz`` answers 200. ``command`` runs another ``legetime``
+    (an installed one); by default this checkout's, with ``env`` over a clean environment."""
+    port = free_port()
+    if command is None:
+        command = [sys.executable, "-m", "legetime.cli"]
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("LEGETIME_")}
+        env = clean | (env or {}) | {"PYTHONPATH": str(ROOT)}
+    with log.open("w") as output:
+        server = subprocess.Popen(
+            [*command, "serve", "--port", str(port)],
+            env=env,
+            cwd=cwd,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert server.poll() is None, f"`legetime serve` ended:\n{log.read_text()}"
+            assert time.monotonic() < deadline, f"`legetime serve` did not become ready:\n{log.read_text()}"
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -132,33 +132,38 @@ async def platform(settings: Settings) -> AsyncIterator[Platform]:
 FIXTURES = Path(__file__).parent / "fixtures"
 
 
+def pip_install(source: Path, target: Path) -> None:
+    """Install a package (no network, no build isolation) into a directory of its own."""
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-index",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 @pytest.fixture(scope="session")
 def install(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
-    """Install a fixture package (no network, no build isolation) into a directory of its own."""
+    """Install a fixture package into a directory of its own (``pip_install``)."""
     installed: dict[str, Path] = {}
 
     def _install(name: str) -> Path:
         if name not in installed:
             target = tmp_path_factory.mktemp(name)
-            subprocess.run(
-                [
-                    sys.executable,
-                    "-m",
-                    "pip",
-                    "install",
-                    "--quiet",
-                    "--no-deps",
-                    "--no-index",
-                    "--no-build-isolation",
-                    "--target",
-                    str(target),
-                    str(FIXTURES / name),
-                ],
-                check=True,
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
+            pip_install(FIXTURES / name, target)
             installed[name] = target
         return installed[name]
 
@@ -196,4 +201,21 @@ def embedded(tmp_path: Path) -> Iterator[Any]:
     seed_demo(settings)
     platform = Platform.create(settings, load_entry_points=False)
     with TestClient(create_app(platform)) as client:
+        yield Api(client), platform
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    """The app with demo data, driven over HTTP, on each database; jobs are not run: (Api, Platform)."""
+    from starlette.testclient import TestClient
+
+    from legetime.schema.app import create_app
+    from tests.api import Api
+
+    database_url = request.getfixturevalue("fresh_postgres_url") if request.param == "postgresql" else None
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url)
+    upgrade(settings.resolved_database_url)
+    seed_demo(settings)
+    platform = Platform.create(settings, load_entry_points=False)
+    with TestClient(create_app(platform, run_jobs_in_process=False)) as client:
         yield Api(client), platform

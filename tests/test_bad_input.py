@@ -6,21 +6,13 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from starlette.testclient import TestClient
 
 from legetime.core.demo import DEMO_PEOPLE
-from legetime.core.platform.config import Settings
-from legetime.core.platform.db.migrate import upgrade
-from legetime.core.platform.runtime import Platform
-from legetime.schema.app import create_app
 from tests.api import Api
-from tests.conftest import seed_demo
 from tests.rules.test_nationalid import build
 
 MOTHER, CHILD = DEMO_PEOPLE[2].national_id, DEMO_PEOPLE[3].national_id
@@ -35,18 +27,9 @@ DATABASE_WORDS = (
 )
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Api]:
-    settings = Settings(data_dir=tmp_path / "data")
-    if request.param == "postgresql":
-        settings = Settings(
-            data_dir=tmp_path / "data", database_url=request.getfixturevalue("fresh_postgres_url")
-        )
-    upgrade(settings.resolved_database_url)
-    seed_demo(settings)
-    platform = Platform.create(settings, load_entry_points=False)
-    with TestClient(create_app(platform, run_jobs_in_process=False)) as client:
-        yield Api(client)
+@pytest.fixture
+def api(served: tuple[Api, Any]) -> Api:
+    return served[0]
 
 
 def _refused(result: dict[str, Any], field: str) -> None:

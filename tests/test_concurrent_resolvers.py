@@ -5,22 +5,15 @@ read session; every one of them must answer, and the access log they write must 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from starlette.testclient import TestClient
 
 from legetime.core.demo import DEMO_PEOPLE
-from legetime.core.platform.config import Settings
 from legetime.core.platform.db.engine import Database
-from legetime.core.platform.db.migrate import upgrade
 from legetime.core.platform.runtime import Platform
 from legetime.core.protection.audit import verify_chain
-from legetime.schema.app import create_app
 from tests.api import Api
-from tests.conftest import seed_demo
 
 MOTHER = DEMO_PEOPLE[2].national_id
 CASE = (
@@ -28,18 +21,9 @@ CASE = (
 )
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def api(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Api, Platform]]:
-    settings = Settings(data_dir=tmp_path / "data")
-    if request.param == "postgresql":
-        settings = Settings(
-            data_dir=tmp_path / "data", database_url=request.getfixturevalue("fresh_postgres_url")
-        )
-    upgrade(settings.resolved_database_url)
-    seed_demo(settings)
-    platform = Platform.create(settings, load_entry_points=False)
-    with TestClient(create_app(platform, run_jobs_in_process=False)) as client:
-        yield Api(client), platform
+@pytest.fixture
+def api(served: tuple[Api, Platform]) -> tuple[Api, Platform]:
+    return served
 
 
 def _chain_holds(platform: Platform) -> None:

@@ -21,6 +21,7 @@ import pytest
 
 from legetime.testing import SmsContract
 from tests.cli import ROOT, run_cli
+from tests.conftest import pip_install
 
 EXAMPLE = ROOT / "examples" / "legetime-example-sms"
 CONTRACT_CLASS = "TestExampleGatewaySms"
@@ -36,33 +37,15 @@ class Example:
 
 @pytest.fixture(scope="module")
 def example(tmp_path_factory: pytest.TempPathFactory) -> Example:
-    """The example installed into a directory of its own, as ``tests/conftest.py``'s ``install`` does for
-    the fixture packages (no network, no build isolation)."""
+    """The example installed into a directory of its own, as the fixture packages are (``pip_install``),
+    from a copy: building in place would leave build/ in the example."""
     base = tmp_path_factory.mktemp("example")
     source = base / "source"
     shutil.copytree(
         EXAMPLE, source, ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__", ".pytest_cache")
     )
     installed = base / "installed"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--no-deps",
-            "--no-index",
-            "--no-build-isolation",
-            "--target",
-            str(installed),
-            str(source),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    pip_install(source, installed)
     return Example(source, installed)
 
 

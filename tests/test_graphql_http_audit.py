@@ -4,18 +4,13 @@ GraphQL Foundation's own) against a real ``legetime serve``: every MUST and ever
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import socket
 import subprocess
-import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
 
-from tests.cli import ROOT, run_cli
+from tests.cli import run_cli, serving
 from tests.conftest import IN_CI
 
 AUDIT = """
@@ -49,44 +44,13 @@ def auditor(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_the_graphql_over_http_audit_passes_without_warnings(auditor: Path, tmp_path: Path) -> None:
     env = {"LEGETIME_DATA_DIR": str(tmp_path / "data")}
     assert run_cli("migrate", env=env).returncode == 0
-    port = _free_port()
-    process_env = {k: v for k, v in os.environ.items() if not k.startswith("LEGETIME_")} | env
-    process_env["PYTHONPATH"] = str(ROOT)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "legetime.cli", "serve", "--port", str(port)],
-        env=process_env,
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None and time.monotonic() < deadline, "`legetime serve` did not start"
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+    with serving(tmp_path / "serve.log", env=env) as base:
         audit = subprocess.run(
-            ["node", "audit.mjs", f"http://127.0.0.1:{port}/graphql"],
-            cwd=auditor,
-            capture_output=True,
-            text=True,
-            timeout=120,
+            ["node", "audit.mjs", f"{base}/graphql"], cwd=auditor, capture_output=True, text=True, timeout=120
         )
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     assert audit.returncode == 0, audit.stderr
     results = json.loads(audit.stdout)
     assert len(results) > 50  # the whole audit ran

@@ -8,11 +8,6 @@ read as an operator's log collector would."""
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,7 +20,7 @@ from legetime.core.platform.config import Settings
 from legetime.core.platform.providers import SMS
 from legetime.core.platform.runtime import Platform
 from tests.api import SUBMIT_FIELDS, Api, complete_answers
-from tests.cli import ROOT, run_cli
+from tests.cli import run_cli, serving
 
 MOTHER, CHILD = DEMO_PEOPLE[2].national_id, DEMO_PEOPLE[3].national_id
 CLINICIAN = DEMO_PEOPLE[0].national_id
@@ -48,45 +43,14 @@ def _sent(data_dir: Path) -> list[Any]:
     return asyncio.run(read())
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[Api, Path, str]]:
     env = {"LEGETIME_DATA_DIR": str(tmp_path / "data")}
     for command in ("migrate", "demo"):
         assert run_cli(command, env=env).returncode == 0
-    port = _free_port()
     log = tmp_path / "server.log"
-    process_env = {k: v for k, v in os.environ.items() if not k.startswith("LEGETIME_")} | env
-    process_env["PYTHONPATH"] = str(ROOT)
-    with log.open("w") as out:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "legetime.cli", "serve", "--port", str(port)],
-            env=process_env,
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        with httpx.Client(base_url=base, timeout=30) as client:
-            yield Api(client), log, base  # type: ignore[arg-type]
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with serving(log, env=env) as base, httpx.Client(base_url=base, timeout=30) as client:
+        yield Api(client), log, base  # type: ignore[arg-type]
 
 
 def test_the_log_of_a_consultation_holds_no_health_content_or_national_id(

@@ -15,10 +15,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,6 +26,7 @@ import httpx
 import pytest
 
 import legetime
+from tests.cli import serving
 from tests.conftest import _unavailable
 
 pytestmark = pytest.mark.packaging
@@ -156,47 +155,21 @@ def test_the_command_runs_from_the_installed_wheel(installed: Installed, tmp_pat
     assert sdl.stdout == packaged
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_the_installed_app_answers_graphql(installed: Installed, tmp_path: Path) -> None:
     data = str(tmp_path / "data")
     assert installed.run(installed.bin("legetime"), "migrate", LEGETIME_DATA_DIR=data).returncode == 0
-    port = _free_port()
-    log = tmp_path / "serve.log"
-    with log.open("w") as output:
-        server = subprocess.Popen(
-            [str(installed.bin("legetime")), "serve", "--port", str(port)],
-            cwd=installed.elsewhere,
-            env=installed.env(LEGETIME_DATA_DIR=data),
-            stdout=output,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while True:
-            assert server.poll() is None, f"`legetime serve` ended:\n{log.read_text()}"
-            assert time.monotonic() < deadline, f"`legetime serve` did not become ready:\n{log.read_text()}"
-            try:
-                ready = httpx.get(f"{base}/readyz", timeout=2)
-                if ready.status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.2)
-        assert ready.json()["database"] == "ok"
+    with serving(
+        tmp_path / "serve.log",
+        command=[str(installed.bin("legetime"))],
+        env=installed.env(LEGETIME_DATA_DIR=data),
+        cwd=installed.elsewhere,
+    ) as base:
+        assert httpx.get(f"{base}/readyz", timeout=5).json()["database"] == "ok"
         answer = httpx.post(
             f"{base}/graphql",
             json={"query": "{ platform { version } questionnaire { key version title } }"},
             timeout=30,
         ).json()
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
     assert "errors" not in answer, answer
     assert answer["data"]["platform"]["version"] == legetime.__version__
     questionnaire = answer["data"]["questionnaire"]  # read from the wheel's questionnaire JSON
