@@ -10,11 +10,10 @@ not lock everyone out of logging in.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import structlog
-from limits import RateLimitItem, parse_many
+from limits import parse_many
 from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
@@ -38,11 +37,6 @@ class RateLimited(LegetimeError):
         self.retry_after = retry_after
 
 
-@dataclass(frozen=True)
-class _Rule:
-    items: tuple[RateLimitItem, ...]
-
-
 class RateLimits:
     def __init__(self, settings: Settings) -> None:
         storage = (
@@ -57,14 +51,14 @@ class RateLimits:
         assert isinstance(storage, Storage)  # the "async+" schemes give the asyncio storages
         self._limiter = MovingWindowRateLimiter(storage)
         self._rules = {
-            LOGIN_START: _Rule(tuple(parse_many(settings.login_rate_limit))),
-            LOGIN_POLL: _Rule(tuple(parse_many(settings.login_poll_rate_limit))),
+            LOGIN_START: parse_many(settings.login_rate_limit),
+            LOGIN_POLL: parse_many(settings.login_poll_rate_limit),
         }
 
     async def check(self, rule: str, client: str) -> None:
         """Count one request of ``client`` under ``rule``; raise ``RateLimited`` when it is over a limit."""
         try:
-            for item in self._rules[rule].items:
+            for item in self._rules[rule]:
                 if not await self._limiter.hit(item, rule, client):
                     stats = await self._limiter.get_window_stats(item, rule, client)
                     retry_after = max(1, int(stats.reset_time - time.time()) + 1)

@@ -58,7 +58,6 @@ _DRIVER_CONNECTION_ERRORS = frozenset(
         "AdminShutdownError",
         "CrashShutdownError",
         "TooManyConnectionsError",
-        "InterfaceError",
     }
 )
 
