@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from legetime.core.hookspecs import hookimpl
-from legetime.core.platform.config import Settings
 from legetime.core.platform.hooks import Hooks
 from legetime.core.platform.plugins import create_plugin_manager
-from legetime.core.platform.providers import Capability, ProviderContext, ProviderSpec
+from legetime.core.platform.providers import Capability, ProviderSpec
+from legetime.testing import build_provider
 from tests.fakes.server import ProviderFake, serve_fake
 
 
@@ -25,29 +24,6 @@ def offered_specs(capability: Capability) -> list[ProviderSpec]:
     Contract suites parametrise over this, so a new built-in provider is held to the contract at once."""
     pm = create_plugin_manager(load_entry_points=False)
     return [spec for spec in Hooks(pm).providers() if spec.capability is capability]
-
-
-BuildProvider = Callable[[ProviderSpec, Path], AbstractContextManager[Any]]
-"""How a contract driver builds its provider for one test: a context manager, so a driver can start the
-local fake of the provider's API first (``tests/fakes``) and stop it afterwards."""
-
-
-@contextmanager
-def build_default(spec: ProviderSpec, data_dir: Path) -> Iterator[Any]:
-    """A provider that needs nothing running: built with its default settings."""
-    yield build_provider(spec, data_dir)
-
-
-def build_provider(spec: ProviderSpec, data_dir: Path, provider_settings: Any = None, **settings: Any) -> Any:
-    """Build one provider the way the platform does, with a fresh data directory; ``provider_settings``
-    (an instance of ``spec.settings_model``) replaces the settings read from the environment."""
-    context = ProviderContext(
-        settings=Settings(data_dir=data_dir, **settings),
-        derive_key=lambda purpose: hashlib.sha256(b"test-master-secret" + purpose.encode()).digest(),
-    )
-    if provider_settings is None:
-        provider_settings = spec.settings_model()
-    return spec.factory(provider_settings, context)
 
 
 def settings_for_fake(spec: ProviderSpec, fake: ProviderFake, **changes: Any) -> Any:

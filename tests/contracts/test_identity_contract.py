@@ -16,14 +16,14 @@ from urllib.parse import parse_qsl, urlsplit
 
 from legetime.core.platform.providers import Capability, ProviderSpec
 from legetime.core.platform.providers.identity import LoginRequest, LoginStart
-from legetime.testing import IdentityContract, IdentityDriver
+from legetime.testing import IdentityContract, IdentityDriver, build_default, build_provider
 from legetime.testing.identity import Params, State
 from tests.contracts.builtin import fixtures_for
 from tests.fakes.bankid_se import BankIdSeFake
 from tests.fakes.certificates import shared_pki
 from tests.fakes.openid_provider import OpenIdProviderFake, Person
 from tests.fakes.server import Tls, serve
-from tests.support import build_default, build_provider, offered_specs
+from tests.support import offered_specs
 
 # --- Drivers ---------------------------------------------------------------------------------------
 

@@ -8,9 +8,8 @@ server).
 from __future__ import annotations
 
 from legetime.core.platform.providers import Capability
-from legetime.testing import JournalContract, JournalDriver
+from legetime.testing import JournalContract, JournalDriver, build_default
 from tests.contracts.builtin import fixtures_for
-from tests.support import build_default
 
 DRIVERS: dict[str, JournalDriver] = {"template": JournalDriver(build=build_default)}
 

@@ -16,12 +16,12 @@ from typing import Any
 from legetime.core.platform.providers import Capability, ProviderSpec
 from legetime.core.platform.providers.payment import Payment, ReserveRequest
 from legetime.plugins.payments.vipps import vipps_signature
-from legetime.testing import WEBHOOK_URL, PaymentContract, PaymentDriver, Webhook
+from legetime.testing import WEBHOOK_URL, PaymentContract, PaymentDriver, Webhook, build_default
 from tests.contracts.builtin import fixtures_for
 from tests.fakes.stripe_api import StripeFake
 from tests.fakes.swedbank_pay import SwedbankPayFake
 from tests.fakes.vipps import SIGNED_HEADERS, VippsFake
-from tests.support import ServedFake, build_default, offered_specs
+from tests.support import ServedFake, offered_specs
 
 # --- Drivers ---------------------------------------------------------------------------------------
 

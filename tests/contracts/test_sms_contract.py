@@ -17,9 +17,8 @@ from typing import Any
 
 from legetime.core.platform.providers import Capability, ProviderSpec
 from legetime.core.platform.providers.sms import DeliveryStatus
-from legetime.testing import SmsContract, SmsDriver
+from legetime.testing import SmsContract, SmsDriver, build_provider
 from tests.contracts.builtin import fixtures_for
-from tests.support import build_provider
 
 OUTBOX_SECRET = "contract-test-outbox-dlr-secret"
 

@@ -16,9 +16,8 @@ from starlette.testclient import TestClient
 
 from legetime.core.platform.providers import Capability
 from legetime.plugins.storage import local
-from legetime.testing import Fetched, StorageContract, StorageDriver
+from legetime.testing import Fetched, StorageContract, StorageDriver, build_default
 from tests.contracts.builtin import fixtures_for
-from tests.support import build_default
 
 
 def _local_fetch(provider: Any, url: str, later: timedelta) -> Fetched:

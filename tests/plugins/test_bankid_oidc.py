@@ -24,9 +24,10 @@ from legetime.core.platform.providers.identity import (
 )
 from legetime.plugins.bankid import oidc
 from legetime.plugins.bankid.oidc import BankIdOidcProvider, BankIdOidcSettings
+from legetime.testing import build_provider
 from tests.fakes.openid_provider import Misbehave, OpenIdProviderFake, Person
 from tests.fakes.server import serve
-from tests.support import build_provider, offered_specs
+from tests.support import offered_specs
 
 CALLBACK = "https://legetime.example/plugins/bankid-oidc/callback"
 RETURN_URL = "https://legetime.example/innlogget"

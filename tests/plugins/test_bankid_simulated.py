@@ -23,7 +23,7 @@ from legetime.core.platform.providers.identity import (
 )
 from legetime.plugins.bankid import simulated
 from legetime.plugins.bankid.simulated import GIVEN_NAMES, BankIdTestSettings, SimulatedBankId
-from tests.support import build_provider
+from legetime.testing import build_provider
 
 # Synthetic (Test-Norge, month + 80) national IDs, checked by tests/rules/test_nationalid.py's rules.
 FEMALE = "17889230266"  # 17 Aug 1992

@@ -32,7 +32,7 @@ from legetime.core.platform.providers import Capability, ProviderContext
 from legetime.core.platform.providers.payment import Payment, PaymentAmounts, PaymentStatus, ReserveRequest
 from legetime.plugins.payments import fake
 from legetime.plugins.payments.fake import FakePaymentProvider, FakePaymentSettings
-from tests.support import build_provider
+from legetime.testing import build_provider
 
 FEE = Money(35000, "NOK")
 REPO = Path(__file__).resolve().parents[2]

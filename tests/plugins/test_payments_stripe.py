@@ -23,9 +23,10 @@ from legetime.core.platform.money import Money
 from legetime.core.platform.providers import Capability
 from legetime.core.platform.providers.payment import PaymentStatus, ReserveRequest
 from legetime.plugins.payments.stripe_cards import StripeProvider, StripeSettings
+from legetime.testing import build_provider
 from tests.fakes.server import serve_fake
 from tests.fakes.stripe_api import DECLINED, THREE_DS, VISA, StripeFake
-from tests.support import build_provider, offered_specs, settings_for_fake
+from tests.support import offered_specs, settings_for_fake
 
 FEE = Money(35000, "NOK")
 SPEC = next(spec for spec in offered_specs(Capability.PAYMENT) if spec.name == "stripe")

@@ -23,9 +23,10 @@ from legetime.plugins.payments.vipps import (
     reference_for,
     vipps_signature,
 )
+from legetime.testing import build_provider
 from tests.fakes.server import serve_fake
 from tests.fakes.vipps import VippsFake
-from tests.support import build_provider, offered_specs, settings_for_fake
+from tests.support import offered_specs, settings_for_fake
 
 FEE = Money(35000, "NOK")
 SPEC = next(spec for spec in offered_specs(Capability.PAYMENT) if spec.name == "vipps")
