@@ -16,6 +16,7 @@ from legetime.core.identity.purge import LOGIN_PURGE_EVERY, PURGE_LOGINS_JOB, pu
 from legetime.core.platform.db.base import utcnow
 from legetime.core.platform.jobs.types import JobHandler, PeriodicJob
 from legetime.core.platform.runtime import Platform
+from legetime.core.protection.audit import CHAIN_EVERY, CHAIN_JOB, chain_all
 from legetime.core.protection.retention import (
     DELETE_OBJECTS_JOB,
     ERASE_CASE_JOB,
@@ -55,7 +56,13 @@ def register_periodic_jobs() -> list[PeriodicJob]:
             lambda settings: timedelta(minutes=settings.purge_interval_minutes),
         ),
         PeriodicJob(PURGE_LOGINS_JOB, purge_logins, lambda settings: LOGIN_PURGE_EVERY),
+        PeriodicJob(CHAIN_JOB, chain_access_log, lambda settings: CHAIN_EVERY),
     ]
+
+
+async def chain_access_log(platform: Platform) -> int:
+    """The access log's sequencer: chain the rows written since its last run."""
+    return await chain_all(platform.db)
 
 
 async def close_answered(platform: Platform) -> int:

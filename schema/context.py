@@ -1,8 +1,12 @@
 """Per-request context: the platform, the request, the actor (from the bearer token), DataLoaders and
 the request's read session.
 
-Reads of one request share one session (committed at the end: reads are logged in the access log). Its
-resolvers run concurrently (sibling fields, DataLoader batches), so it is a ``SharedSession``.
+Reads of one request share one session, opened with the request (the bearer token is looked up in it).
+Its resolvers run concurrently (sibling fields, DataLoader batches), so it is a ``SharedSession``. The
+access-log entries of its reads are collected and written with one INSERT when the request commits,
+before the answer is sent (``LegetimeGraphQL.run``): on PostgreSQL in the reads' own transaction; on
+SQLite in a short write transaction right after them, so that reading never takes the write lock. Either
+way no answer is sent whose reads were not logged.
 Each mutation runs in a transaction of its own (``legetime.schema.mutation.mutate``), so a refused mutation
 leaves nothing half-stored.
 """
@@ -20,6 +24,7 @@ from legetime.core.identity.auth import authenticate
 from legetime.core.identity.ctx import Ctx
 from legetime.core.platform.rate_limits import RateLimited
 from legetime.core.platform.runtime import Platform
+from legetime.core.protection import audit
 
 
 @dataclass
@@ -50,28 +55,49 @@ class Context:
 
     @classmethod
     async def create(cls, platform: Platform, request: Any, response: Any = None) -> Context:
-        token = _bearer(request)
-        actor = ANONYMOUS
-        if token:
-            async with platform.db.transaction() as session:
-                actor = await authenticate(session, platform, token)
-        return cls(platform=platform, request=request, actor=actor, token=token, response=response)
+        context = cls(platform=platform, request=request, token=_bearer(request), response=response)
+        if context.token:
+            # In the read session the request goes on with: one connection per request, not two.
+            session = await context._read_session()
+            context.actor = await authenticate(session, platform, context.token)
+            if platform.db.is_sqlite:
+                # End the snapshot: what a mutation of this request commits must be seen by the reads
+                # after it (PostgreSQL's READ COMMITTED sees it anyway).
+                await session.commit()
+        return context
+
+    async def _read_session(self) -> AsyncSession:
+        if self._session is None:
+            session = self.platform.db.read_sessions()
+            audit.buffer_entries(session)
+            await session.begin()
+            self._session = session
+        return self._session
 
     async def read(self) -> Ctx:
         """The request's read session, opened on first use."""
-        if self._session is None:
-            self._session = self.platform.db.shared_sessions()
-            await self._session.begin()
-        return Ctx(session=self._session, platform=self.platform, actor=self.actor)
+        return Ctx(session=await self._read_session(), platform=self.platform, actor=self.actor)
 
     async def close(self, *, failed: bool = False) -> None:
-        if self._session is not None:
+        """End the read session: commit it with its access-log entries, or roll it back (``failed``)."""
+        session, self._session = self._session, None
+        if session is None:
+            return
+        try:
             if failed:
-                await self._session.rollback()
+                await session.rollback()
+                return
+            entries = audit.take_buffered(session)
+            if self.platform.db.is_sqlite:
+                await session.commit()
+                if entries:
+                    async with self.platform.db.transaction() as writer:
+                        await audit.write_rows(writer, entries)
             else:
-                await self._session.commit()
-            await self._session.close()
-            self._session = None
+                await audit.write_rows(session, entries)
+                await session.commit()
+        finally:
+            await session.close()
 
     def loader(self, name: str, factory: Any) -> Any:
         """A DataLoader made once per request (batching within the request, no cache across them)."""

@@ -9,6 +9,7 @@ answer says when it does not.
 - A database that is down for a moment answers 503 with ``Retry-After`` and the code ``UNAVAILABLE``,
   never the driver's text.
 - Every refusal, at any stage, is JSON with a code from ``ErrorCode``.
+- The request's read session commits before the answer is sent (its access-log entries with it).
 """
 
 from __future__ import annotations
@@ -109,7 +110,11 @@ class LegetimeGraphQL(GraphQL[Context, None]):
             return await super().run(request)
         media_type = negotiate(request.headers.get("accept", ""))
         try:
-            return await super().run(request)
+            response = await super().run(request)
+            # Commit the request's reads, and their access-log entries, before anything is sent: an
+            # answer that could not be logged is never sent (a failed commit is a 503 or a 500).
+            await _close_context(request.scope, failed=False)
+            return response
         except HTTPException as exc:
             code = ErrorCode.PAYLOAD_TOO_LARGE if exc.status_code == 413 else ErrorCode.BAD_REQUEST
             return refusal(code, exc.reason, exc.status_code, media_type)

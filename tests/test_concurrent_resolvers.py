@@ -12,7 +12,7 @@ import pytest
 from legetime.core.demo import DEMO_PEOPLE
 from legetime.core.platform.db.engine import Database
 from legetime.core.platform.runtime import Platform
-from legetime.core.protection.audit import verify_chain
+from legetime.core.protection.audit import chain_all, verify_chain
 from tests.api import Api
 
 MOTHER = DEMO_PEOPLE[2].national_id
@@ -30,13 +30,14 @@ def _chain_holds(platform: Platform) -> None:
     async def verify() -> Any:
         database = Database(platform.settings.resolved_database_url)
         try:
+            await chain_all(database)
             async with database.transaction() as session:
                 return await verify_chain(session)
         finally:
             await database.dispose()
 
     report = asyncio.run(verify())
-    assert report.ok, report
+    assert report.ok and report.unchained == 0, report
 
 
 def _start_case(api: Api, token: str) -> str:

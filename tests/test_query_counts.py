@@ -101,14 +101,17 @@ def quiet(tmp_path: Path) -> Iterator[tuple[Api, Platform]]:
 @pytest.fixture
 def counter(quiet: tuple[Api, Platform]) -> Iterator[list[str]]:
     statements: list[str] = []
-    engine = quiet[1].db.engine.sync_engine
+    db = quiet[1].db
+    engines = {db.engine.sync_engine, db.read_engine.sync_engine}  # on SQLite reads have their own
 
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         statements.append(statement)
 
-    event.listen(engine, "before_cursor_execute", count)
+    for engine in engines:
+        event.listen(engine, "before_cursor_execute", count)
     yield statements
-    event.remove(engine, "before_cursor_execute", count)
+    for engine in engines:
+        event.remove(engine, "before_cursor_execute", count)
 
 
 def test_statements_do_not_grow_with_the_page(quiet: tuple[Api, Platform], counter: list[str]) -> None:

@@ -7,18 +7,20 @@ Removing the *newest* rows (or appending well-formed ones) cannot be seen from t
 who can write the table can recompute the hashes from the cut onwards. Keep a head hash elsewhere (an
 operator's note, a daily export, another system) and pass it as ``expected_head``.
 
-Entries are written in the caller's transaction: a rolled-back change leaves no entry, a committed one
-always has its entry. Appends never fork the chain (two rows naming the same predecessor), because the
-newest hash is read only once this transaction is the only one that can append:
+Writing and chaining are two steps (docs/decisions/0006-access-log-sequencer.md has the why and the
+threat model):
 
-* PostgreSQL: a transaction-scoped advisory lock (``pg_advisory_xact_lock``) is taken first and held to
-  commit; the read after it, a statement of its own, sees the previous holder's committed row under READ
-  COMMITTED (the default). REPEATABLE READ would read an older snapshot, so it is refused; SERIALIZABLE
-  would abort one of two conflicting appends, never fork.
-* SQLite: its single write lock. ``Database`` begins every transaction IMMEDIATE, which takes it up
-  front; for any other SQLite session (SQLAlchemy's default pysqlite handling runs SELECTs outside a
-  transaction until the first write) a write that changes nothing (``UPDATE ... WHERE 0``) is issued
-  first: it opens the transaction and takes the write lock before the read.
+* **Appending** is a plain INSERT in the caller's transaction, with no lock: a rolled-back change leaves
+  no entry, a committed one always has its entry, and readers in any number of processes never wait for
+  each other. The row is written unchained (``seq``, ``prev_hash`` and ``hash`` empty). A GraphQL
+  request's reads collect their entries and write them with one INSERT when the request commits, before
+  the answer is sent (``buffer_entries``, ``write_buffered``).
+* **Chaining** is the sequencer's (``chain_pending``, run every second by the job runner and first thing
+  by ``legetime audit verify``): it takes the committed unchained rows in id order and gives each its
+  place (``seq`` 1, 2, 3 … without gaps), its predecessor's hash and its own. One sequencer at a time:
+  on PostgreSQL a transaction-scoped advisory lock, tried, never waited for (another sequencer at work
+  means there is nothing to do); on SQLite the write lock of its IMMEDIATE transaction. The chain's
+  order is the order in which rows became visible to the sequencer, that is commit order.
 
 Canonical form, version 1. This is a storage format: the stored hashes depend on it byte for byte, so
 never change it silently; a new form gets a new ``v`` and ``verify_chain`` must keep reading the old one.
@@ -36,8 +38,8 @@ A JSON object, keys sorted, separators ``,`` and ``:`` without spaces, non-ASCII
     reason       string or null
     prev_hash    the previous row's hash (64 lower-case hex digits), null for the first row
 
-``hash`` is the lower-case hex SHA-256 of those bytes; ``id`` is not covered (the order is, via
-``prev_hash``). Both databases give ``occurred_at`` back with its microseconds and, through
+``hash`` is the lower-case hex SHA-256 of those bytes; ``id`` and ``seq`` are not covered (the order
+is, via ``prev_hash``). Both databases give ``occurred_at`` back with its microseconds and, through
 ``UTCDateTime``, as aware UTC, so a row hashes the same when read back from either.
 """
 
@@ -48,21 +50,26 @@ import json
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from legetime.core.platform.db.base import utcnow
-from legetime.core.platform.db.engine import turn_of
+from legetime.core.platform.db.engine import Database
 from legetime.core.platform.db.models import AuditEvent
 
 if TYPE_CHECKING:
     from legetime.core.identity.ctx import Ctx
 
 CANONICAL_VERSION = 1
-_LOCK_KEY = 0x4C45474554494D45  # "LEGETIME": the advisory lock that serialises appends on PostgreSQL
+CHAIN_JOB = "audit.chain"
+CHAIN_EVERY = timedelta(seconds=1)
+"""How often the sequencer looks for rows to chain: the longest a written row stays unchained."""
+CHAIN_BATCH = 5000
+_SEQUENCER_LOCK = 0x4C45474554494D45  # "LEGETIME": one sequencer at a time on PostgreSQL
+_BUFFER = "legetime.audit_buffer"
 _HASHED = (
     "occurred_at",
     "actor_id",
@@ -92,13 +99,15 @@ class Entry:
 @dataclass(frozen=True)
 class ChainReport:
     """The outcome of ``verify_chain``. ``checked`` counts the rows found sound before the first broken
-    one; ``head`` (when ok) is the newest hash, worth keeping elsewhere as the next ``expected_head``."""
+    one; ``head`` (when ok) is the newest hash, worth keeping elsewhere as the next ``expected_head``;
+    ``unchained`` counts the rows written but not chained yet (not checked)."""
 
     ok: bool
     checked: int
     first_broken_id: int | None = None
     reason: str | None = None
     head: str | None = None
+    unchained: int = 0
 
 
 def canonical(row: AuditEvent | Mapping[Any, Any]) -> bytes:
@@ -128,47 +137,20 @@ def _str(value: uuid.UUID | None) -> str | None:
     return None if value is None else str(value)
 
 
-async def _lock_and_read_head(session: AsyncSession) -> str | None:
-    """Become the only transaction that may append, then read the newest hash (see the module docstring).
-    The lock is the transaction's until it ends; it is not released early on purpose."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        isolation = (
-            await session.execute(
-                text("SELECT pg_advisory_xact_lock(:key), current_setting('transaction_isolation')"),
-                {"key": _LOCK_KEY},
-            )
-        ).one()[1]
-        if isolation == "repeatable read":
-            raise RuntimeError("access log appends need READ COMMITTED: REPEATABLE READ would fork the chain")
-    elif dialect == "sqlite":
-        await session.execute(text("UPDATE audit_event SET id = id WHERE 0"))
-    else:
-        raise NotImplementedError(f"no way to serialise access log appends on {dialect}")
-    return await session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1))
+# --- appending -----------------------------------------------------------------------------------------
 
 
-async def record_many(
-    session: AsyncSession, entries: Sequence[Entry], *, at: datetime | None = None
-) -> list[AuditEvent]:
-    """Append entries in order, in the caller's transaction, with one batched INSERT (a page of a list
-    costs the same statements as one case). All get the same time. Returns the rows written."""
+async def record_many(session: AsyncSession, entries: Sequence[Entry], *, at: datetime | None = None) -> None:
+    """Append entries in order, in the caller's transaction (a page of a list costs one INSERT, however
+    long). All get the same time. In a session that buffers (a request's reads), they are written when
+    it commits."""
     if not entries:
-        return []
+        return
     if at is not None and at.tzinfo is None:
         raise ValueError("naive datetime given; use an aware UTC datetime")
-    # Another coroutine of the same request may append on this session too: its head read and insert must
-    # not fall between ours, or both would chain to the same head.
-    async with turn_of(session):
-        return await _append(session, entries, at)
-
-
-async def _append(session: AsyncSession, entries: Sequence[Entry], at: datetime | None) -> list[AuditEvent]:
-    previous = await _lock_and_read_head(session)
     occurred_at = (at or utcnow()).astimezone(UTC)
-    rows: list[dict[str, Any]] = []
-    for entry in entries:
-        row: dict[str, Any] = {
+    rows = [
+        {
             "occurred_at": occurred_at,
             "actor_id": entry.actor_id,
             "actor_role": entry.actor_role,
@@ -177,14 +159,31 @@ async def _append(session: AsyncSession, entries: Sequence[Entry], at: datetime 
             "object_id": entry.object_id,
             "action": entry.action,
             "reason": entry.reason,
-            "prev_hash": previous,
         }
-        row["hash"] = previous = row_hash(row)
-        rows.append(row)
-    # One multi-row INSERT ... RETURNING; put the rows back in order by their (unique) hashes ourselves:
-    # asking SQLAlchemy to (sort_by_parameter_order) makes it insert one row at a time on SQLite.
-    written = {row.hash: row for row in await session.scalars(insert(AuditEvent).returning(AuditEvent), rows)}
-    return [written[row["hash"]] for row in rows]
+        for entry in entries
+    ]
+    buffered: list[dict[str, Any]] | None = session.info.get(_BUFFER)
+    if buffered is not None:
+        buffered.extend(rows)
+    else:
+        await write_rows(session, rows)
+
+
+async def write_rows(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+    """Write unchained rows (as ``record_many`` makes them) with one INSERT."""
+    if rows:
+        await session.execute(insert(AuditEvent), list(rows))
+
+
+def buffer_entries(session: AsyncSession) -> None:
+    """From now on the session's entries are kept and written by ``write_buffered`` (one INSERT for a
+    whole request's reads, and on SQLite after its reads, so reading never takes the write lock)."""
+    session.info.setdefault(_BUFFER, [])
+
+
+def take_buffered(session: AsyncSession) -> list[dict[str, Any]]:
+    """The entries a buffering session holds, handed over once (the caller must write them or fail)."""
+    return list(session.info.pop(_BUFFER, None) or ())
 
 
 async def record(
@@ -198,10 +197,10 @@ async def record(
     action: str,
     reason: str | None = None,
     at: datetime | None = None,
-) -> AuditEvent:
-    """Append one entry in the caller's transaction; returns the row written."""
+) -> None:
+    """Append one entry in the caller's transaction."""
     entry = Entry(actor_id, actor_role, person_id, object_type, object_id, action, reason)
-    return (await record_many(session, [entry], at=at))[0]
+    await record_many(session, [entry], at=at)
 
 
 async def log(
@@ -212,9 +211,9 @@ async def log(
     object_id: str,
     action: str,
     reason: str | None = None,
-) -> AuditEvent:
+) -> None:
     """Log what the context's actor does to a person's data (the usual way to write an entry)."""
-    return await record(
+    await record(
         ctx.session,
         actor_id=ctx.actor.person_id,
         actor_role=ctx.actor.role,
@@ -226,29 +225,125 @@ async def log(
     )
 
 
+# --- chaining (the sequencer) --------------------------------------------------------------------------
+
+
+async def _become_the_sequencer(session: AsyncSession) -> bool:
+    """Whether this transaction may chain (see the module docstring); on PostgreSQL it is tried, not
+    waited for, and kept to the end of the transaction."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "sqlite":
+        # Database transactions begin IMMEDIATE; for any other session, a write that changes nothing
+        # takes the write lock before the head is read.
+        await session.execute(text("UPDATE audit_event SET id = id WHERE 0"))
+        return True
+    if dialect != "postgresql":
+        raise NotImplementedError(f"no way to serialise the access log's sequencer on {dialect}")
+    locked, isolation = (
+        await session.execute(
+            text("SELECT pg_try_advisory_xact_lock(:key), current_setting('transaction_isolation')"),
+            {"key": _SEQUENCER_LOCK},
+        )
+    ).one()
+    if isolation == "repeatable read":
+        # Its snapshot could predate rows or links committed by the sequencer before it.
+        raise RuntimeError("the access log's sequencer needs READ COMMITTED, not REPEATABLE READ")
+    return bool(locked)
+
+
+_CHAIN = (
+    update(AuditEvent.__table__)  # type: ignore[arg-type]
+    .where(AuditEvent.__table__.c.id == bindparam("row_id"), AuditEvent.__table__.c.seq.is_(None))
+    .values(seq=bindparam("row_seq"), prev_hash=bindparam("row_prev"), hash=bindparam("row_hash"))
+)
+
+
+async def chain_pending(session: AsyncSession, *, limit: int = 5000) -> int:
+    """Chain up to ``limit`` committed unchained rows, oldest id first, in the caller's transaction.
+    Returns how many (0 also when another sequencer holds the chain: it will do them)."""
+    if not await _become_the_sequencer(session):
+        return 0
+    columns = [AuditEvent.id, *(getattr(AuditEvent, name) for name in _HASHED if name != "prev_hash")]
+    pending = (
+        (
+            await session.execute(
+                select(*columns).where(AuditEvent.seq.is_(None)).order_by(AuditEvent.id).limit(limit)
+            )
+        )
+        .mappings()
+        .all()
+    )
+    if not pending:
+        return 0
+    head = (
+        await session.execute(
+            select(AuditEvent.seq, AuditEvent.hash)
+            .where(AuditEvent.seq.is_not(None))
+            .order_by(AuditEvent.seq.desc())
+            .limit(1)
+        )
+    ).first()
+    place: int = head[0] or 0 if head is not None else 0
+    previous: str | None = head[1] if head is not None else None
+    links: list[dict[str, Any]] = []
+    for row in pending:
+        place += 1
+        current = row_hash({**row, "prev_hash": previous})
+        links.append({"row_id": row["id"], "row_seq": place, "row_prev": previous, "row_hash": current})
+        previous = current
+    # Only the sequencer chains, so every row is still unchained here; were another one to slip in,
+    # the places it gave would collide with ours on the unique ``seq`` and this transaction would fail.
+    await session.execute(_CHAIN, links)
+    return len(links)
+
+
+async def chain_all(db: Database, *, batch: int = CHAIN_BATCH) -> int:
+    """Chain every row committed so far, a batch per transaction (on SQLite each batch holds the write
+    lock only briefly). Returns how many; the sequencer's periodic job and ``legetime audit verify``."""
+    total = 0
+    while True:
+        async with db.transaction() as session:
+            chained = await chain_pending(session, limit=batch)
+        total += chained
+        if chained < batch:
+            return total
+
+
+# --- verifying -----------------------------------------------------------------------------------------
+
+
 async def verify_chain(
     session: AsyncSession, *, expected_head: str | None = None, batch_size: int = 1000
 ) -> ChainReport:
-    """Walk the log in id order, a batch at a time (plain rows, not ORM objects: nothing piles up in the
-    session, and what is checked is what is stored), and report the first row whose link or hash is
-    wrong. ``expected_head`` is a hash taken from the chain earlier and kept elsewhere: it must still be
-    in the chain (rows appended since are fine), which catches the newest rows being cut off up to it.
+    """Walk the chain in its order, a batch at a time (plain rows, not ORM objects: nothing piles up in
+    the session, and what is checked is what is stored), and report the first row whose place, link or
+    hash is wrong. ``expected_head`` is a hash taken from the chain earlier and kept elsewhere: it must
+    still be in the chain (rows appended since are fine), which catches the newest rows being cut off up
+    to it. Rows not chained yet are counted, not checked: run ``chain_pending`` first to include them.
 
     Run it in its own transaction: on PostgreSQL a REPEATABLE READ one sees a single snapshot
-    throughout; on SQLite ``Database`` transactions hold the write lock, so appends wait for the walk."""
+    throughout; on SQLite ``Database`` transactions hold the write lock, so chaining waits for the walk."""
     previous: str | None = None
-    last_id: int | None = None  # not 0: a forged row with id 0 or below must not slip past the walk
+    place = 0  # the first row is at 1: a forged row at 0 or below, or a gap, breaks the walk there
     checked = 0
     anchor_seen = expected_head is None
-    columns = [AuditEvent.id, AuditEvent.hash, *(getattr(AuditEvent, name) for name in _HASHED)]
+    columns = [
+        AuditEvent.id,
+        AuditEvent.seq,
+        AuditEvent.hash,
+        *(getattr(AuditEvent, name) for name in _HASHED),
+    ]
     while True:
-        query = select(*columns).order_by(AuditEvent.id).limit(batch_size)
-        if last_id is not None:
-            query = query.where(AuditEvent.id > last_id)
+        query = select(*columns).where(AuditEvent.seq.is_not(None)).order_by(AuditEvent.seq).limit(batch_size)
+        if checked:
+            query = query.where(AuditEvent.seq > place)
         rows = (await session.execute(query)).mappings().all()
         if not rows:
             break
         for row in rows:
+            if row["seq"] != place + 1:
+                reason = "a row is missing before it (its place in the chain skips one)"
+                return ChainReport(False, checked, row["id"], reason)
             if row["prev_hash"] != previous:
                 reason = "the link to the previous row is broken (a row removed or inserted before it)"
                 return ChainReport(False, checked, row["id"], reason)
@@ -256,10 +351,12 @@ async def verify_chain(
                 reason = "the row was changed after it was written (its hash does not match)"
                 return ChainReport(False, checked, row["id"], reason)
             anchor_seen = anchor_seen or row["hash"] == expected_head
-            previous, last_id, checked = row["hash"], row["id"], checked + 1
+            previous, place, checked = row["hash"], row["seq"], checked + 1
+    unchained = int(await session.scalar(select(func.count()).where(AuditEvent.seq.is_(None))) or 0)
     if not anchor_seen:
-        return ChainReport(False, checked, None, "the expected head is not in the chain (rows cut off)")
-    return ChainReport(True, checked, head=previous)
+        reason = "the expected head is not in the chain (rows cut off)"
+        return ChainReport(False, checked, None, reason, unchained=unchained)
+    return ChainReport(True, checked, head=previous, unchained=unchained)
 
 
 async def access_log_for(

@@ -26,11 +26,17 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any, foreign_keys:
 
 
 def _sqlite_begin(connection: Any) -> None:
-    # Every transaction takes SQLite's write lock up front (BEGIN IMMEDIATE): transactions run one after
-    # the other, so a read-then-write never meets a stale snapshot ("database is locked" mid-way), and
-    # SAVEPOINTs behave (SQLAlchemy's documented recipe for pysqlite/aiosqlite). Readers outside a
-    # transaction still proceed (WAL). This is the embedded default; PostgreSQL takes row locks instead.
+    # A transaction that may write takes SQLite's write lock up front (BEGIN IMMEDIATE): writers run one
+    # after the other, so a read-then-write never meets a stale snapshot ("database is locked" mid-way),
+    # and SAVEPOINTs behave (SQLAlchemy's documented recipe for pysqlite/aiosqlite). This is the embedded
+    # default; PostgreSQL takes row locks instead.
     connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _sqlite_begin_read(connection: Any) -> None:
+    # A request's reads: a snapshot (WAL), no write lock, so readers never queue behind each other or
+    # behind a writer. Their access-log entries are written after them (``schema.context``).
+    connection.exec_driver_sql("BEGIN")
 
 
 def is_unavailable(error: BaseException) -> bool:
@@ -65,8 +71,7 @@ _DRIVER_CONNECTION_ERRORS = frozenset(
 class SharedSession(AsyncSession):
     """A session that several coroutines of one request use at once: GraphQL resolves sibling fields and
     DataLoader batches concurrently, and SQLAlchemy refuses overlapping operations on one session. Each
-    operation waits for the one before it; a unit of several statements that must not interleave with
-    another (an access-log append) holds ``turn_of(session)`` around them."""
+    operation waits for the one before it."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -122,15 +127,6 @@ class SharedSession(AsyncSession):
             await super().close()
 
 
-def turn_of(session: AsyncSession) -> asyncio.Lock:
-    """The lock for a unit of statements that must not interleave with another coroutine's on the same
-    session (a read-then-insert). One per session, made on first use."""
-    lock = session.info.get("legetime.turn")
-    if lock is None:
-        lock = session.info["legetime.turn"] = asyncio.Lock()
-    return lock
-
-
 def _private_file(path: Path) -> None:
     """The embedded database holds health data: its file is created readable by its owner only (SQLite
     gives the -wal and -shm files it makes next to it the same permissions)."""
@@ -153,15 +149,21 @@ class Database:
         if not self.is_sqlite:
             kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
+        self.read_engine = self.engine
         if self.is_sqlite:
-            event.listen(
-                self.engine.sync_engine,
-                "connect",
-                lambda dbapi, record: _sqlite_pragmas(dbapi, record, foreign_keys=foreign_keys),
-            )
-            event.listen(self.engine.sync_engine, "begin", _sqlite_begin)
+            # Reads get an engine of their own, whose transactions begin without the write lock.
+            self.read_engine = create_async_engine(url, **kwargs)
+            for engine, begin in ((self.engine, _sqlite_begin), (self.read_engine, _sqlite_begin_read)):
+                event.listen(
+                    engine.sync_engine,
+                    "connect",
+                    lambda dbapi, record: _sqlite_pragmas(dbapi, record, foreign_keys=foreign_keys),
+                )
+                event.listen(engine.sync_engine, "begin", begin)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
-        self.shared_sessions = async_sessionmaker(self.engine, expire_on_commit=False, class_=SharedSession)
+        self.read_sessions = async_sessionmaker(
+            self.read_engine, expire_on_commit=False, class_=SharedSession
+        )
         """For the read session of one GraphQL request, used by concurrent resolvers."""
 
     @asynccontextmanager
@@ -176,3 +178,5 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.read_engine is not self.engine:
+            await self.read_engine.dispose()

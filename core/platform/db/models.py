@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     event,
+    text,
 )
 from sqlalchemy.orm import Mapped, Session, mapped_column, relationship
 
@@ -315,10 +316,21 @@ class JournalNote(Base):
 
 class AuditEvent(Base):
     """The access log (Normen): who did what to whose health data, when and why. Append-only and
-    hash-chained: ``hash`` covers the row and the previous row's hash."""
+    hash-chained: ``hash`` covers the row and the previous row's hash. A row is written unchained
+    (``seq``, ``prev_hash`` and ``hash`` empty) and the sequencer chains it soon after, in commit order
+    (``legetime.core.protection.audit``)."""
 
     __tablename__ = "audit_event"
-    __table_args__ = (Index("ix_audit_event_person", "person_id", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_audit_event_person", "person_id", "occurred_at"),
+        # What the sequencer looks for: only the few rows not chained yet are in this index.
+        Index(
+            "ix_audit_event_unchained",
+            "id",
+            postgresql_where=text("seq IS NULL"),
+            sqlite_where=text("seq IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -329,8 +341,10 @@ class AuditEvent(Base):
     object_id: Mapped[str] = mapped_column(String(64))
     action: Mapped[str] = mapped_column(String(50))
     reason: Mapped[str | None] = mapped_column(String(255))
+    seq: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    """The row's place in the chain (1, 2, 3 … without gaps), given by the sequencer."""
     prev_hash: Mapped[str | None] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64), unique=True)
+    hash: Mapped[str | None] = mapped_column(String(64), unique=True)
 
 
 class OutboxJob(Base):
