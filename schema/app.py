@@ -91,12 +91,14 @@ def create_app(platform: Platform, *, run_jobs_in_process: bool | None = None) -
         if in_process:
             runner.start_workers(threads=2)
             runner.start_scheduler()
+        elif platform.settings.redis_url:
+            # The workers poll the outbox; this process relays its own commits at once.
+            runner.start_relay(poll=False)
         try:
             yield
         finally:
-            if in_process:
-                await runner.stop_scheduler()
-                runner.stop()
+            await runner.stop_scheduler()  # and the relay
+            runner.stop()
             await platform.close()
 
     routes = [

@@ -19,7 +19,7 @@ from legetime.core.platform.config import Settings
 from legetime.core.platform.db.base import utcnow
 from legetime.core.platform.db.models import OutboxJob, OutboxStatus
 from legetime.core.platform.errors import ValidationError
-from legetime.core.platform.jobs.outbox import enqueue, relay_once
+from legetime.core.platform.jobs.outbox import RELAY_BATCH, enqueue, relay_once
 from legetime.core.platform.jobs.runner import JobRunner
 from legetime.core.platform.jobs.types import JobContext
 from legetime.core.platform.runtime import Platform
@@ -254,3 +254,28 @@ async def test_a_periodic_run_too_long_for_shutdown_is_cancelled_and_waited_for(
     await asyncio.wait_for(runner.stop_scheduler(), timeout=5)
     assert cleaned_up.is_set()
     runner.stop()
+
+
+async def test_a_commit_is_relayed_at_once_not_at_the_next_poll(jobs: Any) -> None:
+    """The relay wakes on this process's commits that enqueued jobs; the poll is only the safety net."""
+    platform, runner, recorder = jobs
+    platform.settings.outbox_poll_seconds = 30.0
+    runner.start_relay(poll=True)
+    try:
+        await asyncio.sleep(0.1)  # the relay's first look (nothing due) is over; the next poll is far off
+        async with platform.db.transaction() as session:
+            committed = await enqueue(session, "test.record", {"n": 7})
+        job = await _wait_finished(platform, committed.id, within=5)
+        assert job.status is OutboxStatus.DONE and recorder.runs == [7]
+    finally:
+        await runner.stop_relay()
+
+
+async def test_the_relay_has_no_cap_per_poll(jobs: Any) -> None:
+    """More jobs than a batch are handed over in one relay run (a batch per transaction)."""
+    platform, runner, recorder = jobs
+    async with platform.db.transaction() as session:
+        for n in range(RELAY_BATCH + 20):
+            await enqueue(session, "test.record", {"n": n})
+    assert await runner.relay() == RELAY_BATCH + 20
+    assert await runner.relay() == 0

@@ -2,6 +2,10 @@
 
 If the transaction rolls back, the job never existed; if it commits, the relay will hand it to the
 broker, again and again until a worker has finished it (at least once; actors are idempotent).
+
+A commit that enqueued jobs wakes the relays of its own process at once (``on_jobs_committed``), so a
+job does not wait for the next poll; the poll stays as the safety net (jobs committed by another
+process, a relay that failed, a broker that lost a message).
 """
 
 from __future__ import annotations
@@ -11,12 +15,42 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
+import structlog
+from sqlalchemy import event, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from legetime.core.platform.db.base import utcnow
 from legetime.core.platform.db.models import OutboxJob, OutboxStatus
 from legetime.core.platform.errors import ValidationError
+
+log = structlog.get_logger(__name__)
+
+RELAY_BATCH = 500
+_ENQUEUED = "legetime.enqueued"
+_committed: list[Callable[[], None]] = []
+
+
+def on_jobs_committed(callback: Callable[[], None]) -> Callable[[], None]:
+    """Call ``callback`` after each commit in this process that enqueued jobs (from whichever thread
+    committed: make it thread-safe). Returns the function that stops it."""
+    _committed.append(callback)
+    return lambda: _committed.remove(callback)
+
+
+@event.listens_for(Session, "after_commit")
+def _announce_jobs(session: Session) -> None:
+    if session.info.pop(_ENQUEUED, False):
+        for callback in list(_committed):
+            try:
+                callback()
+            except Exception:  # the commit is done; a relay that missed it has the poll
+                log.warning("jobs.wake_up_failed", exc_info=True)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_jobs(session: Session) -> None:
+    session.info.pop(_ENQUEUED, None)
 
 
 async def enqueue(
@@ -45,6 +79,7 @@ async def enqueue(
     )
     session.add(job)
     await session.flush()
+    session.info[_ENQUEUED] = True
     return job
 
 
@@ -53,7 +88,7 @@ async def relay_once(
     send: Callable[[str], object],
     *,
     relay_timeout: timedelta,
-    batch_size: int = 100,
+    batch_size: int = RELAY_BATCH,
     now: datetime | None = None,
 ) -> int:
     """Hand due jobs to the broker and mark them relayed; call inside a transaction.

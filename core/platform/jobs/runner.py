@@ -25,7 +25,7 @@ from sqlalchemy import select, update
 from legetime.core.platform.db.base import utcnow
 from legetime.core.platform.db.engine import Database
 from legetime.core.platform.db.models import OutboxJob, OutboxStatus
-from legetime.core.platform.jobs.outbox import relay_once
+from legetime.core.platform.jobs.outbox import RELAY_BATCH, on_jobs_committed, relay_once
 from legetime.core.platform.jobs.types import JobContext
 
 if TYPE_CHECKING:
@@ -61,6 +61,10 @@ class JobRunner:
         self._worker: dramatiq.Worker | None = None
         self._scheduler: AsyncIOScheduler | None = None
         self._periodic: set[asyncio.Task[Any]] = set()
+        self._relay_task: asyncio.Task[None] | None = None
+        self._relay_wake = asyncio.Event()
+        self._relay_stopping = False
+        self._stop_listening: Callable[[], None] | None = None
         self.actor = dramatiq.actor(
             broker=self.broker,
             actor_name=ACTOR_NAME,
@@ -73,26 +77,74 @@ class JobRunner:
     # --- the relay (API or worker process) ---------------------------------------------------------
 
     async def relay(self, db: Database | None = None) -> int:
+        """Hand every due job to the broker, a batch per transaction, until none is left."""
         db = db or self.platform.db
-        async with db.transaction() as session:
-            return await relay_once(
-                session,
-                lambda job_id: self.actor.send(job_id),
-                relay_timeout=timedelta(seconds=self.platform.settings.job_relay_timeout_seconds),
-            )
+        relayed = 0
+        while True:
+            async with db.transaction() as session:
+                sent = await relay_once(
+                    session,
+                    lambda job_id: self.actor.send(job_id),
+                    relay_timeout=timedelta(seconds=self.platform.settings.job_relay_timeout_seconds),
+                    batch_size=RELAY_BATCH,
+                )
+            relayed += sent
+            if sent < RELAY_BATCH:
+                return relayed
+
+    def start_relay(self, *, poll: bool) -> None:
+        """Relay in the running event loop: right after each commit of this process that enqueued jobs,
+        and (``poll``) every ``outbox_poll_seconds`` as the safety net for the rest. One relay at a time
+        per process; several processes relay side by side (``SKIP LOCKED``)."""
+        loop = asyncio.get_running_loop()
+        self._relay_wake = wake = asyncio.Event()
+        self._relay_stopping = False
+
+        def wake_up() -> None:  # called from whichever thread committed
+            loop.call_soon_threadsafe(wake.set)
+
+        self._stop_listening = on_jobs_committed(wake_up)
+        every = self.platform.settings.outbox_poll_seconds if poll else None
+        self._relay_task = loop.create_task(self._relay_loop(wake, every), name="outbox-relay")
+
+    async def _relay_loop(self, wake: asyncio.Event, every: float | None) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), every)
+            wake.clear()
+            if self._relay_stopping:
+                return
+            try:
+                await self.relay()
+            except Exception as exc:  # the database or the broker is away: the poll tries again
+                log.warning("jobs.relay_failed", error=type(exc).__name__)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), self.platform.settings.outbox_poll_seconds)
+
+    async def stop_relay(self) -> None:
+        """Stop relaying, letting a relay in progress finish (as ``stop_scheduler`` does for periodic
+        runs: cancelled only after the grace time, while the database is still open)."""
+        task, self._relay_task = self._relay_task, None
+        if self._stop_listening is not None:
+            self._stop_listening()
+            self._stop_listening = None
+        if task is None:
+            return
+        self._relay_stopping = True
+        self._relay_wake.set()
+        _, late = await asyncio.wait([task], timeout=SHUTDOWN_GRACE_SECONDS)
+        if late:  # cancel it while the database is still open, so its rollback can complete
+            log.warning("jobs.relay_cancelled_at_shutdown")
+            task.cancel()
+            await asyncio.wait([task], timeout=SHUTDOWN_GRACE_SECONDS)
 
     def start_scheduler(self) -> None:
         """The periodic work, in the running event loop (APScheduler, one run of each at a time): the
-        outbox relay, and the periodic jobs the plugins register (the core's own included)."""
+        periodic jobs the plugins register (the core's own included), and the outbox relay (polling,
+        and woken by this process's commits)."""
+        self.start_relay(poll=True)
         self._scheduler = AsyncIOScheduler()
         every = {"max_instances": 1, "coalesce": True}
-        self._scheduler.add_job(
-            self._tracked(self.relay),
-            "interval",
-            seconds=self.platform.settings.outbox_poll_seconds,
-            id="outbox-relay",
-            **every,
-        )
         for job in self.platform.periodic_jobs:
             self._scheduler.add_job(
                 self._tracked(functools.partial(job.run, self.platform), name=job.name),
@@ -124,6 +176,7 @@ class JobRunner:
         """Stop the periodic work, letting a run in progress finish first. The scheduler's own shutdown
         cancels it, and a transaction cancelled while the engine is being disposed can leave its
         connection's close waiting forever (seen as a hang at shutdown on SQLite)."""
+        await self.stop_relay()
         if self._scheduler is None:
             return
         self._scheduler.pause()
