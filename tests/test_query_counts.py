@@ -130,4 +130,8 @@ def test_statements_do_not_grow_with_the_page(quiet: tuple[Api, Platform], count
             figures[(name, size)] = len(counter)
     for name in ("myCases", "caseQueue"):
         assert figures[(name, 1)] == figures[(name, 10)] == figures[(name, 100)], figures
+    # And no more than needed. myCases on SQLite: BEGIN and one SELECT for the bearer token (with the
+    # staff roles); BEGIN, the page, then one SELECT per relation asked for (patient, messages,
+    # attachments, payment, journal notes); BEGIN IMMEDIATE and one INSERT for the access log.
+    assert figures[("myCases", 1)] <= 11 and figures[("caseQueue", 1)] <= 9, figures
     print(figures)

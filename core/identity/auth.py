@@ -170,15 +170,19 @@ async def authenticate(session: AsyncSession, platform: Platform, token: str | N
     """The actor a bearer token stands for; anonymous for none, an unknown, expired or revoked one."""
     if not token:
         return ANONYMOUS
-    row = await session.scalar(
-        select(AuthSession).where(AuthSession.token_hash == _hash(platform, "session-token", token))
-    )
-    if row is None or row.revoked_at is not None or row.expires_at <= utcnow():
-        return ANONYMOUS
-    roles = (
-        await session.scalars(select(StaffMembership.role).where(StaffMembership.person_id == row.person_id))
+    # One statement on every request: the session with its person's staff roles (a row per role).
+    rows = (
+        await session.execute(
+            select(AuthSession.id, AuthSession.person_id, AuthSession.revoked_at, AuthSession.expires_at)
+            .add_columns(StaffMembership.role)
+            .outerjoin(StaffMembership, StaffMembership.person_id == AuthSession.person_id)
+            .where(AuthSession.token_hash == _hash(platform, "session-token", token))
+        )
     ).all()
-    return Actor(person_id=row.person_id, staff_roles=frozenset(roles), session_id=row.id)
+    if not rows or rows[0].revoked_at is not None or rows[0].expires_at <= utcnow():
+        return ANONYMOUS
+    roles = frozenset(row.role for row in rows if row.role is not None)
+    return Actor(person_id=rows[0].person_id, staff_roles=roles, session_id=rows[0].id)
 
 
 async def end_sessions(session: AsyncSession, person_id: uuid.UUID, *, at: datetime) -> int:
