@@ -5,29 +5,30 @@ The composition root: it puts core, plugins and the GraphQL app together, so it 
 never reads or writes the source tree (an installed package has none); the repository's generated docs
 come from ``tools/`` (``make docs``).
 
-Commands import the heavier parts they need (the ASGI app, the job runner, Alembic) inside their own
-function, so that ``legetime --help`` and the quick commands start fast; none of it is there to dodge an
-import cycle (``make lint`` holds the layers).
+Commands import what they need beyond Typer and Rich (the settings, the platform, the ASGI app, the job
+runner, Alembic, asyncio) inside their own function, so that ``legetime --help`` and the quick commands
+start fast: ``--help`` loads no SQLAlchemy, pydantic, strawberry or plugin (a test holds this). None of it
+is there to dodge an import cycle (``make lint`` holds the layers).
 """
 
 from __future__ import annotations
 
-import asyncio
+import gc
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from legetime.core.platform.config import DEFAULT_PORT, load_settings
 from legetime.core.platform.errors import ConfigError, PluginError
-from legetime.core.platform.logging import configure_logging
-from legetime.core.platform.providers import IDENTITY
-from legetime.core.platform.runtime import Platform
+
+if TYPE_CHECKING:
+    from legetime.core.platform.runtime import Platform
 
 app = typer.Typer(help="Legetime: asynchronous digital doctor consultations.", no_args_is_help=True)
 console = Console()
@@ -53,7 +54,24 @@ def fails_clearly(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+@contextmanager
+def _start_up() -> Iterator[None]:
+    """Start-up without the cyclic garbage collector. It makes long-lived objects (modules, plugins, the
+    schema) and next to no garbage, so collecting during it frees next to nothing and costs about a tenth
+    of it; what it made is then frozen out of later collections, which scan only what requests make."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.freeze()
+        gc.enable()
+
+
 def _platform() -> Platform:
+    from legetime.core.platform.config import load_settings
+    from legetime.core.platform.logging import configure_logging
+    from legetime.core.platform.runtime import Platform
+
     settings = load_settings()
     configure_logging(settings.log_level, json=settings.log_json)
     return Platform.create(settings)
@@ -66,21 +84,22 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port; default $PORT or 8000.")] = None,
 ) -> None:
     """Serve GraphQL at /graphql (GraphiQL in development), /healthz and /readyz."""
-    import uvicorn
+    with _start_up():
+        import uvicorn
 
-    from legetime.schema.app import create_app
+        from legetime.core.platform.config import DEFAULT_PORT
+        from legetime.schema.app import create_app
 
-    if port is not None:
-        os.environ["PORT"] = str(port)  # the default public URL (links in SMS, images) follows it
-    port = int(os.environ.get("PORT") or DEFAULT_PORT)
-    platform = _platform()
-    if platform.settings.graphiql:
-        console.print(f"GraphiQL: http://{host}:{port}/graphql")
+        if port is not None:
+            os.environ["PORT"] = str(port)  # the default public URL (links in SMS, images) follows it
+        port = int(os.environ.get("PORT") or DEFAULT_PORT)
+        platform = _platform()
+        if platform.settings.graphiql:
+            console.print(f"GraphiQL: http://{host}:{port}/graphql")
+        asgi = create_app(platform)
     # The app logs each request itself (path, status, time; never the query string, which may hold
     # a national ID or a signature): uvicorn's access log is off.
-    uvicorn.run(
-        create_app(platform), host=host, port=port, log_level="info", proxy_headers=True, access_log=False
-    )
+    uvicorn.run(asgi, host=host, port=port, log_level="info", proxy_headers=True, access_log=False)
 
 
 @app.command()
@@ -107,6 +126,7 @@ def worker(threads: Annotated[int | None, typer.Option(help="Worker threads.")] 
 @fails_clearly
 def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = "head") -> None:
     """Apply the database migrations."""
+    from legetime.core.platform.config import load_settings
     from legetime.core.platform.db.migrate import upgrade
 
     settings = load_settings()
@@ -191,6 +211,8 @@ def _show(value: Any) -> str:
 @fails_clearly
 def demo() -> None:
     """Create demo data (idempotent) and print how to log in."""
+    import asyncio
+
     from legetime.core.demo import create_demo_data
 
     platform = _platform()
@@ -208,7 +230,7 @@ def demo() -> None:
 
 
 async def _run_demo(platform: Platform, create: Callable[..., Any]) -> Any:
-    from legetime.core.platform.providers import Capability
+    from legetime.core.platform.providers import IDENTITY, Capability
 
     identity = None
     if "bankid-test" in platform.providers.names(Capability.IDENTITY):
@@ -255,13 +277,17 @@ app.add_typer(audit_app, name="audit")
 def audit_verify(
     expected_head: Annotated[str | None, typer.Option(help="The head hash kept from the last check.")] = None,
 ) -> None:
-    """Check the access log's hash chain; report the first broken link (exit 1 if any)."""
-    from legetime.core.protection.audit import verify_chain
+    """Chain what was written since the sequencer last ran, then check the access log's hash chain;
+    report the first broken link (exit 1 if any)."""
+    import asyncio
+
+    from legetime.core.protection.audit import chain_all, verify_chain
 
     platform = _platform()
 
     async def run() -> Any:
         try:
+            await chain_all(platform.db)
             async with platform.db.transaction() as session:
                 return await verify_chain(session, expected_head=expected_head)
         finally:
@@ -287,6 +313,8 @@ def purge(
 
     Journal notes, payments, the access log and anonymised statistics stay; each case keeps a tombstone.
     """
+    import asyncio
+
     from rich.progress import Progress
 
     from legetime.core.identity.actors import SYSTEM
@@ -348,6 +376,8 @@ def keys_generate(
 @fails_clearly
 def keys_rotate() -> None:
     """Rewrap every data key under the active (first) master key. Content is not re-encrypted."""
+    import asyncio
+
     from rich.progress import Progress
 
     from legetime.core.protection.keys import rotate

@@ -43,11 +43,17 @@ def free_port() -> int:
 
 @contextmanager
 def serving(
-    log: Path, *, command: list[str] | None = None, env: dict[str, str] | None = None, cwd: Path = ROOT
+    log: Path,
+    *,
+    command: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    cwd: Path = ROOT,
+    process: list[subprocess.Popen[bytes]] | None = None,
 ) -> Iterator[str]:
     """``legetime serve`` on a free port until the block ends, as an operator starts it (its output in
     ``log``); yields its base URL once ``/readyz`` answers 200. ``command`` runs another ``legetime``
-    (an installed one); by default this checkout's, with ``env`` over a clean environment."""
+    (an installed one); by default this checkout's, with ``env`` over a clean environment. The server's
+    process is appended to ``process`` when given (to signal it)."""
     port = free_port()
     if command is None:
         command = [sys.executable, "-m", "legetime.cli"]
@@ -61,6 +67,8 @@ def serving(
             stdout=output,
             stderr=subprocess.STDOUT,
         )
+    if process is not None:
+        process.append(server)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

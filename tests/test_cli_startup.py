@@ -1,0 +1,87 @@
+"""`legetime --help` starts fast: it loads Typer and Rich, and none of the platform's heavier parts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.cli import ROOT, serving
+
+# What the commands themselves need, and `--help` does not: the settings (pydantic), the database, the
+# schema, the job system, the plugins and the libraries behind them.
+NOT_FOR_HELP = (
+    "asyncio",
+    "sqlalchemy",
+    "alembic",
+    "pydantic",
+    "pydantic_settings",
+    "strawberry",
+    "graphql",
+    "starlette",
+    "uvicorn",
+    "dramatiq",
+    "apscheduler",
+    "structlog",
+    "pluggy",
+    "cryptography",
+    "phonenumbers",
+    "PIL",
+    "httpx",
+    "limits",
+    "stripe",
+    "authlib",
+    "legetime.core.platform.config",
+    "legetime.core.platform.runtime",
+    "legetime.plugins",
+    "legetime.schema",
+)
+
+LOADED_BY_HELP = """
+import json, sys
+from legetime.cli import main
+sys.argv = ["legetime", "--help"]
+try:
+    main()
+except SystemExit as exit:
+    assert not exit.code, exit.code
+print(json.dumps(sorted(sys.modules)), file=sys.stderr)
+"""
+
+
+def test_help_loads_none_of_the_platform() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEGETIME_")} | {"PYTHONPATH": str(ROOT)}
+    done = subprocess.run(
+        [sys.executable, "-c", LOADED_BY_HELP], capture_output=True, text=True, env=env, cwd=ROOT, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert "serve" in done.stdout and "migrate" in done.stdout  # the help itself
+    loaded = json.loads(done.stderr.splitlines()[-1])
+    heavy = sorted(
+        name for name in loaded if any(name == part or name.startswith(part + ".") for part in NOT_FOR_HELP)
+    )
+    assert heavy == []
+
+
+def test_serve_stops_without_idle_waiting(tmp_path: Path) -> None:
+    """SIGTERM to an idle `legetime serve` (the embedded default, in-process workers): it exits well
+    within a second, not after the job workers' idle polling (2 s before)."""
+    process: list[subprocess.Popen[bytes]] = []
+    env = {"LEGETIME_DATA_DIR": str(tmp_path / "data")}
+    with serving(tmp_path / "serve.log", env=env, process=process) as base:
+        assert httpx.post(f"{base}/graphql", json={"query": "{ __typename }"}).status_code == 200
+        (server,) = process
+        started = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+        stopped_in = time.monotonic() - started
+    # uvicorn shuts down gracefully, then re-raises the signal it caught (hence -SIGTERM).
+    assert server.returncode in (0, -signal.SIGTERM)
+    assert "Application shutdown complete" in (tmp_path / "serve.log").read_text()
+    assert stopped_in < 1.0, stopped_in
