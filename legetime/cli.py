@@ -82,8 +82,14 @@ def _platform() -> Platform:
 def serve(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int | None, typer.Option(help="Port; default $PORT or 8000.")] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, help="API processes sharing the port (each with its own platform).")
+    ] = 1,
 ) -> None:
     """Serve GraphQL at /graphql (GraphiQL in development), /healthz and /readyz."""
+    if workers > 1:
+        _serve_processes(host, port, workers)
+        return
     with _start_up():
         import uvicorn
 
@@ -100,6 +106,32 @@ def serve(
     # The app logs each request itself (path, status, time; never the query string, which may hold
     # a national ID or a signature): uvicorn's access log is off.
     uvicorn.run(asgi, host=host, port=port, log_level="info", proxy_headers=True, access_log=False)
+
+
+def _serve_processes(host: str, port: int | None, workers: int) -> None:
+    """Several API processes on one socket (uvicorn's supervisor restarts one that dies). Nothing is
+    shared between them but the database and Redis: the access log, the outbox relay, rate limits and
+    persisted queries are made for that."""
+    import uvicorn
+
+    from legetime.core.platform.config import DEFAULT_PORT
+
+    if port is not None:
+        os.environ["PORT"] = str(port)
+    port = int(os.environ.get("PORT") or DEFAULT_PORT)
+    platform = _platform()  # a bad configuration is refused here, once, not in every process
+    if platform.settings.graphiql:
+        console.print(f"GraphiQL: http://{host}:{port}/graphql")
+    uvicorn.run(
+        "legetime.schema.app:create_app_from_environment",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        log_level="info",
+        proxy_headers=True,
+        access_log=False,
+    )
 
 
 @app.command()

@@ -49,11 +49,12 @@ def serving(
     env: dict[str, str] | None = None,
     cwd: Path = ROOT,
     process: list[subprocess.Popen[bytes]] | None = None,
+    options: tuple[str, ...] = (),
 ) -> Iterator[str]:
     """``legetime serve`` on a free port until the block ends, as an operator starts it (its output in
     ``log``); yields its base URL once ``/readyz`` answers 200. ``command`` runs another ``legetime``
     (an installed one); by default this checkout's, with ``env`` over a clean environment. The server's
-    process is appended to ``process`` when given (to signal it)."""
+    process is appended to ``process`` when given (to signal it); ``options`` go to ``serve``."""
     port = free_port()
     if command is None:
         command = [sys.executable, "-m", "legetime.cli"]
@@ -61,7 +62,7 @@ def serving(
         env = clean | (env or {}) | {"PYTHONPATH": str(ROOT)}
     with log.open("w") as output:
         server = subprocess.Popen(
-            [*command, "serve", "--port", str(port)],
+            [*command, "serve", "--port", str(port), *options],
             env=env,
             cwd=cwd,
             stdout=output,

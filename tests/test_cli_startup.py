@@ -85,3 +85,15 @@ def test_serve_stops_without_idle_waiting(tmp_path: Path) -> None:
     assert server.returncode in (0, -signal.SIGTERM)
     assert "Application shutdown complete" in (tmp_path / "serve.log").read_text()
     assert stopped_in < 1.0, stopped_in
+
+
+def test_serve_runs_several_api_processes_on_one_port(tmp_path: Path) -> None:
+    env = {"LEGETIME_DATA_DIR": str(tmp_path / "data")}
+    log = tmp_path / "serve.log"
+    with serving(log, env=env, options=("--workers", "2")) as base:
+        for _ in range(4):
+            assert httpx.post(f"{base}/graphql", json={"query": "{ __typename }"}).status_code == 200
+        deadline = time.monotonic() + 30
+        while log.read_text().count("Application startup complete") < 2:  # the second may come later
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)

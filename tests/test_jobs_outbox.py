@@ -273,7 +273,7 @@ async def test_a_commit_is_relayed_at_once_not_at_the_next_poll(jobs: Any) -> No
 
 async def test_the_relay_has_no_cap_per_poll(jobs: Any) -> None:
     """More jobs than a batch are handed over in one relay run (a batch per transaction)."""
-    platform, runner, recorder = jobs
+    platform, runner, _ = jobs
     async with platform.db.transaction() as session:
         for n in range(RELAY_BATCH + 20):
             await enqueue(session, "test.record", {"n": n})
