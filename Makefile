@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell $(PYTHON) -c 'import hashlib,sys;print(hashlib.sha1(open("pyproject.toml","rb").read()).hexdigest()[:12])')
 
-.PHONY: run test lint docs schema clean
+.PHONY: run test lint docs schema clean bench
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit("Legetime needs Python >= 3.11 (found %s)" % sys.version.split()[0]) if sys.version_info < (3, 11) else None'
@@ -23,6 +23,12 @@ run: $(STAMP)
 ## Run the whole test suite (PostgreSQL/Redis tests skip with a reason when those are absent, unless CI=true)
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+## The performance benchmark (issue 12; docs/performance.md): starts PostgreSQL-backed servers, a baseline and wrk,
+## prints ratios measured in the same run. Needs PostgreSQL, Redis and wrk. Never part of `make test`.
+## A subset or longer runs: make bench BENCH_ARGS="caselist --duration 20"
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
