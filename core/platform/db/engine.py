@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,6 +13,9 @@ from typing import Any
 from sqlalchemy import event, exc, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+WRITER_WAIT_SECONDS = 30.0
+"""How long a transaction on SQLite may wait for the other writers of its process (then: unavailable)."""
 
 
 def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any, foreign_keys: bool = True) -> None:
@@ -160,6 +164,9 @@ class Database:
                     lambda dbapi, record: _sqlite_pragmas(dbapi, record, foreign_keys=foreign_keys),
                 )
                 event.listen(engine.sync_engine, "begin", begin)
+        self._writers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+            weakref.WeakKeyDictionary()
+        )
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.read_sessions = async_sessionmaker(
             self.read_engine, expire_on_commit=False, class_=SharedSession
@@ -169,8 +176,21 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session in a transaction: commits on success, rolls back on any exception."""
-        async with self.sessions() as session, session.begin():
-            yield session
+        if not self.is_sqlite:
+            async with self.sessions() as session, session.begin():
+                yield session
+            return
+        # SQLite has one writer at a time. Coroutines of this process queue for it here, in order,
+        # instead of in SQLite's busy handler, which sleeps in growing steps (up to 100 ms) and lets
+        # a late comer overtake: that was most of the embedded default's tail latency.
+        writer = self._writers.setdefault(asyncio.get_running_loop(), asyncio.Lock())
+        async with asyncio.timeout(WRITER_WAIT_SECONDS):
+            await writer.acquire()
+        try:
+            async with self.sessions() as session, session.begin():
+                yield session
+        finally:
+            writer.release()
 
     async def ping(self) -> None:
         async with self.engine.connect() as connection:
