@@ -69,6 +69,53 @@ def test_help_loads_none_of_the_platform() -> None:
     assert heavy == []
 
 
+# The libraries of the built-in providers that are not enabled by default: a default plugin registers its
+# provider (spec, settings, hooks) without them; they are imported when the provider is constructed.
+NOT_FOR_DEFAULT_PROVIDERS = ("stripe", "authlib", "joserfc", "httpx")
+
+LOADED_BY_DEFAULT_START = """
+import json, sys
+from legetime.core.platform.config import load_settings
+from legetime.core.platform.runtime import Platform
+from legetime.schema.app import create_app
+create_app(Platform.create(load_settings()))
+print(json.dumps(sorted(sys.modules)), file=sys.stderr)
+"""
+
+
+def test_default_start_loads_no_sdk_of_a_provider_not_enabled(tmp_path: Path) -> None:
+    """Creating the platform and the app with default settings loads every default plugin, and none of
+    the SDKs behind the providers that are not enabled (Stripe, Vipps, Swedbank Pay, both BankIDs)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEGETIME_")} | {
+        "PYTHONPATH": str(ROOT),
+        "LEGETIME_DATA_DIR": str(tmp_path / "data"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", LOADED_BY_DEFAULT_START],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = json.loads(done.stderr.splitlines()[-1])
+    plugins = {
+        "legetime.plugins.bankid.swedish",
+        "legetime.plugins.bankid.oidc",
+        "legetime.plugins.payments.stripe_cards",
+        "legetime.plugins.payments.vipps",
+        "legetime.plugins.payments.swedbank_pay",
+    }
+    assert plugins <= set(loaded)  # the plugins themselves are loaded
+    heavy = sorted(
+        name
+        for name in loaded
+        if any(name == part or name.startswith(part + ".") for part in NOT_FOR_DEFAULT_PROVIDERS)
+    )
+    assert heavy == []
+
+
 def test_serve_stops_without_idle_waiting(tmp_path: Path) -> None:
     """SIGTERM to an idle `legetime serve` (the embedded default, in-process workers): it exits well
     within a second, not after the job workers' idle polling (2 s before)."""

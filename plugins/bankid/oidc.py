@@ -27,34 +27,24 @@ signature against the provider's JWKS and its claims (joserfc), and maps the cla
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
+import importlib
 import json
 import secrets
 import time
 import warnings
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlencode, urlsplit
 
-import httpx
-from authlib.deprecate import AuthlibDeprecationWarning
-from authlib.integrations.base_client.errors import OAuthError
-from joserfc import jwt
-from joserfc.errors import JoseError
-from joserfc.jwk import KeySet
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
-
-with warnings.catch_warnings():
-    # authlib warns at import that it would rather use httpx2 than httpx; we use httpx like the rest of
-    # the platform, and the warning would otherwise reach every operator's terminal.
-    warnings.simplefilter("ignore", AuthlibDeprecationWarning)
-    from authlib.integrations.httpx_client import AsyncOAuth2Client
 
 from legetime.sdk import (
     IDENTITY,
@@ -78,6 +68,12 @@ from legetime.sdk import (
     hookimpl,
     parse_national_id,
 )
+
+# authlib, joserfc and httpx are imported when the provider is constructed (see ``_load_sdk``), not when
+# the plugin is loaded: a default plugin whose provider is not enabled costs start-up nothing.
+if TYPE_CHECKING:
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
+    from joserfc.jwk import KeySet
 
 NAME = "bankid-oidc"
 CALLBACK_PATH = "/plugins/bankid-oidc/callback"
@@ -240,6 +236,7 @@ class BankIdOidcProvider:
         self.acr_levels = settings.acr_levels or preset.acr_levels
         self.allowed_origins = {_origin(o) for o in settings.allowed_return_origins} or {_origin(public_url)}
         self._state_key = state_key
+        _load_sdk()
         self._metadata: tuple[float, dict[str, Any]] | None = None
         self._jwks: tuple[float, KeySet] | None = None
 
@@ -328,7 +325,7 @@ class BankIdOidcProvider:
     # --- Talking to the OpenID provider -----------------------------------------------------------
 
     def _client(self) -> AsyncOAuth2Client:
-        return AsyncOAuth2Client(
+        return _oauth2_client_class()(
             client_id=self.settings.client_id,
             client_secret=self.settings.client_secret.get_secret_value(),
             token_endpoint_auth_method=self.settings.token_endpoint_auth_method,
@@ -339,6 +336,8 @@ class BankIdOidcProvider:
         )
 
     async def _get_json(self, url: str, headers: Mapping[str, str] | None = None) -> dict[str, Any]:
+        import httpx
+
         try:
             async with httpx.AsyncClient(timeout=self.settings.timeout_seconds) as client:
                 response = await client.get(url, headers=dict(headers or {}))
@@ -372,6 +371,9 @@ class BankIdOidcProvider:
         return metadata
 
     async def _keys(self, metadata: Mapping[str, Any], *, refresh: bool = False) -> KeySet:
+        from joserfc.errors import JoseError
+        from joserfc.jwk import KeySet
+
         if not refresh and self._jwks and time.monotonic() < self._jwks[0]:
             return self._jwks[1]
         try:
@@ -382,6 +384,9 @@ class BankIdOidcProvider:
         return keys
 
     async def _exchange(self, metadata: Mapping[str, Any], code: str, code_verifier: str) -> dict[str, Any]:
+        import httpx
+        from authlib.integrations.base_client.errors import OAuthError
+
         try:
             async with self._client() as client:
                 token = await client.fetch_token(
@@ -398,6 +403,9 @@ class BankIdOidcProvider:
     async def _validate_id_token(
         self, metadata: Mapping[str, Any], id_token: Any, nonce: str
     ) -> dict[str, Any]:
+        from joserfc import jwt
+        from joserfc.errors import JoseError
+
         if not isinstance(id_token, str):
             raise IdentityRejected(FAILED)
         try:
@@ -459,6 +467,24 @@ class BankIdOidcProvider:
             provider=NAME,
             extra={"sub": str(claims["sub"]), "acr": str(claims.get(self.acr_claim, ""))},
         )
+
+
+@functools.cache
+def _oauth2_client_class() -> type[AsyncOAuth2Client]:
+    from authlib.deprecate import AuthlibDeprecationWarning
+
+    with warnings.catch_warnings():
+        # authlib warns at import that it would rather use httpx2 than httpx; we use httpx like the rest
+        # of the platform, and the warning would otherwise reach every operator's terminal.
+        warnings.simplefilter("ignore", AuthlibDeprecationWarning)
+        from authlib.integrations.httpx_client import AsyncOAuth2Client
+    return AsyncOAuth2Client
+
+
+def _load_sdk() -> None:
+    """Import the OAuth client and the JOSE library with the provider, so its first login does not wait."""
+    _oauth2_client_class()
+    importlib.import_module("joserfc.jwt")
 
 
 def _has_person(claims: Mapping[str, Any], national_id_claim: str) -> bool:

@@ -34,6 +34,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import importlib
 import ipaddress
 import secrets
 import ssl
@@ -44,10 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import httpx
 import structlog
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.serialization import pkcs12
 from pydantic import Field, FilePath, IPvAnyAddress, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
@@ -70,6 +68,10 @@ from legetime.sdk import (
     hookimpl,
     parse_swedish_personal_number,
 )
+
+# httpx is imported when the provider is constructed (see ``_load_sdk``) and cryptography's PKCS#12 support
+# when it reads the RP certificate, not when the plugin is loaded: a default plugin whose provider is not
+# enabled costs start-up nothing.
 
 NAME = "bankid-se"
 ENV_PREFIX = "LEGETIME_BANKID_SE_"
@@ -267,6 +269,9 @@ def build_ssl_context(settings: BankIdSeSettings) -> ssl.SSLContext:
 def _load_p12(context: ssl.SSLContext, path: Path, password: SecretStr | None) -> None:
     """``ssl`` loads certificates from files only: re-encode the PKCS#12 content as PEM in a private
     temporary directory, the key encrypted with a one-off password, load it, and remove the files."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.serialization import pkcs12
+
     try:
         key, cert, chain = pkcs12.load_key_and_certificates(
             path.read_bytes(), password.get_secret_value().encode() if password else None
@@ -366,6 +371,7 @@ class SwedishBankId:
         ssl_context: ssl.SSLContext | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        _load_sdk()
         self.settings = settings
         self._ssl = ssl_context if ssl_context is not None else build_ssl_context(settings)
         self._clock = clock
@@ -503,6 +509,8 @@ class SwedishBankId:
         )
 
     async def _post(self, operation: str, body: dict[str, Any]) -> dict[str, Any]:
+        import httpx
+
         url = f"{self.settings.base_url}/{operation}"
         try:
             async with httpx.AsyncClient(verify=self._ssl, timeout=self.settings.timeout_seconds) as client:
@@ -525,6 +533,11 @@ class SwedishBankId:
             return answer
         error_code = answer.get("errorCode") if isinstance(answer, dict) else None
         raise _api_error(operation, response.status_code, error_code if isinstance(error_code, str) else None)
+
+
+def _load_sdk() -> None:
+    """Import the HTTP client with the provider, so that its first login does not wait for it."""
+    importlib.import_module("httpx")
 
 
 def _tls_failure(error: BaseException) -> bool:

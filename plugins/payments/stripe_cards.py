@@ -19,15 +19,14 @@ PaymentIntent's status, through ``derive_status``: the status label alone is nev
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import stripe
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
-from stripe.params import PaymentIntentCaptureParams, PaymentIntentCreateParams, RefundCreateParams
 
 from legetime.sdk import (
     Capability,
@@ -52,6 +51,13 @@ from legetime.sdk import (
     hookimpl,
     webhook_rejected,
 )
+
+# Stripe's SDK (and requests, urllib3 … behind it) is imported when the provider is constructed (see
+# ``_load_sdk``), not when the plugin is loaded: a default plugin whose provider is not enabled costs
+# start-up nothing.
+if TYPE_CHECKING:
+    import stripe
+    from stripe.params import PaymentIntentCaptureParams, PaymentIntentCreateParams, RefundCreateParams
 
 NAME = "stripe"
 UNAVAILABLE = "Kortbetalingen svarer ikke akkurat nå. Prøv igjen om litt."
@@ -101,6 +107,7 @@ class StripeProvider:
     payment_options = (PaymentOption(PaymentMethodKind.CARD, "Betalingskort"),)
 
     def __init__(self, settings: StripeSettings, *, now: Any = None) -> None:
+        _load_sdk()
         self.settings = settings
         self._now = now or (lambda: datetime.now(UTC))
 
@@ -175,6 +182,8 @@ class StripeProvider:
             raise webhook_rejected(
                 "no webhook secret is configured (LEGETIME_PAYMENTS_STRIPE_WEBHOOK_SECRET)"
             )
+        import stripe
+
         signature = next((v for k, v in headers.items() if k.lower() == "stripe-signature"), None)
         try:
             event = stripe.Webhook.construct_event(
@@ -201,6 +210,8 @@ class StripeProvider:
 
     @asynccontextmanager
     async def _client(self) -> AsyncIterator[stripe.StripeClient]:
+        import stripe
+
         # One HTTP client per call: the platform calls from several event loops (API and worker threads).
         http_client = stripe.HTTPXClient(timeout=self.settings.timeout_seconds)
         try:
@@ -258,6 +269,8 @@ class StripeProvider:
 
 async def _call(call: Any) -> Any:
     """Await an SDK call and turn Stripe's errors into the platform's typed errors."""
+    import stripe
+
     try:
         return _plain(await call)
     except stripe.CardError as exc:
@@ -285,7 +298,14 @@ async def _call(call: Any) -> Any:
 
 def _plain(value: Any) -> Any:
     """The SDK's objects as plain dicts (they no longer behave as dicts themselves)."""
+    import stripe
+
     return value.to_dict() if isinstance(value, stripe.StripeObject) else value
+
+
+def _load_sdk() -> None:
+    """Import Stripe's SDK with the provider, so that its first payment does not wait for it."""
+    importlib.import_module("stripe")
 
 
 # --- Plugin ----------------------------------------------------------------------------------------

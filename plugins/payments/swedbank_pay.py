@@ -30,6 +30,7 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
+import importlib
 import json
 import secrets
 import sqlite3
@@ -39,7 +40,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import httpx
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 
@@ -67,6 +67,9 @@ from legetime.sdk import (
     hookimpl,
     webhook_rejected,
 )
+
+# httpx is imported when the provider is constructed (see ``_load_sdk``), not when the plugin is loaded: a
+# default plugin whose provider is not enabled costs start-up nothing.
 
 NAME = "swedbank-pay"
 ORDERS = "/psp/paymentorders"
@@ -139,6 +142,7 @@ class SwedbankPayProvider:
         database_path: Path,
         now: Any = None,
     ) -> None:
+        _load_sdk()
         self.settings = settings
         self.callback_url = callback_url
         self._callback_key = callback_key
@@ -344,6 +348,8 @@ class SwedbankPayProvider:
     # --- HTTP ---------------------------------------------------------------------------------------
 
     async def _request(self, method: str, href: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        import httpx
+
         url = href if href.startswith(("http://", "https://")) else f"{self.settings.base_url}{href}"
         headers = {
             "Authorization": f"Bearer {self.settings.access_token.get_secret_value()}",
@@ -438,6 +444,11 @@ def _done(order: Mapping[str, Any], payee_reference: str) -> int | None:
 def _payee_reference(operation: str, idempotency_key: str) -> str:
     """Unique per operation, the same for a retry: 30 characters of [a-z0-9]."""
     return operation[:2] + hashlib.sha256(f"{operation}:{idempotency_key}".encode()).hexdigest()[:28]
+
+
+def _load_sdk() -> None:
+    """Import the HTTP client with the provider, so that its first payment does not wait for it."""
+    importlib.import_module("httpx")
 
 
 # --- Plugin ----------------------------------------------------------------------------------------

@@ -28,15 +28,15 @@ import base64
 import email.utils
 import hashlib
 import hmac
+import importlib
 import json
 import re
 import time
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import httpx
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import SettingsConfigDict
 
@@ -64,6 +64,11 @@ from legetime.sdk import (
     hookimpl,
     webhook_rejected,
 )
+
+# httpx is imported when the provider is constructed (see ``_load_sdk``), not when the plugin is loaded: a
+# default plugin whose provider is not enabled costs start-up nothing.
+if TYPE_CHECKING:
+    import httpx
 
 NAME = "vipps"
 PAYMENTS = "/epayment/v1/payments"
@@ -131,6 +136,7 @@ class VippsProvider:
     )
 
     def __init__(self, settings: VippsSettings, *, now: Any = None) -> None:
+        _load_sdk()
         self.settings = settings
         self._now = now or (lambda: datetime.now(UTC))
         self._token: tuple[float, str] | None = None
@@ -333,6 +339,8 @@ class VippsProvider:
     async def _send(
         self, method: str, path: str, headers: Mapping[str, str], body: Mapping[str, Any] | None
     ) -> httpx.Response:
+        import httpx
+
         try:
             async with httpx.AsyncClient(
                 base_url=self.settings.base_url, timeout=self.settings.timeout_seconds
@@ -382,6 +390,11 @@ def _value(aggregate: Mapping[str, Any], name: str) -> int:
 def _header(headers: Mapping[str, str], name: str) -> str | None:
     wanted = name.lower()
     return next((value for key, value in headers.items() if key.lower() == wanted), None)
+
+
+def _load_sdk() -> None:
+    """Import the HTTP client with the provider, so that its first payment does not wait for it."""
+    importlib.import_module("httpx")
 
 
 # --- Plugin ----------------------------------------------------------------------------------------
