@@ -6,13 +6,7 @@ from collections.abc import Callable, Iterable
 
 import strawberry
 from graphql import GraphQLError
-from strawberry.extensions import (
-    DisableIntrospection,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    QueryDepthLimiter,
-    SchemaExtension,
-)
+from strawberry.extensions import SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.name_converter import NameConverter
 from strawberry.tools import merge_types
@@ -22,6 +16,7 @@ from legetime.core.platform.errors import PluginError
 from legetime.core.platform.runtime import Platform
 from legetime.schema.access_log_api import AccessLogQuery
 from legetime.schema.case_api import CaseQuery, ClinicianMutation, PatientMutation
+from legetime.schema.documents import DocumentCache, Documents
 from legetime.schema.errors import ErrorCodes, log_errors
 from legetime.schema.input_guard import InputGuard
 from legetime.schema.login import LoginMutation, LoginQuery
@@ -68,24 +63,22 @@ def _merge(name: str, types: Iterable[type]) -> type | None:
     return merge_types(name, types)
 
 
-def extensions(platform: Platform) -> list[Callable[[], SchemaExtension] | type[SchemaExtension]]:
-    """The request limits and error handling, as factories: a fresh extension per request."""
-    settings = platform.settings
-    out: list[Callable[[], SchemaExtension] | type[SchemaExtension]] = [
-        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
-        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
-        lambda: ErrorCodes(mask=settings.is_production),
-        InputGuard,
-    ]
-    if not settings.introspection:
-        out.append(DisableIntrospection)
-    return out
+def extensions(
+    platform: Platform, documents: Documents
+) -> list[Callable[[], SchemaExtension] | type[SchemaExtension]]:
+    """Error handling, the input guard and the request limits, as factories: a fresh extension per
+    request. None of them wraps a resolver (none implements ``resolve``): each works once per request.
+    The limits (depth, aliases, tokens, introspection) are checked while parsing and validating, by
+    ``DocumentCache`` with rules made once per schema; it goes last (see ``legetime.schema.documents``)."""
+    mask = platform.settings.is_production
+    return [lambda: ErrorCodes(mask=mask), InputGuard, lambda: DocumentCache(documents)]
 
 
 class LoggedSchema(strawberry.Schema):
     """Logs errors as structured events with codes (``log_errors``), not strawberry's default (the
-    message and a traceback for every refusal)."""
+    message and a traceback for every refusal). ``documents``: its parsed and validated documents."""
+
+    documents: Documents
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
@@ -93,13 +86,22 @@ class LoggedSchema(strawberry.Schema):
         log_errors(errors, execution_context)
 
 
-def build_schema(platform: Platform) -> strawberry.Schema:
+def build_schema(platform: Platform) -> LoggedSchema:
     query = _merge("Query", (*CORE_QUERIES, node_query(), *platform.hooks.graphql_queries()))
     mutation = _merge("Mutation", (*CORE_MUTATIONS, *platform.hooks.graphql_mutations()))
     assert query is not None
-    return LoggedSchema(
+    settings = platform.settings
+    documents = Documents(
+        max_depth=settings.max_query_depth,
+        max_aliases=settings.max_aliases,
+        max_tokens=settings.max_tokens,
+        introspection=settings.introspection,
+    )
+    schema = LoggedSchema(
         query=query,
         mutation=mutation,
-        extensions=extensions(platform),
-        config=StrawberryConfig(relay_max_results=platform.settings.max_page_size),
+        extensions=extensions(platform, documents),
+        config=StrawberryConfig(relay_max_results=settings.max_page_size),
     )
+    schema.documents = documents
+    return schema

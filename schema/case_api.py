@@ -12,6 +12,7 @@ from sqlalchemy import Select, select
 from strawberry import relay
 from strawberry.file_uploads import Upload
 from strawberry.scalars import JSON
+from strawberry.types.nodes import SelectedField
 
 from legetime.core.consultation import attachments, cases, consents, journal, submission
 from legetime.core.consultation.access import as_clinician, as_patient, require_person
@@ -194,7 +195,8 @@ async def _page(
         parse=(_parse_time, uuid.UUID),
     )
     await cases.log_reads(ctx, rows)
-    edges = [relay.Edge(node=Case.of(row), cursor=cursor) for row, cursor in zip(rows, cursors, strict=True)]
+    nodes = await Case.page(info, rows, _node_fields(info))
+    edges = [relay.Edge(node=node, cursor=cursor) for node, cursor in zip(nodes, cursors, strict=True)]
     return relay.Connection(
         edges=edges,
         page_info=relay.PageInfo(
@@ -204,6 +206,26 @@ async def _page(
             end_cursor=cursors[-1] if cursors else None,
         ),
     )
+
+
+def _node_fields(info: Info) -> set[str]:
+    """The names of the fields a connection's query selects of its nodes (``edges { node { … } }``),
+    through fragments too; directives are not looked at (a field skipped by ``@skip`` is counted)."""
+    names: set[str] = set()
+
+    def walk(selections: list[Any], path: tuple[str, ...]) -> None:
+        for selection in selections:
+            if isinstance(selection, SelectedField):
+                if not path:
+                    names.add(selection.name)
+                elif selection.name == path[0]:
+                    walk(selection.selections, path[1:])
+            else:  # a fragment, inline or spread: its selections are the parent's
+                walk(selection.selections, path)
+
+    for field in info.selected_fields:
+        walk(field.selections, ("edges", "node"))
+    return names
 
 
 # --- mutations: the patient ------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Awaitable, Iterable, Sequence
 from datetime import date, datetime
 from typing import cast
 
@@ -173,10 +173,23 @@ class Case(relay.Node):
     closed_at: datetime | None
     cancelled_at: datetime | None
     created_at: datetime
+    retention_until: datetime | None = strawberry.field(
+        description="When the communication (answers, messages, images) is deleted."
+    )
+    communication_deleted_at: datetime | None = strawberry.field(
+        description="When the communication was deleted (a journal note and the payment stay)."
+    )
+    overdue: bool = strawberry.field(description="Whether the SLA deadline has passed without an answer.")
     _model: strawberry.Private[models.Case]
+    _patient: strawberry.Private[CasePerson | None] = None
+    """Loaded with the page (``Case.page``); else ``patient`` loads it."""
+    _payment: strawberry.Private[Payment | bool | None] = False
+    """Loaded with the page: the payment or None; ``False``: not loaded, ``payment`` loads it."""
 
     @classmethod
-    def of(cls, case: models.Case) -> Case:
+    def of(cls, case: models.Case, *, now: datetime | None = None) -> Case:
+        """The case as clients see it. Plain values are set here, once, so that they are read as attributes
+        (no resolver, no per-field work) however many cases a page holds."""
         return cls(
             case_id=str(case.id),
             number=case.number,
@@ -192,8 +205,38 @@ class Case(relay.Node):
             closed_at=case.closed_at,
             cancelled_at=case.cancelled_at,
             created_at=case.created_at,
+            retention_until=case.retention_until,
+            communication_deleted_at=case.purged_at,
+            overdue=_overdue(case, utcnow() if now is None else now),
             _model=case,
         )
+
+    @classmethod
+    async def page(cls, info: Info, rows: Sequence[models.Case], relations: set[str]) -> list[Case]:
+        """Cases of a page; the ``relations`` asked for (``patient``, ``payment``) loaded for the whole
+        page at once, with the same DataLoaders (one query each), so that each case's field is a value,
+        not one awaitable per case."""
+        now = utcnow()
+        out = [cls.of(row, now=now) for row in rows]
+        wanted = relations & {"patient", "payment"}
+        if not rows or not wanted:
+            return out
+        context = info.context
+        persons = reservations = None
+        if "patient" in wanted:
+            persons = context.loader("persons", loaders.persons).load_many([row.subject_id for row in rows])
+        if "payment" in wanted:
+            ids = [row.id for row in rows]
+            reservations = context.loader("reservations", loaders.reservations).load_many(ids)
+        if persons is not None:
+            today = (await context.read()).today
+            reader = context.actor.person_id
+            for case, person in zip(out, await persons, strict=True):
+                case._patient = _case_person(case._model, person, reader, today)
+        if reservations is not None:
+            for case, rows_of_case in zip(out, await reservations, strict=True):
+                case._payment = _payment(rows_of_case)
+        return out
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
@@ -208,21 +251,6 @@ class Case(relay.Node):
     def answers(self, info: Info) -> JSON:
         return cast(JSON, content.answers(info.context.platform.keyring, self._model))
 
-    @strawberry.field(description="When the communication (answers, messages, images) is deleted.")
-    def retention_until(self) -> datetime | None:
-        return self._model.retention_until
-
-    @strawberry.field(description="When the communication was deleted (a journal note and the payment stay).")
-    def communication_deleted_at(self) -> datetime | None:
-        return self._model.purged_at
-
-    @strawberry.field(description="Whether the SLA deadline has passed without an answer.")
-    def overdue(self) -> bool:
-        model = self._model
-        if model.sla_due_at is None or model.answered_at is not None or model.cancelled_at is not None:
-            return False
-        return is_overdue(model.sla_due_at, utcnow())
-
     @strawberry.field(description="What may happen next (the state machine's events from here).")
     def allowed_actions(self) -> list[str]:
         return sorted(event.value for event in allowed_events(self._model.status))
@@ -232,8 +260,13 @@ class Case(relay.Node):
         actor = info.context.actor
         return actor.person_id is not None and self._model.assigned_clinician_id == actor.person_id
 
-    @strawberry.field
-    async def patient(self, info: Info) -> CasePerson:
+    @strawberry.field(graphql_type=CasePerson)
+    def patient(self, info: Info) -> CasePerson | Awaitable[CasePerson]:
+        if self._patient is not None:
+            return self._patient
+        return self._load_patient(info)
+
+    async def _load_patient(self, info: Info) -> CasePerson:
         person = await info.context.loader("persons", loaders.persons).load(self._model.subject_id)
         today = (await info.context.read()).today
         return _case_person(self._model, person, info.context.actor.person_id, today)
@@ -260,22 +293,14 @@ class Case(relay.Node):
             for row in rows
         ]
 
-    @strawberry.field
-    async def payment(self, info: Info) -> Payment | None:
-        rows = await info.context.loader("reservations", loaders.reservations).load(self._model.id)
-        if not rows:
-            return None
-        row = rows[-1]
-        return Payment(
-            provider=row.provider,
-            status=row.status,
-            amount=Money(amount=row.amount, currency=row.currency),
-            authorized=row.authorized_amount,
-            captured=row.captured_amount,
-            released=row.released_amount,
-            expires_at=row.expires_at,
-            action_url=row.action_url,
-        )
+    @strawberry.field(graphql_type=Payment | None)
+    def payment(self, info: Info) -> Payment | Awaitable[Payment | None] | None:
+        if self._payment is not False:
+            return cast(Payment | None, self._payment)
+        return self._load_payment(info)
+
+    async def _load_payment(self, info: Info) -> Payment | None:
+        return _payment(await info.context.loader("reservations", loaders.reservations).load(self._model.id))
 
     @strawberry.field(description="Journal notes: clinicians see drafts; patients see approved notes.")
     async def journal_notes(self, info: Info) -> list[JournalNote]:
@@ -291,6 +316,29 @@ class Case(relay.Node):
             if (staff or row.status is models.JournalNoteStatus.APPROVED)
             and not (hidden and row.withheld_from_guardian)
         ]
+
+
+def _overdue(case: models.Case, now: datetime) -> bool:
+    if case.sla_due_at is None or case.answered_at is not None or case.cancelled_at is not None:
+        return False
+    return is_overdue(case.sla_due_at, now)
+
+
+def _payment(rows: Sequence[models.PaymentReservation]) -> Payment | None:
+    """The fee as last reserved (the newest reservation of the case)."""
+    if not rows:
+        return None
+    row = rows[-1]
+    return Payment(
+        provider=row.provider,
+        status=row.status,
+        amount=Money(amount=row.amount, currency=row.currency),
+        authorized=row.authorized_amount,
+        captured=row.captured_amount,
+        released=row.released_amount,
+        expires_at=row.expires_at,
+        action_url=row.action_url,
+    )
 
 
 def _guardian_view(info: Info, case: models.Case) -> bool:

@@ -10,6 +10,9 @@ answer says when it does not.
   never the driver's text.
 - Every refusal, at any stage, is JSON with a code from ``ErrorCode``.
 - The request's read session commits before the answer is sent (its access-log entries with it).
+- Automatic persisted queries (``extensions.persistedQuery``, ``legetime.schema.persisted_queries``): an
+  unknown hash is ``PERSISTED_QUERY_NOT_FOUND`` (200, as clients expect, to send the document); a document
+  whose SHA-256 is not the hash sent with it is a 400 ``BAD_REQUEST``.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from strawberry.asgi import GraphQL
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.parse_content_type import parse_content_type
+from strawberry.types import ExecutionResult
 
 from legetime.core.platform.db.engine import is_unavailable
 from legetime.core.platform.errors import ErrorCode
@@ -32,6 +36,7 @@ from legetime.schema.build import build_schema
 from legetime.schema.context import Context
 from legetime.schema.errors import CLIENT_ERRORS, UNAVAILABLE_MESSAGE
 from legetime.schema.headers import graphiql_csp
+from legetime.schema.persisted_queries import PersistedQueries, not_found, requested_hash, sha256
 
 log = structlog.get_logger(__name__)
 
@@ -79,18 +84,27 @@ def _json_object(body: bytes | str) -> dict[str, Any]:
 
 class LegetimeGraphQL(GraphQL[Context, None]):
     def __init__(self, platform: Platform) -> None:
+        self.documents = (schema := build_schema(platform)).documents
         super().__init__(
-            build_schema(platform),
+            schema,
             graphql_ide="graphiql" if platform.settings.graphiql else None,
             allow_queries_via_get=True,
             multipart_uploads_enabled=True,  # attachImage; bearer tokens, not cookies: no CSRF exposure
         )
         self.platform = platform
+        settings = platform.settings
+        self.persisted_queries = PersistedQueries(
+            settings.redis_url, prefix=f"{settings.queue_namespace}:persisted-query"
+        )
 
     async def render_graphql_ide(self, request: Any) -> Response:
         html = self.graphql_ide_html
         headers = {"Content-Security-Policy": graphiql_csp(html), "Cache-Control": "no-store"}
         return HTMLResponse(html, headers=headers)
+
+    def should_render_graphql_ide(self, request: Any) -> bool:
+        # A GET naming a persisted query by its hash (no ``query``) asks for an answer, not for the IDE.
+        return "extensions" not in request.query_params and super().should_render_graphql_ide(request)
 
     async def get_context(self, request: Any, response: Any = None) -> Context:
         context = await Context.create(self.platform, request, response)
@@ -153,6 +167,35 @@ class LegetimeGraphQL(GraphQL[Context, None]):
             )
         return await super().parse_http_body(request)
 
+    async def execute_single(
+        self,
+        request: Any,
+        request_adapter: Any,
+        sub_response: Any,
+        context: Any,
+        root_value: Any,
+        request_data: GraphQLRequestData,
+    ) -> ExecutionResult:
+        """Runs the operation; one sent by its hash as if its text had been sent (see the module)."""
+        digest = requested_hash(request_data.extensions)
+        register = False
+        if digest is not None:
+            if request_data.query is None:
+                request_data.query = await self.persisted_queries.get(digest)
+                if request_data.query is None:
+                    return ExecutionResult(data=None, errors=[not_found()])
+            elif sha256(request_data.query) != digest:
+                raise HTTPException(400, "The document's SHA-256 is not the `sha256Hash` sent with it.")
+            else:
+                register = not self.persisted_queries.knows(digest)
+        result = await super().execute_single(
+            request, request_adapter, sub_response, context, root_value, request_data
+        )
+        query = request_data.query
+        if register and digest is not None and query is not None and self.documents.is_valid(query):
+            await self.persisted_queries.put(digest, query)  # kept once it parsed and passed validation
+        return result
+
     async def get_sub_response(self, request: Any) -> Any:
         sub_response: Any = await super().get_sub_response(request)
         sub_response.legetime_media_type = negotiate(request.headers.get("accept", ""))
@@ -169,6 +212,9 @@ class LegetimeGraphQL(GraphQL[Context, None]):
             if ErrorCode.UNAVAILABLE.value in codes:
                 status = 503
                 sub_response.headers["Retry-After"] = str(RETRY_AFTER_SECONDS)
+            elif ErrorCode.PERSISTED_QUERY_NOT_FOUND.value in codes:
+                # Not run; a 200 all the same: clients send the document then (some give up on a 4xx).
+                response_data.pop("data", None)
             elif response_data.get("data") is None and codes and codes <= {c.value for c in CLIENT_ERRORS}:
                 # It never ran: the spec's answer has no ``data`` entry (and is a 400 in the new media type).
                 response_data.pop("data", None)

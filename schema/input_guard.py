@@ -5,12 +5,14 @@ field in the core; this is the floor under all of them, plugins' fields included
 
 What is checked is what the client sent: the document's string literals and the variables, walked once
 when the request is validated — not every resolver's arguments, which would put a wrapper around every
-field of every response.
+field of every response. A document sent again is the same parsed document (``legetime.schema.documents``):
+its literals are collected once, and checked, with the variables, on every request.
 """
 
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from collections.abc import Iterator
 from typing import Any
 
@@ -59,11 +61,27 @@ class _Literals(Visitor):
         self.found.append((node.value, ".".join(names)))
 
 
+_LITERALS: OrderedDict[int, tuple[DocumentNode, list[tuple[str, str]]]] = OrderedDict()
+"""The literals of recent documents, by identity (the document is held, so its ``id`` is not reused)."""
+_MAX_DOCUMENTS = 500
+
+
+def _literals(document: DocumentNode) -> list[tuple[str, str]]:
+    known = _LITERALS.get(id(document))
+    if known is not None and known[0] is document:
+        _LITERALS.move_to_end(id(document))
+        return known[1]
+    literals = _Literals()
+    visit(document, literals)
+    _LITERALS[id(document)] = (document, literals.found)
+    while len(_LITERALS) > _MAX_DOCUMENTS:
+        _LITERALS.popitem(last=False)
+    return literals.found
+
+
 def _strings(document: DocumentNode | None, variables: dict[str, Any]) -> Iterator[tuple[str, str]]:
     if document is not None:
-        literals = _Literals()
-        visit(document, literals)
-        yield from literals.found
+        yield from _literals(document)
     for name, value in variables.items():
         yield from _variables(value, name)
 

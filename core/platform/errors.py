@@ -38,6 +38,8 @@ class ErrorCode(StrEnum):
     BAD_REQUEST = "BAD_REQUEST"
     """The HTTP request is malformed: not a JSON object, not UTF-8, nested too deep, an unsupported type."""
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"
+    PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"
+    """A persisted query's hash the server does not know (yet, or any more): send the document with it."""
     GRAPHQL_PARSE_FAILED = "GRAPHQL_PARSE_FAILED"
     GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
     BAD_USER_INPUT = "BAD_USER_INPUT"

@@ -1,0 +1,171 @@
+"""Automatic persisted queries over HTTP, as Apollo Client and urql speak them: a hash the server does not
+know is ``PERSISTED_QUERY_NOT_FOUND``; the document sent with its hash is kept (once it is valid) and runs;
+then the hash alone runs it, over POST or GET; a hash that is not the document's is refused; a mutation
+sent by its hash over GET is refused like any mutation over GET; with Redis, every process knows a hash
+that one of them was given."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from legetime.core.platform.config import Settings
+from legetime.core.platform.db.migrate import upgrade
+from legetime.core.platform.runtime import Platform
+from legetime.schema.app import create_app
+
+QUERY = "query Version { platform { version environment } }"
+MUTATION = "mutation Out { logout { ok } }"
+GRAPHQL_RESPONSE = "application/graphql-response+json"
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _extensions(digest: str, version: Any = 1) -> dict[str, Any]:
+    return {"persistedQuery": {"version": version, "sha256Hash": digest}}
+
+
+def _app(settings: Settings) -> TestClient:
+    upgrade(settings.resolved_database_url)
+    platform = Platform.create(settings, load_entry_points=False)
+    return TestClient(create_app(platform, run_jobs_in_process=False), raise_server_exceptions=False)
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    with _app(settings) as client:
+        yield client
+
+
+def _post(client: TestClient, body: dict[str, Any], **headers: str) -> tuple[int, dict[str, Any]]:
+    response = client.post("/graphql", json=body, headers=headers)
+    return response.status_code, response.json()
+
+
+def _code(body: dict[str, Any]) -> str:
+    return str(body["errors"][0]["extensions"]["code"])
+
+
+def test_an_unknown_hash_is_not_found_then_the_document_is_kept(client: TestClient) -> None:
+    digest = _hash(QUERY)
+    status, body = _post(client, {"extensions": _extensions(digest)})
+    assert status == 200  # clients send the document on this answer; some give up on a 4xx
+    assert _code(body) == "PERSISTED_QUERY_NOT_FOUND"
+    assert body["errors"][0]["message"] == "PersistedQueryNotFound"  # older clients look at the message
+    assert "data" not in body
+
+    status, body = _post(client, {"query": QUERY, "extensions": _extensions(digest)})
+    assert status == 200 and "errors" not in body
+    version = body["data"]["platform"]["version"]
+
+    status, body = _post(client, {"extensions": _extensions(digest)})
+    assert status == 200 and "errors" not in body, body
+    assert body["data"]["platform"]["version"] == version
+
+    # The new media type too: found, it is an answer like any other.
+    status, body = _post(client, {"extensions": _extensions(digest)}, accept=GRAPHQL_RESPONSE)
+    assert status == 200 and body["data"]["platform"]["version"] == version
+
+
+def test_the_hash_alone_over_get(client: TestClient) -> None:
+    digest = _hash(QUERY)
+    params = {"extensions": json.dumps(_extensions(digest))}
+    assert _code(client.get("/graphql", params=params).json()) == "PERSISTED_QUERY_NOT_FOUND"
+    # Apollo Client with useGETForHashedQueries registers over GET as well.
+    registered = client.get("/graphql", params={**params, "query": QUERY})
+    assert registered.status_code == 200 and "errors" not in registered.json()
+    response = client.get("/graphql", params=params)
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["platform"]["environment"] == "development"
+
+
+def test_a_hash_that_is_not_the_documents_is_refused(client: TestClient) -> None:
+    wrong = _hash(QUERY + " ")
+    status, body = _post(client, {"query": QUERY, "extensions": _extensions(wrong)})
+    assert status == 400 and _code(body) == "BAD_REQUEST" and "data" not in body
+    # ... and nothing was kept under it.
+    assert _code(_post(client, {"extensions": _extensions(wrong)})[1]) == "PERSISTED_QUERY_NOT_FOUND"
+
+
+@pytest.mark.parametrize(
+    "persisted",
+    [
+        {"version": 2, "sha256Hash": "0" * 64},
+        {"version": 1, "sha256Hash": "not-a-hash"},
+        {"version": 1},
+        "a string",
+    ],
+)
+def test_a_malformed_persisted_query_is_a_bad_request(client: TestClient, persisted: Any) -> None:
+    status, body = _post(client, {"extensions": {"persistedQuery": persisted}})
+    assert status == 400 and _code(body) == "BAD_REQUEST"
+
+
+def test_an_invalid_document_is_not_kept(client: TestClient) -> None:
+    document = "{ platform { noSuchField } }"
+    digest = _hash(document)
+    body = _post(client, {"query": document, "extensions": _extensions(digest)})[1]
+    assert _code(body) == "GRAPHQL_VALIDATION_FAILED"
+    assert _code(_post(client, {"extensions": _extensions(digest)})[1]) == "PERSISTED_QUERY_NOT_FOUND"
+
+
+def test_limits_apply_to_a_document_sent_by_its_hash(settings: Settings) -> None:
+    deep = "query Deep { myCases { edges { node { id } } } }"
+    with _app(settings.model_copy(update={"max_query_depth": 2})) as client:
+        assert _code(_post(client, {"query": deep})[1]) == "GRAPHQL_VALIDATION_FAILED"
+        digest = _hash(deep)
+        for _ in range(2):  # refused as the text, then still refused: never kept
+            body = _post(client, {"query": deep, "extensions": _extensions(digest)})[1]
+            assert _code(body) == "GRAPHQL_VALIDATION_FAILED"
+        assert _code(_post(client, {"extensions": _extensions(digest)})[1]) == "PERSISTED_QUERY_NOT_FOUND"
+
+
+def test_the_input_guard_sees_the_variables_of_a_persisted_query(client: TestClient) -> None:
+    document = "mutation Start($id: String!) { startLogin(input: {nationalId: $id}) { handle } }"
+    digest = _hash(document)
+    first = _post(client, {"query": document, "variables": {"id": "1"}, "extensions": _extensions(digest)})
+    assert first[0] == 200, first
+    variables = {"id": "17889200022\x00"}
+    body = _post(client, {"variables": variables, "extensions": _extensions(digest)})[1]
+    assert _code(body) == "BAD_USER_INPUT"
+
+
+def test_a_mutation_by_its_hash_over_get_is_refused(client: TestClient) -> None:
+    digest = _hash(MUTATION)
+    status, body = _post(client, {"query": MUTATION, "extensions": _extensions(digest)})
+    assert status == 200 and "errors" not in body, body  # kept, over POST
+    response = client.get("/graphql", params={"extensions": json.dumps(_extensions(digest))})
+    assert response.status_code in (400, 405), response.text
+    assert _code(response.json()) == "BAD_REQUEST"
+    assert "data" not in response.json()
+
+
+@pytest.mark.redis
+def test_every_process_knows_a_hash_through_redis(settings: Settings, redis_url: str) -> None:
+    namespace = f"test-{uuid.uuid4().hex[:8]}"
+    shared = settings.model_copy(update={"redis_url": redis_url, "queue_namespace": namespace})
+    digest = _hash(QUERY)
+    try:
+        with _app(shared) as first, _app(shared) as second:
+            assert _code(_post(second, {"extensions": _extensions(digest)})[1]) == "PERSISTED_QUERY_NOT_FOUND"
+            status, body = _post(first, {"query": QUERY, "extensions": _extensions(digest)})
+            assert status == 200 and "errors" not in body
+            status, body = _post(second, {"extensions": _extensions(digest)})
+            assert status == 200 and "errors" not in body, body
+            assert body["data"]["platform"]["environment"] == "development"
+    finally:
+        import redis
+
+        client = redis.Redis.from_url(redis_url)
+        keys = list(client.scan_iter(f"{namespace}:*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
