@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import gc
 import os
+import socket
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
@@ -85,11 +86,9 @@ def serve(
     workers: Annotated[
         int, typer.Option(min=1, help="API processes sharing the port (each with its own platform).")
     ] = 1,
+    reuse_port: Annotated[bool, typer.Option(hidden=True)] = False,
 ) -> None:
     """Serve GraphQL at /graphql (GraphiQL in development), /healthz and /readyz."""
-    if workers > 1:
-        _serve_processes(host, port, workers)
-        return
     with _start_up():
         import uvicorn
 
@@ -99,39 +98,66 @@ def serve(
         if port is not None:
             os.environ["PORT"] = str(port)  # the default public URL (links in SMS, images) follows it
         port = int(os.environ.get("PORT") or DEFAULT_PORT)
-        platform = _platform()
-        if platform.settings.graphiql:
+        platform = _platform()  # a bad configuration is refused here, before any process starts
+        if platform.settings.graphiql and not reuse_port:
             console.print(f"GraphiQL: http://{host}:{port}/graphql")
+        if workers > 1:
+            _supervise(host, port, workers)
+            return
         asgi = create_app(platform)
     # The app logs each request itself (path, status, time; never the query string, which may hold
     # a national ID or a signature): uvicorn's access log is off.
-    uvicorn.run(asgi, host=host, port=port, log_level="info", proxy_headers=True, access_log=False)
-
-
-def _serve_processes(host: str, port: int | None, workers: int) -> None:
-    """Several API processes on one socket (uvicorn's supervisor restarts one that dies). Nothing is
-    shared between them but the database and Redis: the access log, the outbox relay, rate limits and
-    persisted queries are made for that."""
-    import uvicorn
-
-    from legetime.core.platform.config import DEFAULT_PORT
-
-    if port is not None:
-        os.environ["PORT"] = str(port)
-    port = int(os.environ.get("PORT") or DEFAULT_PORT)
-    platform = _platform()  # a bad configuration is refused here, once, not in every process
-    if platform.settings.graphiql:
-        console.print(f"GraphiQL: http://{host}:{port}/graphql")
-    uvicorn.run(
-        "legetime.schema.app:create_app_from_environment",
-        factory=True,
-        workers=workers,
-        host=host,
-        port=port,
-        log_level="info",
-        proxy_headers=True,
-        access_log=False,
+    config = uvicorn.Config(
+        asgi, host=host, port=port, log_level="info", proxy_headers=True, access_log=False
     )
+    uvicorn.Server(config).run(sockets=[_reuse_port_socket(host, port)] if reuse_port else None)
+
+
+def _reuse_port_socket(host: str, port: int) -> socket.socket:
+    """A listening socket of its own that shares the port with its siblings (SO_REUSEPORT): the kernel
+    spreads new connections over them. With one shared socket, whichever process wakes first takes
+    every waiting connection, and keep-alive clients then stick to it (measured: all load on one of two
+    processes)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def _supervise(host: str, port: int, workers: int) -> None:
+    """``workers`` API processes, each ``legetime serve --reuse-port`` with a platform of its own;
+    one that dies is started again; SIGTERM or Ctrl-C stops them all (each finishes its requests).
+    Nothing is shared between them but the database and Redis: the access log, the outbox relay, rate
+    limits and persisted queries are made for that."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    command = [sys.executable, "-m", "legetime.cli", "serve", "--host", host, "--port", str(port)]
+    command.append("--reuse-port")
+    children = [subprocess.Popen(command) for _ in range(workers)]
+    stopping = False
+
+    def stop(signum: int, frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while not stopping:
+        for index, child in enumerate(children):
+            if child.poll() is not None and not stopping:
+                err.print(f"API process {child.pid} ended ({child.returncode}); starting another")
+                children[index] = subprocess.Popen(command)
+        time.sleep(0.2)
+    for child in children:
+        child.wait()
 
 
 @app.command()

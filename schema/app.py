@@ -30,17 +30,6 @@ from legetime.schema.request_log import RequestLog
 log = structlog.get_logger(__name__)
 
 
-def create_app_from_environment() -> Starlette:
-    """The app of one of several API processes (``legetime serve --workers N``): each makes its own
-    platform from the environment, as ``legetime serve`` does."""
-    from legetime.core.platform.config import load_settings
-    from legetime.core.platform.logging import configure_logging
-
-    settings = load_settings()
-    configure_logging(settings.log_level, json=settings.log_json)
-    return create_app(Platform.create(settings))
-
-
 def create_app(platform: Platform, *, run_jobs_in_process: bool | None = None) -> Starlette:
     in_process = not platform.settings.redis_url if run_jobs_in_process is None else run_jobs_in_process
     runner = JobRunner(platform)
