@@ -268,3 +268,72 @@ def test_message_keys_two_authors_share_survive_a_downgrade_from_0005(empty_data
     assert asyncio.run(keys()) == ["same", None]
     upgrade(url)
     assert asyncio.run(keys()) == ["same", None]
+
+
+def test_an_access_log_chained_before_the_sequencer_verifies_after_it(empty_database_url: str) -> None:
+    """0008: rows chained under the old lock, in id order (ids with gaps, as rolled-back appends leave),
+    get their places 1, 2, 3 …; the chain verifies, and new rows chain on from its head."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    from legetime.core.protection import audit
+
+    url = empty_database_url
+    upgrade(url, "0007")
+
+    async def seed_old_chain() -> None:
+        database = Database(url)
+        try:
+            async with database.transaction() as session:
+                previous = None
+                for i, row_id in enumerate((3, 4, 9, 10)):
+                    row = {
+                        "occurred_at": datetime(2026, 1, 1, 12, 0, i, tzinfo=UTC),
+                        "actor_id": None,
+                        "actor_role": "clinician",
+                        "person_id": None,
+                        "object_type": "case",
+                        "object_id": str(i),
+                        "action": "read",
+                        "reason": None,
+                        "prev_hash": previous,
+                    }
+                    previous = audit.row_hash(row)
+                    await session.execute(
+                        text(
+                            "INSERT INTO audit_event (id, occurred_at, actor_id, actor_role, person_id,"
+                            " object_type, object_id, action, reason, prev_hash, hash) VALUES (:id,"
+                            " :occurred_at, :actor_id, :actor_role, :person_id, :object_type, :object_id,"
+                            " :action, :reason, :prev_hash, :hash)"
+                        ),
+                        row | {"id": row_id, "hash": previous},
+                    )
+        finally:
+            await database.dispose()
+
+    async def check() -> tuple[list[str], audit.ChainReport]:
+        database = Database(url)
+        try:
+            async with database.transaction() as session:
+                await audit.record(
+                    session,
+                    actor_id=None,
+                    actor_role="patient",
+                    person_id=None,
+                    object_type="case",
+                    object_id="new",
+                    action="read",
+                )
+            await audit.chain_all(database)
+            async with database.transaction() as session:
+                places = (await session.scalars(text("SELECT object_id FROM audit_event ORDER BY seq"))).all()
+                return list(places), await audit.verify_chain(session)
+        finally:
+            await database.dispose()
+
+    asyncio.run(seed_old_chain())
+    upgrade(url)
+    in_chain, report = asyncio.run(check())
+    assert in_chain == ["0", "1", "2", "3", "new"]
+    assert (report.ok, report.checked, report.unchained) == (True, 5, 0), report
