@@ -70,7 +70,7 @@ CHAIN_EVERY = timedelta(seconds=1)
 CHAIN_BATCH = 5000
 _SEQUENCER_LOCK = 0x4C45474554494D45  # "LEGETIME": one sequencer at a time on PostgreSQL
 _BUFFER = "legetime.audit_buffer"
-_HASHED = (
+_COLUMNS = (
     "occurred_at",
     "actor_id",
     "actor_role",
@@ -79,8 +79,9 @@ _HASHED = (
     "object_id",
     "action",
     "reason",
-    "prev_hash",
 )
+"""What an entry is written with; the sequencer adds its place and the links."""
+_HASHED = (*_COLUMNS, "prev_hash")
 
 
 @dataclass(frozen=True)
@@ -169,16 +170,6 @@ async def record_many(session: AsyncSession, entries: Sequence[Entry], *, at: da
         await write_rows(session, rows)
 
 
-_COLUMNS = (
-    "occurred_at",
-    "actor_id",
-    "actor_role",
-    "person_id",
-    "object_type",
-    "object_id",
-    "action",
-    "reason",
-)
 # On PostgreSQL, however many rows: one statement, its text always the same (prepared once per
 # connection), a column per array. A multi-row VALUES would be a new statement for every row count,
 # slow to build; an executemany goes out as a statement per row.
@@ -289,7 +280,7 @@ async def chain_pending(session: AsyncSession, *, limit: int = 5000) -> int:
     Returns how many (0 also when another sequencer holds the chain: it will do them)."""
     if not await _become_the_sequencer(session):
         return 0
-    columns = [AuditEvent.id, *(getattr(AuditEvent, name) for name in _HASHED if name != "prev_hash")]
+    columns = [AuditEvent.id, *(getattr(AuditEvent, name) for name in _COLUMNS)]
     pending = (
         (
             await session.execute(
