@@ -354,6 +354,8 @@ def audit_verify(
     report = asyncio.run(run())
     if report.ok:
         console.print(f"[green]The access log is intact[/]: {report.checked} entries, head {report.head}")
+        if report.unchained:  # written while this ran; the sequencer chains them within a second
+            console.print(f"{report.unchained} newer entries are not chained yet.")
         return
     where = f" at entry {report.first_broken_id}" if report.first_broken_id is not None else ""
     err.print(f"[bold red]The access log is broken{where}[/]: {report.reason}")
