@@ -279,3 +279,38 @@ async def test_the_relay_has_no_cap_per_poll(jobs: Any) -> None:
             await enqueue(session, "test.record", {"n": n})
     assert await runner.relay() == RELAY_BATCH + 20
     assert await runner.relay() == 0
+
+
+def test_an_api_process_with_a_broker_relays_its_own_commits_at_once(
+    tmp_path: Any, database_url: str, redis_url: str
+) -> None:
+    """`legetime serve` with Redis runs no workers and no poll; a commit of its own that enqueued a job
+    is handed to the broker at once (the workers' poll, half a second or more, is only the safety net)."""
+    from starlette.testclient import TestClient
+
+    from legetime.schema.app import create_app
+
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        redis_url=redis_url,
+        queue_namespace=f"legetime-test-{uuid.uuid4().hex[:8]}",
+        outbox_poll_seconds=60,
+    )
+    platform = Platform.create(settings, extra_plugins=[RecordingJobs()], load_entry_points=False)
+    with TestClient(create_app(platform)) as client:
+        assert client.get("/healthz").status_code == 200
+
+        async def enqueue_and_watch() -> OutboxStatus:
+            async with platform.db.transaction() as session:
+                job = await enqueue(session, "test.record", {"n": 1})
+            for _ in range(50):
+                async with platform.db.transaction() as session:
+                    status = await session.scalar(select(OutboxJob.status).where(OutboxJob.id == job.id))
+                if status is not OutboxStatus.PENDING:
+                    break
+                await asyncio.sleep(0.05)
+            return OutboxStatus(status)
+
+        assert client.portal is not None  # the app's own event loop: the commit is this process's
+        assert client.portal.call(enqueue_and_watch) is OutboxStatus.RELAYED
