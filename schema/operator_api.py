@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from legetime.core.consultation.access import require_person
 from legetime.core.platform.db import models
 from legetime.core.platform.errors import Forbidden
+from legetime.core.protection import audit
 from legetime.schema.case_types import CaseStatus
 from legetime.schema.context import Info
 from legetime.schema.pagination import check_page_size
@@ -45,6 +46,17 @@ class Job:
     last_error: str | None
     created_at: datetime
     finished_at: datetime | None
+
+
+@strawberry.type(description="The access log's chaining: entries are chained within about a second.")
+class AccessLogChain:
+    unchained: int = strawberry.field(
+        description="Entries written but not chained yet; a number that keeps growing means no sequencer "
+        "runs (`legetime worker`, or `legetime serve` without Redis)."
+    )
+    oldest_unchained_at: datetime | None = strawberry.field(
+        description="When the oldest of them was written."
+    )
 
 
 @strawberry.type(description="The operation at a glance.")
@@ -82,6 +94,12 @@ class OperatorOverview:
             )
             for n, number in rows
         ]
+
+    @strawberry.field
+    async def access_log_chain(self, info: Info) -> AccessLogChain:
+        ctx = await info.context.read()
+        unchained, oldest = await audit.chain_lag(ctx.session)
+        return AccessLogChain(unchained=unchained, oldest_unchained_at=oldest)
 
     @strawberry.field
     async def jobs(self, info: Info, first: int = 50, status: str | None = None) -> list[Job]:

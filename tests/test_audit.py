@@ -558,5 +558,25 @@ def test_a_requests_reads_are_logged_before_the_answer_and_chained_soon_after(em
             time.sleep(0.1)
             _, report = asyncio.run(entries())
         assert report.ok and report.unchained == 0 and report.checked >= after, report
+        operator = api.login(DEMO_PEOPLE[1].national_id)  # logged: one more entry to chain
+        query = "{ operatorOverview { accessLogChain { unchained oldestUnchainedAt } } }"
+        for _ in range(50):
+            chain = api.gql(query, operator)["operatorOverview"]["accessLogChain"]
+            if chain["unchained"] == 0:
+                break
+            time.sleep(0.1)
+        assert chain == {"unchained": 0, "oldestUnchainedAt": None}
     finally:
         asyncio.run(db.dispose())
+
+
+def test_operators_see_entries_waiting_for_the_sequencer(served: Any) -> None:
+    """Without a sequencer running (jobs off), entries wait, and the operator's overview shows it."""
+    from legetime.core.demo import DEMO_PEOPLE
+
+    api, _ = served
+    mother, operator = api.login(DEMO_PEOPLE[2].national_id), api.login(DEMO_PEOPLE[1].national_id)
+    api.ok("startCase", {}, "case { id }", mother)
+    chain = api.gql("{ operatorOverview { accessLogChain { unchained oldestUnchainedAt } } }", operator)
+    waiting = chain["operatorOverview"]["accessLogChain"]
+    assert waiting["unchained"] >= 1 and waiting["oldestUnchainedAt"] is not None

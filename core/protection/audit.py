@@ -326,6 +326,17 @@ async def chain_all(db: Database, *, batch: int = CHAIN_BATCH) -> int:
             return total
 
 
+async def chain_lag(session: AsyncSession) -> tuple[int, datetime | None]:
+    """How many entries wait for the sequencer, and when the oldest of them was written: an operator's
+    sign that it runs (normally a handful, under a second old)."""
+    waiting, oldest = (
+        await session.execute(
+            select(func.count(), func.min(AuditEvent.occurred_at)).where(AuditEvent.seq.is_(None))
+        )
+    ).one()
+    return int(waiting), oldest
+
+
 # --- verifying -----------------------------------------------------------------------------------------
 
 

@@ -473,11 +473,13 @@ class BankIdOidcProvider:
 def _oauth2_client_class() -> type[AsyncOAuth2Client]:
     from authlib.deprecate import AuthlibDeprecationWarning
 
-    with warnings.catch_warnings():
-        # authlib warns at import that it would rather use httpx2 than httpx; we use httpx like the rest
-        # of the platform, and the warning would otherwise reach every operator's terminal.
-        warnings.simplefilter("ignore", AuthlibDeprecationWarning)
-        from authlib.integrations.httpx_client import AsyncOAuth2Client
+    # authlib warns at import that it would rather use httpx2 than httpx; we use httpx like the rest of
+    # the platform, and the warning would otherwise reach every operator's terminal. A lasting filter for
+    # that one warning, not ``catch_warnings``: that swaps the process's filters, and a provider may be
+    # made in another thread meanwhile (the warning leaked so in tests).
+    warnings.filterwarnings("ignore", message=".*httpx2.*", category=AuthlibDeprecationWarning)
+    from authlib.integrations.httpx_client import AsyncOAuth2Client
+
     return AsyncOAuth2Client
 
 
