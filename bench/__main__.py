@@ -103,6 +103,10 @@ class Results:
         against = f" vs {check.baseline}" if check.baseline else ""
         print(f"  {check.what}: {check.legetime}{against}{ratio} {check.target} {check.verdict}".rstrip())
 
+    def figure(self, what: str, value: str) -> None:
+        """A figure without a baseline or a target (memory, shutdown time)."""
+        self.check(Check(what, value, "", None, "", None))
+
     def note(self, text: str) -> None:
         self.notes.append(text)
         print(f"  note: {text}", flush=True)
@@ -405,20 +409,11 @@ def part_caselist(cfg: Config, procs: Processes, pg: Postgres, results: Results)
             None,
         )
     )
-    results.check(Check("RSS of `legetime serve` after the load", f"{rss or 0:.0f} MB", "", None, "", None))
+    results.figure("RSS of `legetime serve` after the load", f"{rss or 0:.0f} MB")
     shutdown = procs.stop(app)
     # The plain worker must not take the jobs part's jobs (it has no handler for them: they would fail).
     procs.stop(worker)
-    results.check(
-        Check(
-            "shutdown of `legetime serve` after SIGTERM (PostgreSQL, after load)",
-            f"{shutdown:.2f} s",
-            "",
-            None,
-            "",
-            None,
-        )
-    )
+    results.figure("shutdown of `legetime serve` after SIGTERM (PostgreSQL, after load)", f"{shutdown:.2f} s")
 
 
 def part_scale(cfg: Config, procs: Processes, pg: Postgres, results: Results) -> None:
@@ -605,16 +600,7 @@ def part_startup(cfg: Config, procs: Processes, results: Results) -> None:
             ours / theirs <= 2,
         )
     )
-    results.check(
-        Check(
-            "shutdown of `legetime serve` after SIGTERM (SQLite, idle)",
-            f"{median(shutdowns):.2f} s",
-            "",
-            None,
-            "",
-            None,
-        )
-    )
+    results.figure("shutdown of `legetime serve` after SIGTERM (SQLite, idle)", f"{median(shutdowns):.2f} s")
 
 
 def part_statements(cfg: Config, procs: Processes, pg: Postgres, results: Results) -> None:
