@@ -150,19 +150,7 @@ async def record_many(session: AsyncSession, entries: Sequence[Entry], *, at: da
     if at is not None and at.tzinfo is None:
         raise ValueError("naive datetime given; use an aware UTC datetime")
     occurred_at = (at or utcnow()).astimezone(UTC)
-    rows = [
-        {
-            "occurred_at": occurred_at,
-            "actor_id": entry.actor_id,
-            "actor_role": entry.actor_role,
-            "person_id": entry.person_id,
-            "object_type": entry.object_type,
-            "object_id": entry.object_id,
-            "action": entry.action,
-            "reason": entry.reason,
-        }
-        for entry in entries
-    ]
+    rows = [{**vars(entry), "occurred_at": occurred_at} for entry in entries]  # an Entry's fields: _COLUMNS
     buffered: list[dict[str, Any]] | None = session.info.get(_BUFFER)
     if buffered is not None:
         buffered.extend(rows)

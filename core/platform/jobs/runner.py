@@ -89,7 +89,6 @@ class JobRunner:
                     session,
                     lambda job_id: self.actor.send(job_id),
                     relay_timeout=timedelta(seconds=self.platform.settings.job_relay_timeout_seconds),
-                    batch_size=RELAY_BATCH,
                 )
             relayed += sent
             if sent < RELAY_BATCH:
