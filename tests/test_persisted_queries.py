@@ -169,3 +169,18 @@ def test_every_process_knows_a_hash_through_redis(settings: Settings, redis_url:
         if keys:
             client.delete(*keys)
         client.close()
+
+
+def test_a_frontends_document_with_several_root_fields_aliases_and_a_fragment(client: TestClient) -> None:
+    """What a real page sends: several root fields, aliases, a fragment; the answer by hash alone (as
+    after a lost answer, retried) is the answer to the full text."""
+    document = (
+        "query Start { about: platform { ...Version } texts: consentTexts { version } "
+        "again: platform { environment } } fragment Version on PlatformInfo { version }"
+    )
+    digest = hashlib.sha256(document.encode()).hexdigest()
+    assert _code(_post(client, {"extensions": _extensions(digest)})[1]) == "PERSISTED_QUERY_NOT_FOUND"
+    status, full = _post(client, {"query": document, "extensions": _extensions(digest)})
+    assert status == 200 and "errors" not in full and set(full["data"]) == {"about", "texts", "again"}
+    for _ in range(2):
+        assert _post(client, {"extensions": _extensions(digest)}) == (200, full)
