@@ -18,6 +18,7 @@ from legetime.schema.access_log_api import AccessLogQuery
 from legetime.schema.case_api import CaseQuery, ClinicianMutation, PatientMutation
 from legetime.schema.documents import DocumentCache, Documents
 from legetime.schema.errors import ErrorCodes, log_errors
+from legetime.schema.execution import PlainLeafExecutor
 from legetime.schema.input_guard import InputGuard
 from legetime.schema.login import LoginMutation, LoginQuery
 from legetime.schema.operator_api import OperatorQuery
@@ -102,6 +103,7 @@ def build_schema(platform: Platform) -> LoggedSchema:
         mutation=mutation,
         extensions=extensions(platform, documents),
         config=StrawberryConfig(relay_max_results=settings.max_page_size),
+        execution_context_class=PlainLeafExecutor,
     )
     schema.documents = documents
     return schema

@@ -1,0 +1,110 @@
+"""Plain leaf fields are read in place (``legetime.schema.execution``), and nothing a client sees changes:
+the same data in the same order, the same errors at the same paths, null propagation as the spec says."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from typing import Any
+
+import pytest
+import strawberry
+from graphql.execution import Executor
+
+from legetime.schema.build import build_schema
+from legetime.schema.execution import PlainLeafExecutor, plain_leaves
+
+
+@strawberry.enum
+class Colour(enum.Enum):
+    RED = "red"
+
+
+@strawberry.type
+class Item:
+    name: str
+    count: int
+    colour: Colour
+    note: str | None
+    broken: int  # a wrong value below: not an int
+
+    @strawberry.field
+    def shout(self) -> str:
+        return self.name.upper()
+
+    @strawberry.field
+    async def later(self) -> str:
+        return f"{self.name}!"
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    def items(self) -> list[Item]:
+        return [Item(name="a", count=1, colour=Colour.RED, note=None, broken=2)]
+
+    @strawberry.field
+    def missing(self) -> list[Item]:
+        return [Item(name=None, count=3, colour=Colour.RED, note="n", broken=4)]  # type: ignore[arg-type]
+
+    @strawberry.field
+    def wrong(self) -> Item | None:
+        return Item(name="w", count=5, colour=Colour.RED, note=None, broken="not a number")  # type: ignore[arg-type]
+
+
+def _run(executor: type[Executor] | None, query: str) -> dict[str, Any]:
+    schema = strawberry.Schema(query=Query, execution_context_class=executor)
+    result = asyncio.run(schema.execute(query))
+    errors = [{"message": e.message, "path": e.path} for e in result.errors or []]
+    return {"data": result.data, "errors": errors}
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "{ items { later note shout n: name count colour again: name } }",  # slow, fast, slow, aliased fast …
+        "{ missing { count name } }",  # a non-null leaf without a value: an error that nulls the list item
+        "{ wrong { name broken } }",  # a value that does not coerce: graphql-core's message, its path
+        "{ items { name ...F } } fragment F on Item { count colour }",
+    ],
+)
+def test_the_answer_is_graphql_cores_own(query: str) -> None:
+    assert _run(PlainLeafExecutor, query) == _run(None, query)
+
+
+def test_errors_keep_their_paths_and_propagate_nulls() -> None:
+    missing = _run(PlainLeafExecutor, "{ missing { count name } }")
+    assert missing["data"] is None  # [Item!]! : the null reaches the root
+    assert missing["errors"][0]["path"] == ["missing", 0, "name"]
+    wrong = _run(PlainLeafExecutor, "{ wrong { name broken } }")
+    assert wrong["data"] == {"wrong": None}
+    assert wrong["errors"][0]["path"] == ["wrong", "broken"]
+    assert "Int cannot represent non-integer value" in wrong["errors"][0]["message"]
+
+
+def test_plain_leaves_take_no_resolver_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The point of it: a plain leaf costs no resolve info (a field with a resolver still does)."""
+    resolved: list[str] = []
+    original = PlainLeafExecutor.build_resolve_info
+
+    def counting(self: PlainLeafExecutor, field_def: Any, nodes: Any, parent: Any, path: Any) -> Any:
+        resolved.append(f"{parent.name}.{nodes[0].name.value}")
+        return original(self, field_def, nodes, parent, path)
+
+    monkeypatch.setattr(PlainLeafExecutor, "build_resolve_info", counting)
+    _run(PlainLeafExecutor, "{ items { name count colour note shout } }")
+    assert resolved == ["Query.items", "Item.shout"]
+
+
+def test_only_basic_leaf_fields_qualify() -> None:
+    schema = strawberry.Schema(query=Query)
+    leaves = plain_leaves(schema._schema.type_map["Item"])  # type: ignore[arg-type]
+    assert sorted(leaves) == ["broken", "colour", "count", "name", "note"]  # not shout, not later
+
+
+def test_the_platform_schema_uses_it(platform: Any) -> None:
+    schema = build_schema(platform)
+    assert schema.execution_context_class is PlainLeafExecutor
+    case_leaves = plain_leaves(schema._schema.type_map["Case"])  # type: ignore[arg-type]
+    assert {"number", "status", "createdAt"} <= set(case_leaves)
+    assert "patient" not in case_leaves and "id" not in case_leaves  # resolvers
