@@ -17,10 +17,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from legetime.core.consultation.submission import WebhookOutcome, receive_payment_webhook
+from legetime.core.consultation.sms_delivery import receive_delivery_report
+from legetime.core.consultation.submission import receive_payment_webhook
 from legetime.core.platform.errors import NotFound
 from legetime.core.platform.jobs.runner import JobRunner
 from legetime.core.platform.runtime import Platform
+from legetime.core.platform.webhooks import WebhookOutcome
 from legetime.schema.case_api import MAX_UPLOAD_BYTES
 from legetime.schema.headers import SecurityHeaders, cors
 from legetime.schema.http import LegetimeGraphQL
@@ -85,6 +87,16 @@ def create_app(platform: Platform, *, run_jobs_in_process: bool | None = None) -
         status = {WebhookOutcome.ACCEPTED: 204, WebhookOutcome.UNKNOWN_PROVIDER: 404}
         return Response(status_code=status.get(outcome, 400))
 
+    async def sms_report(request: Request) -> Response:
+        """A provider's network reports on a text (``sms_delivery.receive_delivery_report``). Providers
+        post JSON or form bodies; the provider verifies it. Unknown messages are acknowledged (2xx), so
+        that the network does not retry them for days."""
+        outcome = await receive_delivery_report(
+            platform, request.path_params["provider"], request.headers, await request.body()
+        )
+        status = {WebhookOutcome.ACCEPTED: 204, WebhookOutcome.UNKNOWN_PROVIDER: 404}
+        return Response(status_code=status.get(outcome, 400))
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await platform.start()
@@ -107,6 +119,7 @@ def create_app(platform: Platform, *, run_jobs_in_process: bool | None = None) -
         Route("/graphql", graphql, methods=["GET", "POST"]),
         Route("/files/{attachment_id}", file),
         Route("/webhooks/payments/{provider}", payment_webhook, methods=["POST"]),
+        Route("/webhooks/sms/{provider}", sms_report, methods=["POST"]),
         *platform.hooks.routes(),
     ]
 

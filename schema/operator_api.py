@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import statistics
-from datetime import datetime
+from collections import defaultdict
+from datetime import datetime, timedelta
+from typing import Any
 
 import strawberry
 from sqlalchemy import func, select
 
 from legetime.core.consultation.access import require_person
 from legetime.core.platform.db import models
-from legetime.core.platform.errors import Forbidden
+from legetime.core.platform.errors import Forbidden, ValidationError
 from legetime.core.protection import audit
 from legetime.schema.case_types import CaseStatus
 from legetime.schema.context import Info
@@ -25,6 +27,17 @@ class StatusCount:
     count: int
 
 
+@strawberry.type(description="One hand-over of a text to one SMS provider, and what its network reported.")
+class SmsAttemptView:
+    provider: str
+    status: str = strawberry.field(description="refused, queued, sent, delivered or failed.")
+    error: str | None = strawberry.field(description="The provider's code and reason of a failure.")
+    segments: int | None
+    encoding: str | None
+    created_at: datetime
+    status_at: datetime | None
+
+
 @strawberry.type(description="An SMS notice: who, when, how it went (the text holds no health content).")
 class SmsNotice:
     case_number: str
@@ -32,9 +45,26 @@ class SmsNotice:
     to: str | None
     provider: str | None
     segments: int | None
-    status: str
+    status: str = strawberry.field(
+        description="pending, sent, delivered, failed (no provider could deliver it), or why it was not "
+        "sent (no_phone, skipped_…)."
+    )
+    failure_reason: str | None
     created_at: datetime
     sent_at: datetime | None
+    status_at: datetime | None = strawberry.field(description="When the network last reported on it.")
+    attempts: list[SmsAttemptView] = strawberry.field(
+        description="Each provider it went to, in order (more than one after a failover)."
+    )
+
+
+@strawberry.type(description="SMS use of one provider over a period: the basis of its cost.")
+class SmsUsage:
+    provider: str
+    texts: int
+    segments: int = strawberry.field(description="Billed units: GSM-7 or UCS-2 segments, counted locally.")
+    delivered: int
+    failed: int
 
 
 @strawberry.type
@@ -69,18 +99,39 @@ class OperatorOverview:
     )
     median_response_minutes: float | None
 
-    @strawberry.field
-    async def sms(self, info: Info, first: int = 50) -> list[SmsNotice]:
+    @strawberry.field(
+        description='The SMS log, newest first; `status: "failed"` for texts no provider delivered.'
+    )
+    async def sms(self, info: Info, first: int = 50, status: str | None = None) -> list[SmsNotice]:
         ctx = await info.context.read()
         check_page_size(first, None, ctx.platform.settings.max_page_size)
-        rows = (
-            await ctx.session.execute(
-                select(models.Notification, models.Case.number)
-                .join(models.Case, models.Case.id == models.Notification.case_id)
-                .order_by(models.Notification.created_at.desc())
-                .limit(first)
-            )
-        ).all()
+        query = (
+            select(models.Notification, models.Case.number)
+            .join(models.Case, models.Case.id == models.Notification.case_id)
+            .order_by(models.Notification.created_at.desc())
+            .limit(first)
+        )
+        if status:
+            query = query.where(models.Notification.status == status)
+        rows = (await ctx.session.execute(query)).all()
+        attempts: dict[Any, list[SmsAttemptView]] = defaultdict(list)
+        if rows:
+            for a in await ctx.session.scalars(
+                select(models.SmsAttempt)
+                .where(models.SmsAttempt.notification_id.in_([n.id for n, _ in rows]))
+                .order_by(models.SmsAttempt.created_at, models.SmsAttempt.id)
+            ):
+                attempts[a.notification_id].append(
+                    SmsAttemptView(
+                        provider=a.provider,
+                        status=a.status,
+                        error=a.error,
+                        segments=a.segments,
+                        encoding=a.encoding,
+                        created_at=a.created_at,
+                        status_at=a.status_at,
+                    )
+                )
         return [
             SmsNotice(
                 case_number=number,
@@ -89,10 +140,46 @@ class OperatorOverview:
                 provider=n.provider,
                 segments=n.segments,
                 status=n.status,
+                failure_reason=n.failure_reason,
                 created_at=n.created_at,
                 sent_at=n.sent_at,
+                status_at=n.status_at,
+                attempts=attempts[n.id],
             )
             for n, number in rows
+        ]
+
+    @strawberry.field(description="Texts no provider could deliver (status failed), all time.")
+    async def failed_texts(self, info: Info) -> int:
+        ctx = await info.context.read()
+        count = await ctx.session.scalar(select(func.count()).where(models.Notification.status == "failed"))
+        return int(count or 0)
+
+    @strawberry.field(
+        description="SMS use per provider over the last `days` days (texts, segments, outcome)."
+    )
+    async def sms_usage(self, info: Info, days: int = 30) -> list[SmsUsage]:
+        if not 1 <= days <= 366:
+            raise ValidationError("days must be between 1 and 366.", field="days")
+        ctx = await info.context.read()
+        attempt = models.SmsAttempt
+        rows = (
+            await ctx.session.execute(
+                select(
+                    attempt.provider,
+                    func.count(),
+                    func.coalesce(func.sum(attempt.segments), 0),
+                    func.count().filter(attempt.status == "delivered"),
+                    func.count().filter(attempt.status.in_(("failed", "refused"))),
+                )
+                .where(attempt.created_at >= ctx.now - timedelta(days=days))
+                .group_by(attempt.provider)
+                .order_by(attempt.provider)
+            )
+        ).all()
+        return [
+            SmsUsage(provider=p, texts=t, segments=int(s or 0), delivered=d, failed=f)
+            for p, t, s, d, f in rows
         ]
 
     @strawberry.field

@@ -76,7 +76,7 @@ class ProductionProviders:
 REAL_PROVIDERS: dict[str, Any] = {
     "identity_providers": ["real-bankid-test"],
     "payment_providers": ["real-fake"],
-    "sms_provider": "real-outbox",
+    "sms_providers": ["real-outbox"],
     "storage_provider": "real-local",
     "journal_provider": "real-template",
 }

@@ -39,7 +39,8 @@ def _setting_of(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> str:
         ({"LEGETIME_SLA_CUTOFF": "25:00"}, "LEGETIME_SLA_CUTOFF"),
         ({"LEGETIME_ENVIRONMENT": "staging"}, "LEGETIME_ENVIRONMENT"),
         ({"LEGETIME_PAYMENT_PROVIDERS": "fake,klarna"}, "LEGETIME_PAYMENT_PROVIDERS"),
-        ({"LEGETIME_SMS_PROVIDER": "twillio"}, "LEGETIME_SMS_PROVIDER"),
+        ({"LEGETIME_SMS_PROVIDERS": "twillio"}, "LEGETIME_SMS_PROVIDERS"),
+        ({"LEGETIME_SMS_PROVIDER": "outbox"}, "LEGETIME_SMS_PROVIDER"),  # renamed: refused, not ignored
         ({"LEGETIME_IDENTITY_PROVIDERS": ""}, "LEGETIME_IDENTITY_PROVIDERS"),
         (
             {"LEGETIME_PAYMENTS_FAKE_AUTHORIZATION_TTL_HOURS": "a week"},
@@ -81,13 +82,13 @@ def test_production_refuses_test_bankid(monkeypatch: pytest.MonkeyPatch) -> None
     assert error.value.setting == "LEGETIME_IDENTITY_PROVIDERS"
 
 
-@pytest.mark.parametrize("simulation", ["payment_providers", "sms_provider"])
+@pytest.mark.parametrize("simulation", ["payment_providers", "sms_providers"])
 def test_production_refuses_each_simulation(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, simulation: str
 ) -> None:
     for name, value in PRODUCTION.items():
         monkeypatch.setenv(name, value)
-    config = REAL_PROVIDERS | {simulation: ["fake"] if simulation == "payment_providers" else "outbox"}
+    config = REAL_PROVIDERS | {simulation: ["fake"] if simulation == "payment_providers" else ["outbox"]}
     with pytest.raises(ConfigError, match="refused in production") as error:
         Platform.create(
             load_settings(**config), extra_plugins=[ProductionProviders()], load_entry_points=False

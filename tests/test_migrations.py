@@ -30,6 +30,7 @@ TABLES = {
     "journal_note",
     "audit_event",
     "outbox_job",
+    "sms_attempt",
     "login_transaction",
     "auth_session",
     "notification",

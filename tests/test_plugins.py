@@ -131,13 +131,13 @@ def test_hook_register_providers(settings: Settings, monkeypatch: pytest.MonkeyP
     assert {p.spec.name for p in default.providers.all_enabled()} == DEFAULT_PROVIDERS
 
     plugin = EchoPlugin()
-    chosen = _create(settings.model_copy(update={"sms_provider": "echo"}), plugin)
+    chosen = _create(settings.model_copy(update={"sms_providers": ["echo"]}), plugin)
     assert chosen.providers.names(Capability.SMS) == ["echo"]
     assert plugin.settings.sender == "Legetime"
 
     monkeypatch.setenv("LEGETIME_SMS_ECHO_RETRIES", "many")
     with pytest.raises(ConfigError) as error:
-        _create(settings.model_copy(update={"sms_provider": "echo"}), EchoPlugin())
+        _create(settings.model_copy(update={"sms_providers": ["echo"]}), EchoPlugin())
     assert error.value.setting == "LEGETIME_SMS_ECHO_RETRIES"
 
 
@@ -151,7 +151,7 @@ def test_a_provider_that_does_not_implement_the_protocol_is_refused(settings: Se
             return [ProviderSpec(Capability.SMS, "broken", factory=lambda s, c: NotAnSmsProvider())]
 
     with pytest.raises(PluginError, match="does not implement SmsProvider"):
-        _create(settings.model_copy(update={"sms_provider": "broken"}), Broken())
+        _create(settings.model_copy(update={"sms_providers": ["broken"]}), Broken())
 
 
 def test_two_plugins_offering_the_same_provider_name(settings: Settings) -> None:

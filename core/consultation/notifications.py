@@ -21,7 +21,8 @@ dramatiq hands the jobs to several workers at once and in any order:
   ``skipped_replied``, ``skipped_gone``; ``no_phone`` without a number).
 - **Exactly once.** The reference is the provider's idempotency key: a job that fails after a send rolls
   back, and its retry sends again with the same reference, for which the provider returns the first
-  receipt. A settled notice is never sent again.
+  receipt. A settled notice is never sent again. Which provider sends, failover and delivery reports:
+  ``sms_delivery``.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from legetime.core.consultation.sms_delivery import deliver
+from legetime.core.consultation.sms_texts import notice_text
 from legetime.core.identity.ctx import Ctx
 from legetime.core.platform.db.base import utcnow
 from legetime.core.platform.db.models import (
@@ -46,23 +49,14 @@ from legetime.core.platform.db.models import (
 )
 from legetime.core.platform.jobs.outbox import enqueue
 from legetime.core.platform.jobs.types import JobContext
-from legetime.core.platform.providers import SMS
-from legetime.core.platform.providers.sms import SmsMessage
 
 log = structlog.get_logger(__name__)
 
-TEXTS = {
-    "answered": "Hei! Legen har svart på henvendelsen din. Logg inn på {url} for å lese svaret. "
-    "Hilsen Legetime",
-    "follow_up": "Hei! Legen har et spørsmål til deg om henvendelsen din. Logg inn på {url} for å svare. "
-    "Hilsen Legetime",
-}
-
 SEND_SMS_JOB = "notify.sms"
 
-# A notice's status (``notification.status``): waiting for its job, sent, or why it was not sent.
+# A notice's status (``notification.status``): waiting for its job, why it was not sent, or (once it
+# went to a provider) sent, delivered or failed (``sms_delivery``).
 PENDING = "pending"
-SENT = "sent"
 NO_PHONE = "no_phone"
 NOT_AWAITING = "skipped_not_awaiting"  # a question, but the case no longer waits for her
 REPLIED = "skipped_replied"  # a question she has written since (the case waits for a later one)
@@ -157,23 +151,7 @@ async def _settle(ctx: JobContext, notice: Notification) -> None:
         )
         return
     assert requester is not None and requester.phone
-    provider = ctx.platform.providers.get(SMS)
-    settings = ctx.platform.settings
-    receipt = await provider.send(
-        SmsMessage(
-            to=requester.phone,
-            body=TEXTS[notice.event].format(url=settings.public_url),
-            sender=settings.sms_sender,
-            reference=notice.reference,
-        )
-    )
-    notice.to = requester.phone
-    notice.provider = provider.name
-    notice.provider_id = receipt.provider_id
-    notice.segments = receipt.segments
-    notice.status = SENT
-    notice.sent_at = utcnow()
-    log.info("sms.sent", notification_id=str(notice.id), case_id=str(case.id), notice_event=notice.event)
+    await deliver(ctx, notice, requester.phone, notice_text(ctx.platform, notice.event), after=None)
 
 
 async def _untrue(session: AsyncSession, case: Case, notice: Notification) -> str | None:

@@ -15,7 +15,6 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -45,6 +44,7 @@ from legetime.core.protection import audit
 
 if TYPE_CHECKING:
     from legetime.core.platform.runtime import Platform
+from legetime.core.platform.webhooks import WebhookOutcome
 
 log = structlog.get_logger(__name__)
 
@@ -267,14 +267,6 @@ async def reconcile(
 
 
 # --- a provider's webhook ----------------------------------------------------------------------------
-
-
-class WebhookOutcome(StrEnum):
-    ACCEPTED = "accepted"
-    """Verified: a job re-fetches the payment (or a replay of a delivery already accepted)."""
-    UNKNOWN_PROVIDER = "unknown_provider"
-    REJECTED = "rejected"
-    """The provider plugin refused it (signature, freshness, shape)."""
 
 
 async def receive_payment_webhook(

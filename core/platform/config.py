@@ -84,7 +84,11 @@ class Settings(BaseSettings):
     # Providers, by capability: which are enabled (comma-separated) and which is the default.
     identity_providers: NameList = Field(default_factory=lambda: ["bankid-test"])
     payment_providers: NameList = Field(default_factory=lambda: ["fake"])
-    sms_provider: str = "outbox"
+    sms_providers: NameList = Field(
+        default_factory=lambda: ["outbox"],
+        description="SMS providers in order: the first sends; a text it refuses or cannot deliver goes "
+        "through the next (failover).",
+    )
     storage_provider: str = "local"
     journal_provider: str = "template"
     disabled_plugins: NameList = Field(
@@ -171,7 +175,9 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = False
 
-    @field_validator("identity_providers", "payment_providers", "disabled_plugins", mode="before")
+    @field_validator(
+        "identity_providers", "payment_providers", "sms_providers", "disabled_plugins", mode="before"
+    )
     @classmethod
     def _comma_separated(cls, value: Any) -> Any:
         # Environment variables carry lists as "a,b" (JSON lists work too).
@@ -325,8 +331,17 @@ def describe_validation_error(exc: ValidationError, prefix: str = ENV_PREFIX) ->
     return ConfigError(prefix + "*", message)
 
 
+RENAMED = {"LEGETIME_SMS_PROVIDER": "LEGETIME_SMS_PROVIDERS"}
+"""Variables of earlier versions: refused with their new name, never silently ignored."""
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Read settings from the environment (plus explicit overrides); raise ConfigError naming the variable."""
+    for old, new in RENAMED.items():
+        if old in os.environ:
+            raise ConfigError(
+                old, f"renamed to {new} (a comma-separated list: the first sends, the rest fail over)"
+            )
     try:
         return Settings(**overrides)
     except ValidationError as exc:

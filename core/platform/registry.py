@@ -65,6 +65,8 @@ def build_registry(
         variable = description.variable
         if not wanted:
             raise ConfigError(variable, f"enable at least one {capability} provider")
+        if len(set(wanted)) != len(wanted):
+            raise ConfigError(variable, f"a {capability} provider is named twice: {', '.join(wanted)}")
         offered = by_capability[capability]
         registry.enabled[capability] = []
         for name in wanted:
@@ -77,11 +79,12 @@ def build_registry(
                     variable,
                     f"{capability} provider {name!r} is a simulation and is refused in production",
                 )
-            registry.enabled[capability].append(_instantiate(chosen, context))
+            registry.enabled[capability].append(instantiate(chosen, context))
     return registry
 
 
-def _instantiate(spec: ProviderSpec, context: ProviderContext) -> EnabledProvider:
+def instantiate(spec: ProviderSpec, context: ProviderContext) -> EnabledProvider:
+    """Build one provider from its own settings (read from the environment) and check its Protocol."""
     prefix = str(spec.settings_model.model_config.get("env_prefix", ""))
     try:
         provider_settings = spec.settings_model()

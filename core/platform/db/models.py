@@ -109,6 +109,9 @@ class Person(Base):
     given_name: Mapped[str] = mapped_column(String(200))
     family_name: Mapped[str] = mapped_column(String(200))
     birth_date: Mapped[date] = mapped_column(Date)
+    country: Mapped[str] = mapped_column(String(2), default="NO", server_default="NO")
+    """The issuer of her national ID (ISO 3166-1 alpha-2; ``core.identity.countries``), kept apart so that
+    a request learns which rules apply without unsealing her ID."""
     phone: Mapped[str | None] = mapped_column(String(20))
     name_rectified_at: Mapped[datetime | None]
     """Set when she corrected her name herself: logins no longer overwrite it."""
@@ -419,8 +422,35 @@ class Notification(Base):
     provider_id: Mapped[str | None] = mapped_column(String(100))
     segments: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(20))
+    """pending, sent, delivered, failed, or why it was not sent (``core.consultation.notifications``)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+    status_at: Mapped[datetime | None]
+    """When the network last reported on it (a delivery report)."""
+    failure_reason: Mapped[str | None] = mapped_column(String(200))
+    """The provider's code and reason of the last failure (never the text or the number)."""
+
+
+class SmsAttempt(Base):
+    """One hand-over of a notice to one SMS provider, and what that provider's network reported since.
+    A notice has one attempt, or more after a failover; the notice mirrors the latest."""
+
+    __tablename__ = "sms_attempt"
+    __table_args__ = (UniqueConstraint("provider", "provider_id"),)
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    notification_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("notification.id"), index=True)
+    provider: Mapped[str] = mapped_column(String(50))
+    reference: Mapped[str] = mapped_column(String(150))
+    provider_id: Mapped[str | None] = mapped_column(String(100))
+    """The provider's id of the message; None when the provider refused it."""
+    segments: Mapped[int | None] = mapped_column(Integer)
+    encoding: Mapped[str | None] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(20))
+    """refused, queued, sent, delivered or failed."""
+    error: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status_at: Mapped[datetime | None]
 
 
 class CaseErasure(Base):

@@ -63,7 +63,7 @@ PAYMENT: Final[CapabilityDescription[PaymentProvider]] = CapabilityDescription(
     Capability.PAYMENT, PaymentProvider, "payment_providers", several=True, title="Payment"
 )
 SMS: Final[CapabilityDescription[SmsProvider]] = CapabilityDescription(
-    Capability.SMS, SmsProvider, "sms_provider", several=False, title="SMS"
+    Capability.SMS, SmsProvider, "sms_providers", several=True, title="SMS"
 )
 STORAGE: Final[CapabilityDescription[StorageProvider]] = CapabilityDescription(
     Capability.STORAGE, StorageProvider, "storage_provider", several=False, title="Storage"

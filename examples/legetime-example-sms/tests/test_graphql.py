@@ -31,7 +31,7 @@ def served(tmp_path: Path) -> Iterator[str]:
     env = {name: value for name, value in os.environ.items() if not name.startswith("LEGETIME_")}
     env |= {
         "LEGETIME_DATA_DIR": str(tmp_path / "data"),
-        "LEGETIME_SMS_PROVIDER": "example-gateway",
+        "LEGETIME_SMS_PROVIDERS": "example-gateway",
         "LEGETIME_SMS_EXAMPLE_GATEWAY_API_KEY": "test-api-key",
         "LEGETIME_SMS_EXAMPLE_GATEWAY_WEBHOOK_SECRET": "test-webhook-secret",
     }
