@@ -36,8 +36,12 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "plugins.payments.stripe_cards",
     "plugins.payments.swedbank_pay",
     "plugins.sms.outbox",
+    "plugins.sms.twilio",
+    "plugins.sms.link_mobility",
     "plugins.storage.local",
+    "plugins.storage.s3",
     "plugins.journal.template",
+    "plugins.journal.openai_chat",
 )
 
 

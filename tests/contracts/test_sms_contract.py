@@ -19,6 +19,8 @@ from legetime.core.platform.providers import Capability, ProviderSpec
 from legetime.core.platform.providers.sms import DeliveryStatus
 from legetime.testing import SmsContract, SmsDriver, build_provider
 from tests.contracts.builtin import fixtures_for
+from tests.fakes import link_mobility as link_mobility_fake
+from tests.fakes import twilio as twilio_fake
 
 OUTBOX_SECRET = "contract-test-outbox-dlr-secret"
 
@@ -44,6 +46,8 @@ DRIVERS: dict[str, SmsDriver] = {
     "outbox": SmsDriver(
         sent_count=_outbox_sent_count, delivery_report=_outbox_delivery_report, build=_build_outbox
     ),
+    "twilio": twilio_fake.contract_driver(),
+    "link-mobility": link_mobility_fake.contract_driver(),
 }
 
 legetime_spec, legetime_driver = fixtures_for(Capability.SMS, DRIVERS, __file__)
