@@ -1,5 +1,5 @@
 """The ``legetime`` command: serve, worker, migrate, plugins, providers, demo, schema, check, audit,
-purge, keys.
+purge, keys, storage.
 
 The composition root: it puts core, plugins and the GraphQL app together, so it is in none of them. It
 never reads or writes the source tree (an installed package has none); the repository's generated docs
@@ -413,7 +413,7 @@ def purge(
     if summary.storage_failures:
         console.print(
             f"[yellow]{summary.storage_failures} stored image(s) could not be deleted; they are unreadable "
-            "(their key is gone) and are retried on the next run.[/]"
+            "(their key is gone) and are retried by a `storage.delete` job.[/]"
         )
     console.print(f"Run {summary.run_id} is recorded (operators: `retentionRuns`).")
 
@@ -460,6 +460,74 @@ def keys_rotate() -> None:
         console.print(f"[yellow]{summary.remaining} row(s) still use another key; run it again.[/]")
         raise typer.Exit(1)
     console.print("Older master keys can now be removed from LEGETIME_MASTER_KEYS.")
+
+
+storage_app = typer.Typer(help="Stored images (the storage provider).", no_args_is_help=True)
+app.add_typer(storage_app, name="storage")
+
+
+@storage_app.command("migrate")
+@fails_clearly
+def storage_migrate(
+    source: Annotated[str, typer.Option("--from", help="The provider the images are in now, e.g. local.")],
+    target: Annotated[str, typer.Option("--to", help="The provider to move them to, e.g. s3.")],
+    delete_source: Annotated[
+        bool,
+        typer.Option(
+            "--delete-source",
+            help="Delete each image from the source once its copy is verified (only once the platform "
+            "reads from the target).",
+        ),
+    ] = False,
+    concurrency: Annotated[int, typer.Option(min=1, max=32, help="Images copied at once.")] = 4,
+) -> None:
+    """Copy every live image (from the database's attachments) to another storage provider, verifying each
+    copy by its SHA-256. Resumable: run it again to skip what is done and retry what failed."""
+    import asyncio
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from legetime.core.consultation.storage_migration import migrate_storage
+    from legetime.core.platform.errors import LegetimeError
+
+    platform = _platform()
+
+    async def run() -> Any:
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task(f"{source} → {target}", total=None)
+            try:
+                return await migrate_storage(
+                    platform,
+                    source,
+                    target,
+                    delete_source=delete_source,
+                    concurrency=concurrency,
+                    progress=lambda done, total: bar.update(task, completed=done, total=total),
+                )
+            finally:
+                await platform.close()
+
+    try:
+        summary = asyncio.run(run())
+    except LegetimeError as exc:  # the target refuses every object: a missing bucket, refused credentials
+        err.print(f"[bold red]Stopped[/]: {exc.message} Nothing more was copied; fix it and run again.")
+        raise typer.Exit(1) from None
+    table = Table(title=f"Images {source} → {target}")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    rows = [("copied", summary.copied), ("skipped", summary.skipped), ("failed", summary.failed)]
+    if delete_source:
+        rows.append(("deleted from the source", summary.source_deleted))
+    for what, count in rows:
+        table.add_row(what, str(count))
+    console.print(table)
+    for attachment_id, why in summary.failures[:20]:
+        err.print(f"failed: attachment {attachment_id} ({why})")
+    if summary.failed:
+        err.print(f"[bold red]{summary.failed} image(s) were not copied[/]; run the command again to retry.")
+        raise typer.Exit(1)
+    console.print(f"[green]Every image is in {target!r}[/] (copied or already there, each verified).")
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -38,6 +38,8 @@ from legetime.core.platform.db.models import (
     CaseStatistic,
     CaseStatus,
     Message,
+    OutboxJob,
+    OutboxStatus,
     Person,
     RequesterRole,
     RetentionRun,
@@ -55,6 +57,9 @@ log = structlog.get_logger(__name__)
 
 ERASE_CASE_JOB = "privacy.erase_case"
 DELETE_OBJECTS_JOB = "storage.delete"
+DELETE_RETRY_DELAY = timedelta(minutes=5)
+"""The retention purge deletes a batch's storage objects at once; the ``storage.delete`` job it enqueues
+with the batch waits this long, and runs only for what that could not delete."""
 
 RETENTION = "retention"
 CONSENT_WITHDRAWN = "consent_withdrawn"
@@ -262,17 +267,37 @@ async def count_due(session: AsyncSession, now: datetime) -> tuple[int, int, int
     return int(cases or 0), int(messages or 0), int(images or 0)
 
 
-async def delete_stored(platform: Platform, keys: list[str]) -> int:
-    """Delete storage objects; returns how many failed. A failure leaves only ciphertext whose key is gone."""
+async def delete_stored(platform: Platform, keys: list[str]) -> list[str]:
+    """Delete storage objects; returns the keys that could not be deleted (a failure leaves only ciphertext
+    whose key is gone, and the caller has a job retry them)."""
     storage = platform.providers.get(STORAGE)
-    failures = 0
+    failed = []
     for key in keys:
         try:
             await storage.delete(key)
         except Exception as exc:  # the content is already unreadable; retrying is housekeeping
-            failures += 1
+            failed.append(key)
             log.warning("purge.storage_delete_failed", error=type(exc).__name__)
-    return failures
+    return failed
+
+
+async def _settle_deletion_job(platform: Platform, job_id: uuid.UUID, failed: list[str]) -> None:
+    """After the purge's own attempt: nothing left, the batch's ``storage.delete`` job is done; otherwise
+    it keeps only the keys that failed (and runs after its delay, retried with backoff until it succeeds
+    or is marked failed in the outbox). A job a relay took already is left alone: it deletes again,
+    harmlessly."""
+    values: dict[str, Any] = {"payload": {"keys": failed}}
+    if not failed:
+        values = {"status": OutboxStatus.DONE, "finished_at": utcnow()}
+    async with platform.db.transaction() as session:
+        await session.execute(
+            update(OutboxJob)
+            .where(OutboxJob.id == job_id, OutboxJob.status == OutboxStatus.PENDING)
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+    if failed:
+        log.warning("purge.storage_delete_deferred", job_id=str(job_id), count=len(failed))
 
 
 async def run_retention(
@@ -329,10 +354,19 @@ async def run_retention(
                 now=now,
                 run_id=run.id,
             )
+            deletion_job = None
+            if deleted.storage_keys:  # committed with the batch: a failed or interrupted deletion is retried
+                job = await enqueue(
+                    session, DELETE_OBJECTS_JOB, {"keys": deleted.storage_keys}, delay=DELETE_RETRY_DELAY
+                )
+                deletion_job = job.id
         summary.cases += len(batch)
         summary.messages += deleted.messages
         summary.images += deleted.images
-        summary.storage_failures += await delete_stored(platform, deleted.storage_keys)
+        failed = await delete_stored(platform, deleted.storage_keys)
+        summary.storage_failures += len(failed)
+        if deletion_job is not None:
+            await _settle_deletion_job(platform, deletion_job, failed)
         if progress:
             progress(summary.cases, max(total, summary.cases))
     async with platform.db.transaction() as session:
@@ -386,5 +420,7 @@ async def erase_case_job(ctx: JobContext, payload: dict[str, Any]) -> None:
 
 async def delete_objects_job(ctx: JobContext, payload: dict[str, Any]) -> None:
     """Delete storage objects of erased communication (already unreadable: their key is gone)."""
-    if await delete_stored(ctx.platform, list(payload["keys"])):
-        raise RuntimeError("some storage objects could not be deleted; retrying")
+    keys = list(payload["keys"])
+    failed = await delete_stored(ctx.platform, keys)
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(keys)} storage objects could not be deleted; retrying")

@@ -18,6 +18,7 @@ from legetime.core.platform.providers import Capability
 from legetime.plugins.storage import local
 from legetime.testing import Fetched, StorageContract, StorageDriver, build_default
 from tests.contracts.builtin import fixtures_for
+from tests.fakes import s3 as s3_fake
 
 
 def _local_fetch(provider: Any, url: str, later: timedelta) -> Fetched:
@@ -50,6 +51,7 @@ def _local_tampered(url: str) -> list[str]:
 
 DRIVERS: dict[str, StorageDriver] = {
     "local": StorageDriver(fetch=_local_fetch, tampered=_local_tampered, build=build_default),
+    "s3": s3_fake.contract_driver(),  # against moto's S3 server (tests/fakes/s3.py)
 }
 
 legetime_spec, legetime_driver = fixtures_for(Capability.STORAGE, DRIVERS, __file__)
