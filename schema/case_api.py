@@ -528,6 +528,15 @@ class ApproveJournalNoteInput:
     text: str | None = strawberry.field(default=None, description="The edited text; default: as drafted.")
 
 
+@strawberry.input
+class WriteJournalNoteInput:
+    case_id: strawberry.ID
+    text: str
+    idempotency_key: str | None = strawberry.field(
+        default=None, description=f"Retrying with the same key returns the note written first. {RETRY_KEY}"
+    )
+
+
 @strawberry.type
 class JournalNotePayload:
     note: JournalNote | None = None
@@ -610,3 +619,18 @@ class ClinicianMutation:
             case = await session.get(models.Case, note.case_id)
         assert case is not None
         return JournalNotePayload(note=JournalNote.of(note, case), errors=errors)
+
+    @strawberry.mutation(
+        description="Clinicians: write the journal note yourself (when no draft is wanted, or drafting "
+        "failed); no AI consent needed. A draft until approved with approveJournalNote."
+    )
+    async def write_journal_note(self, info: Info, input: WriteJournalNoteInput) -> JournalNotePayload:
+        async def work(ctx: Ctx) -> tuple[models.JournalNote, models.Case]:
+            return await journal.write_note(
+                ctx, global_uuid(input.case_id), input.text, idempotency_key=input.idempotency_key
+            )
+
+        written, errors = await mutate(info, work)
+        if written is None:
+            return JournalNotePayload(errors=errors)
+        return JournalNotePayload(note=JournalNote.of(*written), errors=errors)

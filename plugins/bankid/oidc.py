@@ -384,7 +384,6 @@ class BankIdOidcProvider:
         return keys
 
     async def _exchange(self, metadata: Mapping[str, Any], code: str, code_verifier: str) -> dict[str, Any]:
-        import httpx
         from authlib.integrations.base_client.errors import OAuthError
 
         try:
@@ -394,7 +393,7 @@ class BankIdOidcProvider:
                 )
         except OAuthError:
             raise IdentityRejected(FAILED) from None  # used or expired code, wrong verifier, wrong client
-        except httpx.HTTPError:
+        except _oauth_http_errors():
             raise ProviderUnavailable(UNAVAILABLE) from None
         except ValueError:  # not JSON: a proxy's error page
             raise ProviderUnavailable(UNAVAILABLE) from None
@@ -481,6 +480,19 @@ def _oauth2_client_class() -> type[AsyncOAuth2Client]:
     from authlib.integrations.httpx_client import AsyncOAuth2Client
 
     return AsyncOAuth2Client
+
+
+@functools.cache
+def _oauth_http_errors() -> tuple[type[Exception], ...]:
+    """The HTTP errors of the client authlib uses: httpx2 where it is installed (another package may bring
+    it), else httpx."""
+    import httpx
+
+    try:
+        import httpx2
+    except ImportError:
+        return (httpx.HTTPError,)
+    return (httpx.HTTPError, httpx2.HTTPError)
 
 
 def _load_sdk() -> None:

@@ -10,8 +10,14 @@ from __future__ import annotations
 from legetime.core.platform.providers import Capability
 from legetime.testing import JournalContract, JournalDriver, build_default
 from tests.contracts.builtin import fixtures_for
+from tests.fakes.openai_chat import OpenAIChatFake
+from tests.support import ServedFake
 
-DRIVERS: dict[str, JournalDriver] = {"template": JournalDriver(build=build_default)}
+DRIVERS: dict[str, JournalDriver] = {
+    "template": JournalDriver(build=build_default),
+    # Against a local OpenAI-compatible server that answers deterministically and refuses personal data.
+    "openai": JournalDriver(build=ServedFake(OpenAIChatFake).build),
+}
 
 legetime_spec, legetime_driver = fixtures_for(Capability.JOURNAL, DRIVERS, __file__)
 

@@ -26,7 +26,7 @@ from legetime.core.platform.db.base import utcnow
 from legetime.core.platform.db.engine import Database
 from legetime.core.platform.db.models import OutboxJob, OutboxStatus
 from legetime.core.platform.jobs.outbox import RELAY_BATCH, on_jobs_committed, relay_once
-from legetime.core.platform.jobs.types import JobContext
+from legetime.core.platform.jobs.types import JobContext, JobFailed
 
 if TYPE_CHECKING:
     from legetime.core.platform.runtime import Platform
@@ -267,6 +267,9 @@ async def run_job(platform: Platform, db: Database, job_id: str) -> None:
         try:
             async with session.begin_nested():
                 await handler(context, dict(payload))
+        except JobFailed as exc:  # the handler says retrying will not help: failed now
+            done = {"status": OutboxStatus.FAILED, "finished_at": utcnow(), "last_error": str(exc)[:2000]}
+            log.warning("job.gave_up", job_id=job_id, job=name, attempts=attempts)
         except Exception as exc:
             failure = exc
             error = f"{type(exc).__name__}: {exc}"[:2000]

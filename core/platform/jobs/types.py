@@ -28,6 +28,12 @@ class JobContext:
 JobHandler = Callable[[JobContext, dict[str, Any]], Awaitable[None]]
 
 
+class JobFailed(Exception):
+    """Raised by a handler when trying again by itself will not help, or must wait for a person to ask:
+    the job is marked failed at once, with the message (a code, never content) as its last error, and
+    not retried. Its database work is rolled back as for any failure."""
+
+
 @dataclass(frozen=True)
 class PeriodicJob:
     """Work run on a schedule in every process that runs jobs (``legetime worker``; ``legetime serve``

@@ -15,7 +15,7 @@ class JournalMessage:
 
 @dataclass(frozen=True)
 class JournalContext:
-    """What the drafter may see. Minimal by design: no national ID, no name."""
+    """What the drafter may see. Minimal by design: no national ID, and names only in ``known_names``."""
 
     case_number: str
     patient_age_years: int
@@ -25,6 +25,10 @@ class JournalContext:
     messages: list[JournalMessage] = field(default_factory=list)
     outcome: str | None = None
     consultation_date: date | None = None
+    known_names: tuple[str, ...] = ()
+    """The names the platform knows of the people on the case (the patient's, the requester's), for masking
+    only: never note content. A drafter that sends text off the platform masks them wherever they occur
+    in it (a patient may name herself or her child in an answer)."""
 
 
 @dataclass(frozen=True)
