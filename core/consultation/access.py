@@ -1,8 +1,9 @@
 """Who may see and change which case: the rules, in one place, as SQL conditions (scoped look-ups).
 
 - A patient: the cases about herself.
-- A guardian: the cases she opened for her child, while the child is under 16 (computed from the
-  child's birth date at request time, never cached).
+- A guardian: the cases she opened for her child, while the child is under her country's guardian age
+  (Norway 16, Sweden 18: ``legetime.core.identity.countries``; the child is always of her country),
+  computed from the child's birth date at request time, never cached.
 - A clinician: the queue (submitted, unassigned) to read, and the cases she claimed to read and write.
 - An operator: no case content (operational views only).
 - Anonymous: nothing.
@@ -19,11 +20,11 @@ from sqlalchemy import ColumnElement, and_, false, or_, select
 from sqlalchemy.orm import aliased
 
 from legetime.core.identity.actors import Actor
+from legetime.core.identity.countries import NORWAY, guardian_rules
 from legetime.core.identity.ctx import Ctx
 from legetime.core.platform.db.models import Case, CaseStatus, Person, RequesterRole
 from legetime.core.platform.errors import ErrorCode, LegetimeError, NotFound
 
-GUARDIAN_AGE_LIMIT = 16
 NOT_FOUND_MESSAGE = "Fant ikke saken."
 
 
@@ -32,26 +33,23 @@ class Unauthenticated(LegetimeError):
 
 
 def _sixteenth_birthday_cutoff(today: date) -> date:
-    """Children born after this date are under 16 today (29 February counts from 1 March)."""
-    try:
-        return today.replace(year=today.year - GUARDIAN_AGE_LIMIT)
-    except ValueError:  # today is 29 February
-        return today.replace(year=today.year - GUARDIAN_AGE_LIMIT, day=28)
+    """Norwegian children born after this date are under 16 today (bench/baseline_app.py reads it)."""
+    return NORWAY.guardian_cutoff(today)
 
 
 def as_patient(actor: Actor, today: date) -> ColumnElement[bool]:
-    """Cases the actor may read and write as the patient or the child's guardian."""
+    """Cases the actor may read and write as the patient or the child's guardian. A guardian's limit is
+    her country's (her child is of the same country); an actor of unknown country gets the strictest."""
     if actor.person_id is None:
         return false()
     child = aliased(Person)
-    under_16 = (
-        select(child.id)
-        .where(child.id == Case.subject_id, child.birth_date > _sixteenth_birthday_cutoff(today))
-        .exists()
-    )
+    cutoff = guardian_rules(actor.country).guardian_cutoff(today)
+    under_limit = select(child.id).where(child.id == Case.subject_id, child.birth_date > cutoff).exists()
     return or_(
         Case.subject_id == actor.person_id,
-        and_(Case.requester_id == actor.person_id, Case.requester_role == RequesterRole.GUARDIAN, under_16),
+        and_(
+            Case.requester_id == actor.person_id, Case.requester_role == RequesterRole.GUARDIAN, under_limit
+        ),
     )
 
 

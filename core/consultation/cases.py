@@ -30,8 +30,9 @@ from legetime.core.consultation.questionnaire import load_questionnaire, validat
 from legetime.core.consultation.sla import sla_due_at
 from legetime.core.identity import persons
 from legetime.core.identity.actors import SYSTEM
+from legetime.core.identity.countries import country_of_national_id, identify
 from legetime.core.identity.ctx import Ctx
-from legetime.core.identity.nationalid import InvalidNationalId, age_on, parse_national_id
+from legetime.core.identity.nationalid import InvalidNationalId, age_on
 from legetime.core.platform import idempotency
 from legetime.core.platform.db.models import (
     Attachment,
@@ -148,7 +149,8 @@ async def start_case(
     guardian_declared: bool = False,
     idempotency_key: str | None = None,
 ) -> Case:
-    """Open a draft case for the actor herself, or for her child under 16 (she becomes its guardian).
+    """Open a draft case for the actor herself, or for her child (she becomes its guardian): a child of her
+    own country under its guardian age (Norway 16, Sweden 18; ``legetime.core.identity.countries``).
     A retry with the same ``idempotency_key`` returns the case the first call opened."""
     requester_id = require_person(ctx.actor)
     key = idempotency.check_key(idempotency_key)
@@ -213,18 +215,25 @@ async def start_case(
 async def _child(
     ctx: Ctx, guardian: Person, national_id: str, given_name: str | None, declared: bool
 ) -> Person:
-    try:
-        parsed = parse_national_id(national_id, born_by=ctx.today)
-    except InvalidNationalId as exc:
-        raise InvalidNationalId(exc.message, field="childNationalId") from None
     guardian_national_id = persons.national_id(ctx.platform.keyring, guardian)
+    rules = country_of_national_id(guardian_national_id)  # the child's ID is of the guardian's country
+    try:
+        parsed = rules.parse(national_id, born_by=ctx.today)
+    except InvalidNationalId as exc:
+        other = identify(national_id) if rules.child_same_country.value else None
+        if other is not None and other is not rules:
+            raise InvalidNationalId(
+                f"Barnets nummer er et {other.id_with_country}, men du er logget inn med "
+                f"{rules.id_with_country}. Saken må opprettes av en forelder med e-legitimasjon fra "
+                "samme land som barnet.",
+                reason="country",
+                field="childNationalId",
+            ) from None
+        raise InvalidNationalId(exc.message, field="childNationalId") from None
     if parsed.value == guardian_national_id:
-        raise ValidationError("Barnets fødselsnummer kan ikke være ditt eget.", field="childNationalId")
-    if age_on(parsed.birth_date, ctx.today) >= 16:
-        raise ChildTooOld(
-            "Barnet må være under 16 år. Fra 16 år logger ungdommen inn med egen BankID.",
-            field="childNationalId",
-        )
+        raise ValidationError(f"Barnets {rules.id_noun} kan ikke være ditt eget.", field="childNationalId")
+    if not rules.guardian_may_act_for(age_on(parsed.birth_date, ctx.today)):
+        raise ChildTooOld(rules.child_too_old_message(), field="childNationalId")
     if not declared:
         raise GuardianshipNotConfirmed(
             "Bekreft at du har foreldreansvar for barnet.", field="guardianDeclared"

@@ -13,6 +13,9 @@ class Actor:
     person_id: uuid.UUID | None
     staff_roles: frozenset[StaffRole] = field(default_factory=frozenset)
     session_id: uuid.UUID | None = None
+    country: str | None = None
+    """Issuer of her national ID (``"NO"``, ``"SE"``; see ``countries``): which guardian rules apply to
+    the cases she opened for a child. None when not known: the strictest rules apply."""
 
     @property
     def is_anonymous(self) -> bool:

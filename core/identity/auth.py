@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from legetime.core.identity import persons
 from legetime.core.identity.actors import ANONYMOUS, Actor
-from legetime.core.identity.nationalid import parse_national_id
+from legetime.core.identity.countries import rules_for
 from legetime.core.platform.crypto import seal, unseal
 from legetime.core.platform.db.base import utcnow
 from legetime.core.platform.db.models import AuthSession, LoginTransaction, Person, StaffMembership
@@ -108,12 +108,10 @@ async def complete_login(
     if isinstance(result, LoginPending):
         return result
     login.finished_at = utcnow()
-    if result.country != "NO":
-        # Persons are keyed by Norwegian national IDs (fødselsnummer/D-number); a Swedish personnummer
-        # is verified by its provider but cannot be a patient here yet.
+    if rules_for(result.country) is None:
+        # Only countries in the country-rules table (legetime.core.identity.countries) are served.
         raise LoginFailed(
-            "Du er logget inn med en svensk e-legitimasjon, men tjenesten krever norsk fødselsnummer "
-            "eller D-nummer.",
+            "Du er logget inn med en e-legitimasjon fra et land tjenesten ikke tar imot ennå.",
             field="provider",
         )
     login.state_sealed = _seal_state(platform, login.id, {})  # nothing of the login is kept
@@ -149,7 +147,12 @@ async def upsert_person(session: AsyncSession, platform: Platform, identity: Ver
     """The person a verified identity names: created on first login, name kept current after (unless she
     has corrected it herself)."""
     today = utcnow().astimezone(platform.settings.zone).date()
-    national_id = parse_national_id(identity.national_id, born_by=today)
+    rules = rules_for(identity.country)
+    if rules is None:
+        raise LoginFailed("Tjenesten tar ikke imot e-legitimasjon fra dette landet.", field="provider")
+    # The number is validated by its own country's rules: a Norwegian one as fødselsnummer/D-nummer, a
+    # Swedish one as personnummer/samordningsnummer. Formats are disjoint, so look-ups never cross countries.
+    national_id = rules.parse(identity.national_id, born_by=today)
     person = await persons.find_person(session, platform, national_id.value)
     if person is None:
         person = persons.new_person(
@@ -170,19 +173,22 @@ async def authenticate(session: AsyncSession, platform: Platform, token: str | N
     """The actor a bearer token stands for; anonymous for none, an unknown, expired or revoked one."""
     if not token:
         return ANONYMOUS
-    # One statement on every request: the session with its person's staff roles (a row per role).
+    # One statement on every request: the session with its person's staff roles (a row per role) and her
+    # country (the guardian rules of ``countries``).
     rows = (
         await session.execute(
             select(AuthSession.id, AuthSession.person_id, AuthSession.revoked_at, AuthSession.expires_at)
-            .add_columns(StaffMembership.role)
+            .add_columns(StaffMembership.role, Person.country)
+            .join(Person, Person.id == AuthSession.person_id)
             .outerjoin(StaffMembership, StaffMembership.person_id == AuthSession.person_id)
             .where(AuthSession.token_hash == _hash(platform, "session-token", token))
         )
     ).all()
     if not rows or rows[0].revoked_at is not None or rows[0].expires_at <= utcnow():
         return ANONYMOUS
+    first = rows[0]
     roles = frozenset(row.role for row in rows if row.role is not None)
-    return Actor(person_id=rows[0].person_id, staff_roles=roles, session_id=rows[0].id)
+    return Actor(person_id=first.person_id, staff_roles=roles, session_id=first.id, country=first.country)
 
 
 async def end_sessions(session: AsyncSession, person_id: uuid.UUID, *, at: datetime) -> int:

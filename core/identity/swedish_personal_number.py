@@ -1,8 +1,9 @@
 """Swedish personal identity numbers (personnummer) and coordination numbers (samordningsnummer).
 
 Pure functions, no I/O, like :mod:`legetime.core.identity.nationalid` for the Norwegian numbers. Used by
-the Swedish BankID provider (what ``collect`` returns, a login hint) and by the identity contract suite (a
-``VerifiedIdentity`` with ``country="SE"``).
+the Swedish BankID provider (what ``collect`` returns, a login hint), by the identity contract suite (a
+``VerifiedIdentity`` with ``country="SE"``) and, through :mod:`legetime.core.identity.countries`, by the
+core for Swedish patients and their children.
 
 Layout, in the 12-digit form BankID's RP API uses: ``YYYYMMDDNNNC``.
 
@@ -80,9 +81,12 @@ def normalize(value: str) -> str:
     return value.strip().replace(" ", "").replace("-", "")
 
 
-def parse_swedish_personal_number(value: str, *, field: str | None = "nationalId") -> SwedishPersonalNumber:
+def parse_swedish_personal_number(
+    value: str, *, field: str | None = "nationalId", born_by: date | None = None
+) -> SwedishPersonalNumber:
     """Validate a 12-digit personnummer or samordningsnummer; raises :class:`InvalidSwedishPersonalNumber`.
 
+    ``born_by`` (today, where the person is; default the machine's date): a later birth date is refused.
     The 10-digit form (``YYMMDD-NNNC``) is refused: its century depends on a ``-``/``+`` separator and the
     date of reading, and BankID always gives and takes 12 digits."""
     digits = normalize(value)
@@ -104,7 +108,7 @@ def parse_swedish_personal_number(value: str, *, field: str | None = "nationalId
         raise InvalidSwedishPersonalNumber(
             "Det svenske personnummeret har ingen gyldig fødselsdato.", reason="date", field=field
         ) from None
-    if born > date.today() or year < 1850:
+    if born > (born_by or date.today()) or year < 1850:
         raise InvalidSwedishPersonalNumber(
             "Det svenske personnummeret har ingen gyldig fødselsdato.", reason="date", field=field
         )

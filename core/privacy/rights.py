@@ -152,8 +152,9 @@ def patient_seen_by(case: Case, patient: Person, reader_id: uuid.UUID | None) ->
 async def set_withheld_from_guardian(
     ctx: Ctx, *, message_id: uuid.UUID | None, note_id: uuid.UUID | None, withheld: bool
 ) -> Case:
-    """The assigned clinician keeps a message or journal note from the guardian of a patient aged 12–15
-    (pasient- og brukerrettighetsloven § 3-4): from 12 the child's own view counts."""
+    """The assigned clinician keeps a message or journal note from the guardian of a patient in the ages her
+    country's rules give (``countries``; Norway 12–15, pasient- og brukerrettighetsloven § 3-4: from 12 the
+    child's own view counts; Sweden 12–17, by the child's maturity and the harm disclosure would do)."""
     if (message_id is None) == (note_id is None):
         raise ValidationError("Oppgi enten en melding eller et journalnotat.", field="messageId")
     require_person(ctx.actor)  # before any look-up: an anonymous caller learns nothing either way
@@ -169,10 +170,10 @@ async def set_withheld_from_guardian(
     subject = await ctx.session.get(Person, case.subject_id)
     assert subject is not None
     age = age_on(subject.birth_date, ctx.today)
-    if case.requester_role is not RequesterRole.GUARDIAN or not 12 <= age < 16:
-        raise ValidationError(
-            "Bare for pasienter mellom 12 og 16 år i saker en forelder har opprettet.", field=field_name
-        )
+    rules = persons.country(subject)  # the patient's country: the case's rules
+    ages = rules.withhold_from_guardian.value
+    if case.requester_role is not RequesterRole.GUARDIAN or age not in ages:
+        raise ValidationError(rules.withhold_range_message(), field=field_name)
     target.withheld_from_guardian = withheld
     await audit.log(
         ctx,
@@ -440,12 +441,15 @@ async def export_my_data(ctx: Ctx) -> dict[str, Any]:
             .order_by(Consent.created_at)
         )
     ).all()
-    # Her own access log, and for the cases she opened for a child under 16 the entries about those cases
-    # (she exercises the child's rights there) — not the child's other cases nor the child's own doings.
+    # Her own access log, and for the cases she opened for a child still under her country's guardian age
+    # (Norway 16, Sweden 18) the entries about those cases (she exercises the child's rights there) — not
+    # the child's other cases nor the child's own doings. Her child is always of her own country.
+    rules = persons.country(person)
     guarded = [
         c
         for c in cases
-        if reads_as_guardian(c, me) and age_on(subjects[c.subject_id].birth_date, ctx.today) < 16
+        if reads_as_guardian(c, me)
+        and rules.guardian_may_act_for(age_on(subjects[c.subject_id].birth_date, ctx.today))
     ]
     case_of = await _objects_of(ctx, me, cases, by_case)
     log_rows = (
