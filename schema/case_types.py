@@ -8,10 +8,12 @@ from datetime import date, datetime
 from typing import cast
 
 import strawberry
+from sqlalchemy import select
 from strawberry import relay
 from strawberry.scalars import JSON
 
 from legetime.core.consultation import cases as core_cases
+from legetime.core.consultation import journal as core_journal
 from legetime.core.consultation.access import require_person
 from legetime.core.consultation.attachments import image_url
 from legetime.core.consultation.case_states import allowed_events
@@ -19,11 +21,12 @@ from legetime.core.consultation.sla import is_overdue
 from legetime.core.identity.nationalid import age_on
 from legetime.core.platform.db import models
 from legetime.core.platform.db.base import utcnow
-from legetime.core.platform.errors import NotFound
+from legetime.core.platform.errors import Forbidden, NotFound
 from legetime.core.privacy.rights import patient_seen_by, reads_as_guardian
 from legetime.core.protection import content
 from legetime.schema import loaders
 from legetime.schema.context import Info
+from legetime.schema.errors import Error
 from legetime.schema.platform_types import Money
 
 CaseStatus = strawberry.enum(models.CaseStatus, name="CaseStatus")
@@ -31,6 +34,7 @@ CaseOutcome = strawberry.enum(models.CaseOutcome, name="CaseOutcome")
 MessageKind = strawberry.enum(models.MessageKind, name="MessageKind")
 ParticipantRole = strawberry.enum(models.ParticipantRole, name="ParticipantRole")
 JournalNoteStatus = strawberry.enum(models.JournalNoteStatus, name="JournalNoteStatus")
+JournalDraftStatus = strawberry.enum(core_journal.DraftStatus, name="JournalDraftStatus")
 
 
 @strawberry.type(description="A person on a case, as much as the reader needs.")
@@ -108,6 +112,30 @@ class Payment:
     expires_at: datetime | None
     action_url: str | None = strawberry.field(
         description="While pending: where the payer approves (3-D Secure, Vipps); then confirmPayment."
+    )
+
+
+@strawberry.type(description="An SMS the patient was sent about the case: how it went, never its text.")
+class TextNotice:
+    event: str
+    status: str = strawberry.field(
+        description="pending, sent, delivered, failed (no provider could deliver it), or why it was not "
+        "sent (no_phone, skipped_…)."
+    )
+    failure_reason: str | None
+    sent_at: datetime | None
+    status_at: datetime | None
+
+
+@strawberry.type(
+    description="The newest request for a journal draft: PENDING, DONE (the draft is among journalNotes, "
+    "unless the AI consent was withdrawn first) or FAILED (ask again, or write the note yourself)."
+)
+class JournalDraftRequest:
+    status: JournalDraftStatus  # type: ignore[valid-type]
+    requested_at: datetime
+    error: Error | None = strawberry.field(
+        description="Why it failed (PROVIDER_UNAVAILABLE), with a message for the clinician."
     )
 
 
@@ -260,6 +288,31 @@ class Case(relay.Node):
         actor = info.context.actor
         return actor.person_id is not None and self._model.assigned_clinician_id == actor.person_id
 
+    @strawberry.field(
+        description="The case's clinician: the texts the patient was sent and whether they arrived (a failed "
+        "one means she may not know of the answer)."
+    )
+    async def text_notices(self, info: Info) -> list[TextNotice]:
+        actor = info.context.actor
+        if not (actor.is_clinician and self._model.assigned_clinician_id == actor.person_id):
+            raise Forbidden("Bare behandleren av saken ser varslene.")
+        ctx = await info.context.read()
+        rows = await ctx.session.scalars(
+            select(models.Notification)
+            .where(models.Notification.case_id == self._model.id)
+            .order_by(models.Notification.created_at)
+        )
+        return [
+            TextNotice(
+                event=n.event,
+                status=n.status,
+                failure_reason=n.failure_reason,
+                sent_at=n.sent_at,
+                status_at=n.status_at,
+            )
+            for n in rows
+        ]
+
     @strawberry.field(graphql_type=CasePerson)
     def patient(self, info: Info) -> CasePerson | Awaitable[CasePerson]:
         if self._patient is not None:
@@ -316,6 +369,25 @@ class Case(relay.Node):
             if (staff or row.status is models.JournalNoteStatus.APPROVED)
             and not (hidden and row.withheld_from_guardian)
         ]
+
+    @strawberry.field(
+        description="The case's clinician: the newest journal draft request and how it went; null for "
+        "others, or when none was asked for. FAILED: ask again (draftJournalNote) or write the note "
+        "(writeJournalNote)."
+    )
+    async def journal_draft(self, info: Info) -> JournalDraftRequest | None:
+        actor = info.context.actor
+        if not (actor.is_clinician and self._model.assigned_clinician_id == actor.person_id):
+            return None
+        ctx = await info.context.read()
+        request = await core_journal.draft_request_of(ctx.session, self._model.id)
+        if request is None:
+            return None
+        return JournalDraftRequest(
+            status=request.status,
+            requested_at=request.requested_at,
+            error=Error.from_exception(request.error) if request.error else None,
+        )
 
 
 def _overdue(case: models.Case, now: datetime) -> bool:
