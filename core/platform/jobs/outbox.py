@@ -20,7 +20,7 @@ from sqlalchemy import event, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from legetime.core.platform.db.base import utcnow
+from legetime.core.platform.db.base import new_id, utcnow
 from legetime.core.platform.db.models import OutboxJob, OutboxStatus
 from legetime.core.platform.errors import ValidationError
 
@@ -71,14 +71,21 @@ async def enqueue(
         existing = await session.scalar(select(OutboxJob).where(OutboxJob.dedupe_key == dedupe_key))
         if existing is not None:
             return existing
+    now = utcnow()
     job = OutboxJob(
+        id=new_id(),
         name=name,
         payload=payload,
         dedupe_key=dedupe_key,
-        available_at=utcnow() + (delay or timedelta()),
+        status=OutboxStatus.PENDING,
+        attempts=0,
+        available_at=now + (delay or timedelta()),
+        created_at=now,
     )
+    # Not flushed here: the transaction's jobs go in with its next flush, many rows per INSERT (a backlog
+    # of single-row INSERTs was most of its cost). The id is set now, so the caller has it at once;
+    # a duplicate dedupe key still fails the transaction, at its flush.
     session.add(job)
-    await session.flush()
     session.info[_ENQUEUED] = True
     return job
 

@@ -20,7 +20,7 @@ import structlog
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import AsyncIO
-from sqlalchemy import bindparam, update
+from sqlalchemy import bindparam, select, update
 
 from legetime.core.platform.db.base import utcnow
 from legetime.core.platform.db.engine import Database
@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 ACTOR_NAME = "legetime.run_job"
+BATCH_ACTOR_NAME = "legetime.run_jobs"
+MAX_JOBS_PER_MESSAGE = 50
+SPREAD = 8
+"""A relayed batch goes out in at least this many messages (while it has that many jobs), so that the
+workers share it; only a backlog makes messages of several jobs."""
 QUEUE_NAME = "legetime"
 SHUTDOWN_GRACE_SECONDS = 30.0  # how long a periodic run in progress may take to finish at shutdown
 # How long an idle worker thread or consumer waits for a message before it looks whether to stop:
@@ -76,6 +81,14 @@ class JobRunner:
             min_backoff=500,
             max_backoff=300_000,
         )(self._run)
+        self.batch_actor = dramatiq.actor(
+            broker=self.broker,
+            actor_name=BATCH_ACTOR_NAME,
+            queue_name=QUEUE_NAME,
+            max_retries=platform.settings.job_max_attempts,
+            min_backoff=500,
+            max_backoff=300_000,
+        )(self._run_many)
 
     # --- the relay (API or worker process) ---------------------------------------------------------
 
@@ -85,11 +98,13 @@ class JobRunner:
         relayed = 0
         while True:
             async with db.transaction() as session:
+                due: list[str] = []
                 sent = await relay_once(
                     session,
-                    lambda job_id: self.actor.send(job_id),
+                    due.append,
                     relay_timeout=timedelta(seconds=self.platform.settings.job_relay_timeout_seconds),
                 )
+                self._send(due)  # before the commit: a crash between the two sends twice, never zero times
             relayed += sent
             if sent < RELAY_BATCH:
                 return relayed
@@ -222,11 +237,32 @@ class JobRunner:
             self._worker = None
         self.broker.close()
 
-    async def _run(self, job_id: str) -> None:
+    def _send(self, job_ids: list[str]) -> None:
+        for group in messages_for(job_ids):
+            if len(group) == 1:
+                self.actor.send(group[0])
+            else:
+                self.batch_actor.send(group)
+
+    def _database(self) -> Database:
         # Runs in dramatiq's event-loop thread; the database handle is made there (loop-bound drivers).
         if self._worker_db is None:
             self._worker_db = Database(self.platform.settings.resolved_database_url)
-        await run_job(self.platform, self._worker_db, job_id)
+        return self._worker_db
+
+    async def _run(self, job_id: str) -> None:
+        await run_job(self.platform, self._database(), job_id)
+
+    async def _run_many(self, job_ids: list[str]) -> None:
+        await run_jobs(self.platform, self._database(), job_ids)
+
+
+def messages_for(job_ids: list[str]) -> list[list[str]]:
+    """The relayed jobs as messages: one job each, unless there are more than ``SPREAD`` (a backlog):
+    then up to ``MAX_JOBS_PER_MESSAGE`` each, in at least ``SPREAD`` messages. A message of several jobs
+    saves the per-message and per-transaction work that dominates short jobs."""
+    size = max(1, min(MAX_JOBS_PER_MESSAGE, len(job_ids) // SPREAD))
+    return [job_ids[i : i + size] for i in range(0, len(job_ids), size)]
 
 
 _JOBS = OutboxJob.__table__
@@ -286,6 +322,80 @@ async def run_job(platform: Platform, db: Database, job_id: str) -> None:
     if failure is not None:
         # Raised after the commit, so the attempt is counted before dramatiq retries with backoff.
         raise failure
+
+
+_CLAIM_MANY = (
+    update(_JOBS)  # type: ignore[arg-type]
+    .where(
+        _JOBS.c.id.in_(
+            select(_JOBS.c.id)
+            .where(
+                _JOBS.c.id.in_(bindparam("job_ids", expanding=True)),
+                _JOBS.c.status.in_((OutboxStatus.PENDING, OutboxStatus.RELAYED)),
+            )
+            .order_by(_JOBS.c.id)  # rows locked in one order: overlapping batches wait, never deadlock
+            .with_for_update()
+        )
+    )
+    .values(attempts=_JOBS.c.attempts + 1)
+    .returning(_JOBS.c.id, _JOBS.c.name, _JOBS.c.payload, _JOBS.c.attempts)
+)
+
+
+async def run_jobs(platform: Platform, db: Database, job_ids: list[str]) -> None:
+    """Run the jobs of one message, each at most once to completion, in one transaction: claimed
+    together, each handler in a savepoint of its own (one that fails rolls back only its own work), the
+    finished ones marked done together. A job that fails and may be tried again goes back to the outbox,
+    due after a backoff (the relay hands it out again); so a message is retried (by dramatiq) only when
+    the transaction itself failed, and then its finished jobs are skipped by their claims."""
+    order = {uuid.UUID(job_id): place for place, job_id in enumerate(job_ids)}
+    async with db.transaction() as session:
+        claimed = (await session.execute(_CLAIM_MANY, {"job_ids": list(order)})).all()
+        done: list[uuid.UUID] = []
+        for key, name, payload, attempts in sorted(claimed, key=lambda row: order[row[0]]):
+            handler = platform.jobs.get(name)
+            if handler is None:
+                error = f"no handler registered for job {name!r}"
+                failed = {"status": OutboxStatus.FAILED, "finished_at": utcnow(), "last_error": error}
+                await session.execute(_FINISH.values(**failed), {"job_id": key})
+                log.error("job.unknown", job_id=str(key), job=name)
+                continue
+            context = JobContext(platform=platform, session=session, job_id=str(key), attempt=attempts)
+            try:
+                async with session.begin_nested():
+                    await handler(context, dict(payload))
+            except JobFailed as exc:
+                gave_up = {
+                    "status": OutboxStatus.FAILED,
+                    "finished_at": utcnow(),
+                    "last_error": str(exc)[:2000],
+                }
+                await session.execute(_FINISH.values(**gave_up), {"job_id": key})
+                log.warning("job.gave_up", job_id=str(key), job=name, attempts=attempts)
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"[:2000]
+                if attempts >= platform.settings.job_max_attempts:
+                    later = {"status": OutboxStatus.FAILED, "finished_at": utcnow(), "last_error": error}
+                    log.error("job.failed", job_id=str(key), job=name, attempts=attempts)
+                else:
+                    due = utcnow() + backoff(attempts)
+                    later = {"status": OutboxStatus.PENDING, "available_at": due, "last_error": error}
+                    log.warning("job.retry", job_id=str(key), job=name, attempt=attempts)
+                await session.execute(_FINISH.values(**later), {"job_id": key})
+            else:
+                done.append(key)
+        if done:
+            await session.execute(
+                update(_JOBS)  # type: ignore[arg-type]
+                .where(_JOBS.c.id.in_(done))
+                .values(status=OutboxStatus.DONE, finished_at=utcnow(), last_error=None)
+            )
+
+
+def backoff(attempts: int) -> timedelta:
+    """Before the next attempt of a job that failed ``attempts`` times: as dramatiq's own retries (0.5 s,
+    doubling, at most 5 minutes)."""
+    return timedelta(milliseconds=min(500 * 2 ** (attempts - 1), 300_000))
 
 
 def run_forever(platform: Platform) -> None:
