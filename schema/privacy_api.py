@@ -70,6 +70,10 @@ class RetentionRun:
     cases: int
     messages: int
     images: int
+    storage_failures: int = strawberry.field(
+        description="Stored images it could not delete at once (unreadable already: their key is gone); "
+        "a `storage.delete` job retries them, see `operatorOverview { jobs }`."
+    )
     started_at: datetime
     finished_at: datetime | None
 
@@ -83,6 +87,7 @@ class RetentionRun:
             cases=row.cases,
             messages=row.messages,
             images=row.images,
+            storage_failures=row.storage_failures,
             started_at=row.started_at,
             finished_at=row.finished_at,
         )

@@ -374,7 +374,11 @@ async def run_retention(
             update(RetentionRun)
             .where(RetentionRun.id == run.id)
             .values(
-                cases=summary.cases, messages=summary.messages, images=summary.images, finished_at=utcnow()
+                cases=summary.cases,
+                messages=summary.messages,
+                images=summary.images,
+                storage_failures=summary.storage_failures,
+                finished_at=utcnow(),
             )
         )
     log.info("purge.finished", rule=RETENTION, cases=summary.cases, dry_run=dry_run, trigger=trigger)

@@ -45,6 +45,7 @@ from tests.test_case_rules import draft_case, tiny_png
 
 MIB = 1024 * 1024
 MOTHER = DEMO_PEOPLE[2].national_id
+OPERATOR = DEMO_PEOPLE[1].national_id
 
 
 s3_server, s3_bucket = s3_fake.s3_server, s3_fake.s3_bucket  # the local S3's fixtures
@@ -443,6 +444,10 @@ def test_retention_deletes_the_objects_and_retries_a_delete_s3_refused(
 
     summary = run(purge(platform.settings))
     assert (summary.cases, summary.images, summary.storage_failures) == (1, 1, 1)
+    with TestClient(create_app(platform, run_jobs_in_process=False)) as client:  # operators see it
+        api = Api(client)
+        runs = api.gql("{ retentionRuns(first: 1) { images storageFailures } }", api.login(OPERATOR))
+        assert runs["retentionRuns"] == [{"images": 1, "storageFailures": 1}]
     [job] = outbox_jobs(platform, DELETE_OBJECTS_JOB)
     assert job.status is models.OutboxStatus.PENDING and job.payload == {"keys": server.keys(bucket)}
     assert job.available_at >= job.created_at + timedelta(minutes=4)  # a retry after a delay, not at once

@@ -496,6 +496,8 @@ class RetentionRun(Base):
     cases: Mapped[int] = mapped_column(Integer, default=0)
     messages: Mapped[int] = mapped_column(Integer, default=0)
     images: Mapped[int] = mapped_column(Integer, default=0)
+    storage_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Stored images the run could not delete at once; a ``storage.delete`` job retries them."""
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
 
