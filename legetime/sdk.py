@@ -81,12 +81,14 @@ from legetime.core.platform.providers.payment import (
     webhook_rejected,
 )
 from legetime.core.platform.providers.sms import (
+    E164,
     DeliveryReport,
     DeliveryStatus,
     SmsEncoding,
     SmsMessage,
     SmsProvider,
     SmsReceipt,
+    check_sms_message,
 )
 from legetime.core.platform.providers.sms_segments import encode_info
 from legetime.core.platform.providers.storage import StorageProvider, StoredObject
@@ -145,6 +147,8 @@ __all__ = [  # noqa: RUF022 - grouped by purpose, as docs/plugins.md lists them
     "SmsMessage",
     "SmsProvider",
     "SmsReceipt",
+    "check_sms_message",
+    "E164",
     "encode_info",
     # storage
     "StorageProvider",

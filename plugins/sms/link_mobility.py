@@ -44,6 +44,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from legetime.sdk import (
+    E164,
     Capability,
     DeliveryReport,
     DeliveryStatus,
@@ -60,6 +61,7 @@ from legetime.sdk import (
     SmsReceipt,
     SqliteFile,
     ValidationError,
+    check_sms_message,
     encode_info,
     hookimpl,
 )
@@ -72,8 +74,6 @@ DATABASE_FILE = "sms-link-mobility.sqlite3"
 KEY_PURPOSE = "sms-link-mobility-reference"
 MAX_SEGMENTS = 10
 UNAVAILABLE = "LINK Mobility is not answering right now; the SMS will be retried."
-# fullmatch and ASCII: "$" alone would accept a trailing newline and "\d" other scripts' digits.
-E164 = re.compile(r"\+[1-9]\d{6,14}", re.ASCII)
 SHORT_NUMBER = re.compile(r"[0-9]{1,14}", re.ASCII)  # LINK: "1-14 digits depending on country"
 ALPHANUMERIC = re.compile(
     r"[A-Za-z][A-Za-z0-9]{1,10}", re.ASCII
@@ -502,12 +502,7 @@ class _NotTaken(Exception):
 
 def _validate(message: SmsMessage) -> str:
     """Check the message; return the sender's type of number (LINK's sourceTON)."""
-    if not E164.fullmatch(message.to):
-        raise ValidationError("The phone number must be in E.164 format, e.g. +4791234567.", field="to")
-    if not message.body.strip():
-        raise ValidationError("The message is empty.", field="body", code=ErrorCode.REQUIRED)
-    if not message.reference:
-        raise ValidationError("A reference (idempotency key) is required.", field="reference")
+    check_sms_message(message)
     if encode_info(message.body)[1] > MAX_SEGMENTS:
         raise ValidationError(f"The message needs more than {MAX_SEGMENTS} SMS segments.", field="body")
     if E164.fullmatch(message.sender):

@@ -13,7 +13,6 @@ import contextlib
 import hashlib
 import hmac
 import json
-import re
 import sqlite3
 import uuid
 from collections.abc import Mapping
@@ -41,13 +40,12 @@ from legetime.sdk import (
     SmsReceipt,
     SqliteFile,
     ValidationError,
+    check_sms_message,
     encode_info,
     hookimpl,
 )
 
 NAME = "outbox"
-# fullmatch and ASCII: "$" alone would accept a trailing newline and "\d" other scripts' digits.
-E164 = re.compile(r"\+[1-9]\d{6,14}", re.ASCII)
 MAX_SEGMENTS = 10
 SIGNATURE_HEADER = "X-Outbox-Signature"
 DLR_KEY_PURPOSE = "sms-outbox-dlr"
@@ -185,12 +183,7 @@ class OutboxSmsProvider:
 
     async def send(self, message: SmsMessage) -> SmsReceipt:
         """Store the message once per ``reference``; a repeat returns the first receipt."""
-        if not E164.fullmatch(message.to):
-            raise ValidationError("The phone number must be in E.164 format, e.g. +4791234567.", field="to")
-        if not message.body.strip():
-            raise ValidationError("The message is empty.", field="body", code=ErrorCode.REQUIRED)
-        if not message.reference:
-            raise ValidationError("A reference (idempotency key) is required.", field="reference")
+        check_sms_message(message)
         encoding, segments = encode_info(message.body)
         if segments > MAX_SEGMENTS:
             raise ValidationError(

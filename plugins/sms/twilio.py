@@ -58,6 +58,7 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
 
 from legetime.sdk import (
+    E164,
     Capability,
     DeliveryReport,
     DeliveryStatus,
@@ -74,6 +75,7 @@ from legetime.sdk import (
     SmsReceipt,
     SqliteFile,
     ValidationError,
+    check_sms_message,
     encode_info,
     hookimpl,
 )
@@ -84,8 +86,6 @@ from legetime.sdk import (
 NAME = "twilio"
 STATE_FILE = "sms-twilio.sqlite3"
 FINGERPRINT_KEY_PURPOSE = "sms-twilio-fingerprint"
-# fullmatch and ASCII: "$" alone would accept a trailing newline and "\d" other scripts' digits.
-E164 = re.compile(r"\+[1-9]\d{6,14}", re.ASCII)
 ALPHA_SENDER = re.compile(r"(?=[^A-Za-z]*[A-Za-z])[A-Za-z0-9 ]{1,11}", re.ASCII)
 MESSAGE_SID = re.compile(r"(SM|MM)[0-9a-fA-F]{32}", re.ASCII)
 MAX_BODY = 1600  # Twilio's limit on Body (21617)
@@ -274,14 +274,9 @@ class TwilioSmsProvider:
     # --- Sending ------------------------------------------------------------------------------------
 
     def _validate(self, message: SmsMessage) -> None:
-        if not E164.fullmatch(message.to):
-            raise ValidationError("The phone number must be in E.164 format, e.g. +4791234567.", field="to")
-        if not message.body.strip():
-            raise ValidationError("The message is empty.", field="body", code=ErrorCode.REQUIRED)
+        check_sms_message(message)
         if len(message.body) > MAX_BODY:
             raise ValidationError(f"Twilio takes at most {MAX_BODY} characters.", field="body")
-        if not message.reference:
-            raise ValidationError("A reference (idempotency key) is required.", field="reference")
         if self.settings.messaging_service_sid is None and not (
             E164.fullmatch(message.sender) or ALPHA_SENDER.fullmatch(message.sender)
         ):
