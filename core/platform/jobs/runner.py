@@ -21,6 +21,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import AsyncIO
 from sqlalchemy import bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from legetime.core.platform.db.base import utcnow
 from legetime.core.platform.db.engine import Database
@@ -73,22 +74,19 @@ class JobRunner:
         self._relay_wake = asyncio.Event()
         self._relay_stopping = False
         self._stop_listening: Callable[[], None] | None = None
-        self.actor = dramatiq.actor(
+        self.actor = self._actor(ACTOR_NAME)(self._run)
+        self.batch_actor = self._actor(BATCH_ACTOR_NAME)(self._run_many)
+
+    def _actor(self, name: str) -> Any:
+        """dramatiq's actor decorator for a job actor: the legetime queue, retried with backoff."""
+        return dramatiq.actor(
             broker=self.broker,
-            actor_name=ACTOR_NAME,
+            actor_name=name,
             queue_name=QUEUE_NAME,
-            max_retries=platform.settings.job_max_attempts,
+            max_retries=self.platform.settings.job_max_attempts,
             min_backoff=500,
             max_backoff=300_000,
-        )(self._run)
-        self.batch_actor = dramatiq.actor(
-            broker=self.broker,
-            actor_name=BATCH_ACTOR_NAME,
-            queue_name=QUEUE_NAME,
-            max_retries=platform.settings.job_max_attempts,
-            min_backoff=500,
-            max_backoff=300_000,
-        )(self._run_many)
+        )
 
     # --- the relay (API or worker process) ---------------------------------------------------------
 
@@ -291,37 +289,39 @@ async def run_job(platform: Platform, db: Database, job_id: str) -> None:
         if claimed is None:
             return  # unknown (rolled back) or already finished: a redelivery
         name, payload, attempts = claimed
-        handler = platform.jobs.get(name)
-        if handler is None:
-            error = f"no handler registered for job {name!r}"
-            failed = {"status": OutboxStatus.FAILED, "finished_at": utcnow(), "last_error": error}
-            await session.execute(_FINISH.values(**failed), {"job_id": key})
-            log.error("job.unknown", job_id=job_id, job=name)
-            return
-        context = JobContext(platform=platform, session=session, job_id=job_id, attempt=attempts)
-        failure: Exception | None = None
-        try:
-            async with session.begin_nested():
-                await handler(context, dict(payload))
-        except JobFailed as exc:  # the handler says retrying will not help: failed now
-            done = {"status": OutboxStatus.FAILED, "finished_at": utcnow(), "last_error": str(exc)[:2000]}
-            log.warning("job.gave_up", job_id=job_id, job=name, attempts=attempts)
-        except Exception as exc:
-            failure = exc
-            error = f"{type(exc).__name__}: {exc}"[:2000]
-            if attempts >= platform.settings.job_max_attempts:
-                done = {"status": OutboxStatus.FAILED, "finished_at": utcnow(), "last_error": error}
-                log.error("job.failed", job_id=job_id, job=name, attempts=attempts)
-                failure = None
-            else:
-                done = {"last_error": error}
-                log.warning("job.retry", job_id=job_id, job=name, attempt=attempts)
-        else:
-            done = {"status": OutboxStatus.DONE, "finished_at": utcnow(), "last_error": None}
-        await session.execute(_FINISH.values(**done), {"job_id": key})
+        finish, failure = await _attempt(platform, session, key, name, payload, attempts)
+        await session.execute(_FINISH.values(**finish), {"job_id": key})
     if failure is not None:
         # Raised after the commit, so the attempt is counted before dramatiq retries with backoff.
         raise failure
+
+
+async def _attempt(
+    platform: Platform, session: AsyncSession, key: uuid.UUID, name: str, payload: Any, attempts: int
+) -> tuple[dict[str, Any], Exception | None]:
+    """Run a claimed job's handler in a savepoint of its own. Returns the values its row finishes with,
+    and the failure to retry (None when it is done, or failed for good)."""
+    job_id = str(key)
+    handler = platform.jobs.get(name)
+    if handler is None:
+        log.error("job.unknown", job_id=job_id, job=name)
+        error = f"no handler registered for job {name!r}"
+        return {"status": OutboxStatus.FAILED, "finished_at": utcnow(), "last_error": error}, None
+    context = JobContext(platform=platform, session=session, job_id=job_id, attempt=attempts)
+    try:
+        async with session.begin_nested():
+            await handler(context, dict(payload))
+    except JobFailed as exc:  # the handler says retrying will not help: failed now
+        log.warning("job.gave_up", job_id=job_id, job=name, attempts=attempts)
+        return {"status": OutboxStatus.FAILED, "finished_at": utcnow(), "last_error": str(exc)[:2000]}, None
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"[:2000]
+        if attempts >= platform.settings.job_max_attempts:
+            log.error("job.failed", job_id=job_id, job=name, attempts=attempts)
+            return {"status": OutboxStatus.FAILED, "finished_at": utcnow(), "last_error": error}, None
+        log.warning("job.retry", job_id=job_id, job=name, attempt=attempts)
+        return {"last_error": error}, exc
+    return {"status": OutboxStatus.DONE, "finished_at": utcnow(), "last_error": None}, None
 
 
 _CLAIM_MANY = (
@@ -353,37 +353,13 @@ async def run_jobs(platform: Platform, db: Database, job_ids: list[str]) -> None
         claimed = (await session.execute(_CLAIM_MANY, {"job_ids": list(order)})).all()
         done: list[uuid.UUID] = []
         for key, name, payload, attempts in sorted(claimed, key=lambda row: order[row[0]]):
-            handler = platform.jobs.get(name)
-            if handler is None:
-                error = f"no handler registered for job {name!r}"
-                failed = {"status": OutboxStatus.FAILED, "finished_at": utcnow(), "last_error": error}
-                await session.execute(_FINISH.values(**failed), {"job_id": key})
-                log.error("job.unknown", job_id=str(key), job=name)
-                continue
-            context = JobContext(platform=platform, session=session, job_id=str(key), attempt=attempts)
-            try:
-                async with session.begin_nested():
-                    await handler(context, dict(payload))
-            except JobFailed as exc:
-                gave_up = {
-                    "status": OutboxStatus.FAILED,
-                    "finished_at": utcnow(),
-                    "last_error": str(exc)[:2000],
-                }
-                await session.execute(_FINISH.values(**gave_up), {"job_id": key})
-                log.warning("job.gave_up", job_id=str(key), job=name, attempts=attempts)
-            except Exception as exc:
-                error = f"{type(exc).__name__}: {exc}"[:2000]
-                if attempts >= platform.settings.job_max_attempts:
-                    later = {"status": OutboxStatus.FAILED, "finished_at": utcnow(), "last_error": error}
-                    log.error("job.failed", job_id=str(key), job=name, attempts=attempts)
-                else:
-                    due = utcnow() + backoff(attempts)
-                    later = {"status": OutboxStatus.PENDING, "available_at": due, "last_error": error}
-                    log.warning("job.retry", job_id=str(key), job=name, attempt=attempts)
-                await session.execute(_FINISH.values(**later), {"job_id": key})
-            else:
+            finish, failure = await _attempt(platform, session, key, name, payload, attempts)
+            if finish.get("status") is OutboxStatus.DONE:
                 done.append(key)
+                continue
+            if failure is not None:
+                finish |= {"status": OutboxStatus.PENDING, "available_at": utcnow() + backoff(attempts)}
+            await session.execute(_FINISH.values(**finish), {"job_id": key})
         if done:
             await session.execute(
                 update(_JOBS)  # type: ignore[arg-type]
