@@ -9,7 +9,7 @@ from legetime.core.consultation.cases import close_answered_cases
 from legetime.core.consultation.journal import DRAFT_JOB, draft_job
 from legetime.core.consultation.notifications import SEND_SMS_JOB, send_sms_job
 from legetime.core.consultation.payments import CAPTURE_JOB, RELEASE_JOB, capture_job, release_job
-from legetime.core.consultation.sms_delivery import FAILOVER_JOB, failover_job
+from legetime.core.consultation.sms_delivery import FAILOVER_JOB, REPORT_JOB, failover_job, report_job
 from legetime.core.consultation.submission import REFRESH_JOB, Reconciliation, reconcile, refresh_job
 from legetime.core.hookspecs import hookimpl
 from legetime.core.identity.actors import SYSTEM
@@ -34,6 +34,7 @@ def register_jobs() -> dict[str, JobHandler]:
     return {
         SEND_SMS_JOB: send_sms_job,
         FAILOVER_JOB: failover_job,
+        REPORT_JOB: report_job,
         CAPTURE_JOB: capture_job,
         RELEASE_JOB: release_job,
         REFRESH_JOB: refresh_job,

@@ -8,6 +8,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -52,6 +53,18 @@ class FlakyOnce(OutboxSmsProvider):
             FlakyOnce.failed = True
             raise ProviderUnavailable("timed out")
         return await super().send(message)
+
+
+class ReportedBeforeCommit(OutboxSmsProvider):
+    """Its network reports the text before the job that sent it commits: ``send`` answers only once the
+    test has posted the report (or after a few seconds)."""
+
+    posted = threading.Event()
+
+    async def send(self, message: SmsMessage) -> SmsReceipt:
+        receipt = await super().send(message)
+        await asyncio.to_thread(ReportedBeforeCommit.posted.wait, 10)
+        return receipt
 
 
 @dataclass(eq=False)  # a plugin is hashed by identity
@@ -184,6 +197,24 @@ def test_a_text_no_provider_delivers_is_failed_for_operators_and_the_clinician(r
     ]
     failed = run.api.gql('{ operatorOverview { sms(status: "failed") { event } } }', run.api.login(OPERATOR))
     assert failed["operatorOverview"]["sms"] == [{"event": "answered"}]
+
+
+@pytest.mark.parametrize("empty_database_url", ["postgresql"], indirect=True)  # SQLite: one writer at a time
+@pytest.mark.parametrize("run", [(["a", "b"], ReportedBeforeCommit)], indirect=True)
+def test_a_report_that_overtakes_the_send_is_applied_once_the_send_commits(run: Run) -> None:
+    ReportedBeforeCommit.posted.clear()
+    run.consultation.answer()
+    (first,) = run.api.wait_for(lambda: run.sent("a"), "the first provider's text")
+    # The job that sent it has not committed: the SMS log does not know this message yet.
+    assert run.post("a", first.provider_id, DeliveryStatus.FAILED, "30003: unreachable handset") == 204
+    assert run.notice()["attempts"] == []
+    ReportedBeforeCommit.posted.set()
+
+    (second,) = run.api.wait_for(lambda: run.sent("b"), "the failover text")
+    assert run.post("b", second.provider_id, DeliveryStatus.DELIVERED) == 204
+    notice = run.api.wait_for(lambda: run.notice()["status"] == "delivered" and run.notice(), "the delivery")
+    assert [(a["provider"], a["status"]) for a in notice["attempts"]] == [("a", "failed"), ("b", "delivered")]
+    assert len(run.sent("a")) == 1 and len(run.sent("b")) == 1
 
 
 def test_forged_unknown_and_stray_reports(run: Run) -> None:

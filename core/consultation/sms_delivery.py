@@ -14,16 +14,23 @@
   A report only moves an attempt forward (queued → sent → delivered or failed, both final), so a late or
   repeated report changes nothing; a report of an attempt that is no longer the notice's latest is kept on
   that attempt only.
+- **A report can overtake the send.** The job that sends a text records the attempt when its transaction
+  commits, after the provider answered; a network that fails at once can report within that window. A
+  report whose attempt is not (yet) known is kept as a job (``REPORT_JOB``) that applies it once the
+  attempt is there, with the job system's backoff, and lets it go after the last attempt (a message that
+  is not ours: another system on the same account).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import structlog
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from legetime.core.consultation.sms_texts import notice_text
 from legetime.core.platform.db.base import utcnow
@@ -39,6 +46,7 @@ from legetime.core.platform.webhooks import WebhookOutcome
 log = structlog.get_logger(__name__)
 
 FAILOVER_JOB = "notify.sms_failover"
+REPORT_JOB = "notify.sms_report"
 
 # A notice's statuses once it went to a provider (``notifications`` has the ones before).
 SENT = "sent"
@@ -128,37 +136,73 @@ async def receive_delivery_report(
         log.warning("sms.report_rejected", provider=provider_name, code=str(exc.code))
         return WebhookOutcome.REJECTED
     async with platform.db.transaction() as session:
-        attempt = await session.scalar(
-            select(SmsAttempt)
-            .where(SmsAttempt.provider == provider_name, SmsAttempt.provider_id == report.provider_id)
-            .with_for_update()
-        )
-        if attempt is None:  # not ours, or sent before this log existed: acknowledged, nothing to do
-            log.info("sms.report_unknown", provider=provider_name)
-            return WebhookOutcome.ACCEPTED
-        if not _moves_forward(attempt, report):
-            return WebhookOutcome.ACCEPTED
-        attempt.status, attempt.status_at = report.status.value, report.at
-        attempt.error = _reason("", report.error) if report.error else None
-        notice = await session.get(Notification, attempt.notification_id, with_for_update=True)
-        assert notice is not None
-        log.info(
-            "sms.report", notification_id=str(notice.id), provider=provider_name, status=report.status.value
-        )
-        if not _is_latest(notice, attempt) or notice.status != SENT:
-            return WebhookOutcome.ACCEPTED  # an earlier attempt, superseded by a failover
-        notice.status_at = report.at
-        if report.status is DeliveryStatus.DELIVERED:
-            notice.status = DELIVERED
-        elif report.status is DeliveryStatus.FAILED:
-            notice.failure_reason = attempt.error or "failed"
+        if not await _apply(session, provider_name, report):
+            log.info("sms.report_early", provider=provider_name, status=report.status.value)
             await enqueue(
                 session,
-                FAILOVER_JOB,
-                {"notification_id": str(notice.id), "attempt_id": str(attempt.id)},
-                dedupe_key=f"sms-failover:{attempt.id}",
+                REPORT_JOB,
+                {
+                    "provider": provider_name,
+                    "provider_id": report.provider_id,
+                    "status": report.status.value,
+                    "at": report.at.isoformat(),
+                    "error": report.error,
+                },
+                dedupe_key=f"sms-report:{provider_name}:{report.provider_id}:{report.status.value}",
             )
     return WebhookOutcome.ACCEPTED
+
+
+async def report_job(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """A report that arrived before its attempt was recorded: applied once the attempt is there."""
+    report = DeliveryReport(
+        provider_id=payload["provider_id"],
+        status=DeliveryStatus(payload["status"]),
+        at=datetime.fromisoformat(payload["at"]),
+        error=payload["error"],
+    )
+    if await _apply(ctx.session, payload["provider"], report):
+        return
+    if ctx.attempt < ctx.platform.settings.job_max_attempts:
+        raise AttemptNotRecorded("no attempt with this provider id yet")  # retried with backoff
+    log.info("sms.report_unknown", provider=payload["provider"])  # not ours: nothing to do
+
+
+class AttemptNotRecorded(Exception):
+    """The report's attempt is not in the SMS log (yet)."""
+
+
+async def _apply(session: AsyncSession, provider_name: str, report: DeliveryReport) -> bool:
+    """Apply a verified report to its attempt (and the notice, while the attempt is its latest); False if
+    no attempt has the report's provider id."""
+    attempt = await session.scalar(
+        select(SmsAttempt)
+        .where(SmsAttempt.provider == provider_name, SmsAttempt.provider_id == report.provider_id)
+        .with_for_update()
+    )
+    if attempt is None:
+        return False
+    if not _moves_forward(attempt, report):
+        return True
+    attempt.status, attempt.status_at = report.status.value, report.at
+    attempt.error = _reason("", report.error) if report.error else None
+    notice = await session.get(Notification, attempt.notification_id, with_for_update=True)
+    assert notice is not None
+    log.info("sms.report", notification_id=str(notice.id), provider=provider_name, status=report.status.value)
+    if not _is_latest(notice, attempt) or notice.status != SENT:
+        return True  # an earlier attempt, superseded by a failover
+    notice.status_at = report.at
+    if report.status is DeliveryStatus.DELIVERED:
+        notice.status = DELIVERED
+    elif report.status is DeliveryStatus.FAILED:
+        notice.failure_reason = attempt.error or "failed"
+        await enqueue(
+            session,
+            FAILOVER_JOB,
+            {"notification_id": str(notice.id), "attempt_id": str(attempt.id)},
+            dedupe_key=f"sms-failover:{attempt.id}",
+        )
+    return True
 
 
 async def failover_job(ctx: JobContext, payload: dict[str, Any]) -> None:
