@@ -1,7 +1,8 @@
-"""Images a patient attaches: decoded and re-encoded without metadata (``images``), sealed with the
-case's communication key and stored through the storage provider, readable by the case's patient/guardian
-and its clinician only. The storage provider only ever holds ciphertext, so images are served by the
-platform (``/files/<id>``, a signed short-lived URL), which opens them."""
+"""Images a patient attaches: decoded and re-encoded without metadata (``images``), sealed with a data
+key of their own (``content.seal_image``: deleted with the image, so its every copy is unreadable from
+then on) and stored through the storage provider, readable by the case's patient/guardian and its
+clinician only. The storage provider only ever holds ciphertext, so images are served by the platform
+(``/files/<id>``, a signed short-lived URL), which opens them."""
 
 from __future__ import annotations
 
@@ -134,17 +135,10 @@ async def attach_image(
             image.clean if image.clean is not None else await asyncio.to_thread(_sanitize_in_turn, data)
         )
         storage = ctx.platform.providers.get(STORAGE)
-        attachment_id = uuid.uuid4()
-        sealed = content.seal_image(ctx.platform.keyring, case, attachment_id, clean.data)
-        stored = await storage.put(
-            f"cases/{case.id}/{attachment_id.hex}.sealed", sealed, "application/octet-stream"
-        )
         attachment = Attachment(
-            id=attachment_id,
+            id=uuid.uuid4(),
             case_id=case.id,
             uploaded_by_id=uploader_id,
-            storage_provider=storage.name,
-            storage_key=stored.key,
             content_type=clean.content_type,
             size_bytes=len(clean.data),
             width=clean.width,
@@ -154,6 +148,11 @@ async def attach_image(
             request_hash=requested,
             created_at=ctx.now,
         )
+        sealed = content.seal_image(ctx.platform.keyring, case, attachment, clean.data)  # its own key
+        stored = await storage.put(
+            f"cases/{case.id}/{attachment.id.hex}.sealed", sealed, "application/octet-stream"
+        )
+        attachment.storage_provider, attachment.storage_key = storage.name, stored.key
         ctx.session.add(attachment)
         try:
             await ctx.session.flush()
@@ -207,5 +206,5 @@ async def open_signed(
         raise gone
     data = await platform.providers.get(STORAGE).open(attachment.storage_key)
     if attachment.sealed:
-        data = content.open_image(platform.keyring, case, attachment.id, data)
+        data = content.open_image(platform.keyring, case, attachment, data)
     return data, attachment.content_type

@@ -1,23 +1,20 @@
 """Health content, sealed at rest (see ``legetime.core.platform.crypto``) — the only place that seals or
 opens it. (National IDs are sealed with each person's own key: ``legetime.core.identity.persons``.)
 
-Each case has two data keys: the **communication key** (answers, messages, images), deleted when the
+Each case has two data keys: the **communication key** (answers, messages), deleted when the
 communication is (retention, withdrawn consent, erasure); and the **record key** (journal notes), kept
-under health-record law.
+under health-record law. Each image has a data key of its own, deleted with the image — so withdrawing
+consent to storing images shreds them at once, while the rest of the communication stays readable.
+Images stored before revision 0012 have no key of their own and are read with the communication key.
 """
 
 from __future__ import annotations
 
 import json
-import uuid
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from legetime.core.platform.crypto import KeyRing, KeyUnavailable, WrappedKey, bound_to, seal, unseal
-from legetime.core.platform.db.models import Case, JournalNote, Message
-
-if TYPE_CHECKING:
-    pass
-
+from legetime.core.platform.db.models import Attachment, Case, JournalNote, Message
 
 # --- cases -----------------------------------------------------------------------------------------
 
@@ -66,12 +63,28 @@ def message_body(ring: KeyRing, case: Case, message: Message) -> str:
     return unseal(communication_key(ring, case), message.body_sealed, bound_to(case.id, "message")).decode()
 
 
-def seal_image(ring: KeyRing, case: Case, attachment_id: uuid.UUID, data: bytes) -> bytes:
-    return seal(communication_key(ring, case), data, bound_to(case.id, f"image:{attachment_id}"))
+# --- images ----------------------------------------------------------------------------------------
 
 
-def open_image(ring: KeyRing, case: Case, attachment_id: uuid.UUID, sealed: bytes) -> bytes:
-    return unseal(communication_key(ring, case), sealed, bound_to(case.id, f"image:{attachment_id}"))
+def seal_image(ring: KeyRing, case: Case, attachment: Attachment, data: bytes) -> bytes:
+    """Seal a new image with a new data key of its own, which is set (wrapped) on ``attachment`` (its id
+    must be set): deleting the row shreds the image, in storage and in every backup."""
+    key, wrapped = ring.new_data_key()
+    attachment.key_id, attachment.wrapped_key = wrapped.key_id, wrapped.wrapped
+    attachment.sealed = True
+    return seal(key, data, bound_to(case.id, f"image:{attachment.id}"))
+
+
+def image_key(ring: KeyRing, case: Case, attachment: Attachment) -> bytes:
+    if attachment.key_id is None:  # stored before revision 0012
+        return communication_key(ring, case)
+    if attachment.wrapped_key is None:
+        raise KeyUnavailable("the image's key has been deleted")
+    return ring.unwrap(WrappedKey(attachment.key_id, attachment.wrapped_key))
+
+
+def open_image(ring: KeyRing, case: Case, attachment: Attachment, sealed: bytes) -> bytes:
+    return unseal(image_key(ring, case, attachment), sealed, bound_to(case.id, f"image:{attachment.id}"))
 
 
 def set_note(ring: KeyRing, case: Case, note: JournalNote, text: str, sections: dict[str, str]) -> None:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, or_, select
 
 from legetime.core.platform.crypto import WrappedKey
-from legetime.core.platform.db.models import Case, Person
+from legetime.core.platform.db.models import Attachment, Case, Person
 
 if TYPE_CHECKING:
     from legetime.core.platform.runtime import Platform
@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 WRAPPED: tuple[tuple[Any, tuple[tuple[str, str], ...]], ...] = (
     (Case, (("communication_key_id", "communication_key"), ("record_key_id", "record_key"))),
     (Person, (("key_id", "wrapped_key"),)),
+    # An image's own key; an image stored before revision 0012 has none (NULL ``key_id``: never stale).
+    (Attachment, (("key_id", "wrapped_key"),)),
 )
 
 

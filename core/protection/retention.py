@@ -6,8 +6,10 @@ consent** to storage, and an **erasure request**. Journal notes (health-record l
 statistics are recorded (no case or person id, day, age band); afterwards the case keeps a tombstone
 (what was deleted, when, by which rule).
 
-The communication key is deleted with the rows, so every copy of the content — storage objects whose
-deletion failed, database backups — is unreadable (crypto-shredding; see docs/privacy.md for backups).
+The communication key is deleted with the rows, and each image's own key with its row, so every copy of
+the content — storage objects whose deletion failed, database backups — is unreadable (crypto-shredding;
+see docs/privacy.md for backups). Withdrawn consent to storing images therefore shreds the images at once
+although the communication key stays (images stored before revision 0012 use that key: docs/privacy.md).
 
 Batches commit separately and lock only their own rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), so a
 purge of 100 000 cases never holds a long lock and several workers may run it side by side.
@@ -200,8 +202,9 @@ async def erase_images(
     run_id: uuid.UUID | None = None,
 ) -> Deleted:
     """Delete only the images of these cases (consent to storing images withdrawn), in the caller's
-    transaction; answers and messages stay until their own retention. Returns the storage keys to
-    delete once the transaction has committed."""
+    transaction; answers and messages stay until their own retention. Each image's own key goes with its
+    row, so a copy of it (a backup, an object whose deletion fails) is unreadable from this commit on.
+    Returns the storage keys to delete once the transaction has committed."""
     images = (
         await session.execute(
             select(Attachment.case_id, Attachment.storage_key, Case.subject_id)

@@ -257,7 +257,12 @@ class Attachment(Base):
     sha256: Mapped[str] = mapped_column(String(64))
     """Of the plain image: a re-upload of the same image is recognised."""
     sealed: Mapped[bool] = mapped_column(Boolean, default=True)
-    """The stored object is sealed with the case's communication key."""
+    """The stored object is sealed: with the image's own key, or (``key_id`` empty) the case's
+    communication key."""
+    key_id: Mapped[str | None] = mapped_column(String(50))
+    wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """The image's own data key, wrapped by master key ``key_id``; deleted with the row (crypto-shredding).
+    Both empty for an image sealed before revision 0012, with the case's communication key."""
     idempotency_key: Mapped[str | None] = mapped_column(String(100))
     """The uploader's key for attaching it: a retry with the key gets this attachment."""
     request_hash: Mapped[str | None] = mapped_column(String(64))
