@@ -37,6 +37,7 @@ from legetime.schema.errors import Error
 from legetime.schema.login import ConsentPurpose
 from legetime.schema.mutation import global_uuid, mutate
 from legetime.schema.pagination import keyset_page
+from legetime.schema.payment_types import SubmitCasePayload, submit_payload
 
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 
@@ -323,8 +324,14 @@ class SubmitCaseInput:
     case_id: strawberry.ID
     idempotency_key: str = strawberry.field(description="Retrying with the same key never reserves twice.")
     payment_provider: str | None = None
-    payment_method: str | None = strawberry.field(default=None, description="Provider's token (test cards).")
-    return_url: str | None = None
+    payment_method: str | None = strawberry.field(
+        default=None,
+        description="The provider's token: a test card (fake), a PaymentMethod pm_… (stripe). Null: the "
+        "provider's default (stripe: the payer enters her card in the Payment Element; see paymentAction).",
+    )
+    return_url: str | None = strawberry.field(
+        default=None, description="Where the provider sends the payer back after approving (a redirect)."
+    )
 
 
 @strawberry.input
@@ -456,8 +463,8 @@ class PatientMutation:
         return payload
 
     @strawberry.mutation(description="Send the case to a doctor; reserves the fee on your card.")
-    async def submit_case(self, info: Info, input: SubmitCaseInput) -> CasePayload:
-        async def work(ctx: Ctx) -> models.Case:
+    async def submit_case(self, info: Info, input: SubmitCaseInput) -> SubmitCasePayload:
+        async def work(ctx: Ctx) -> submission.PaymentStep:
             return await submission.submit_case(
                 ctx,
                 global_uuid(input.case_id),
@@ -467,7 +474,7 @@ class PatientMutation:
                 return_url=input.return_url,
             )
 
-        return _case_payload(*await mutate(info, work))
+        return submit_payload(*await mutate(info, work))
 
     @strawberry.mutation(description="Cancel before the doctor has answered; the reservation is released.")
     async def cancel_case(self, info: Info, input: CancelCaseInput) -> CasePayload:

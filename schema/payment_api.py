@@ -7,14 +7,12 @@ import strawberry
 
 from legetime.core.consultation import submission
 from legetime.core.identity.ctx import Ctx
-from legetime.core.platform.db import models
 from legetime.core.platform.providers import Capability
 from legetime.core.platform.providers.payment import PaymentMethodKind as CorePaymentMethodKind
 from legetime.core.platform.providers.payment import payment_options
-from legetime.schema.case_api import CasePayload
-from legetime.schema.case_types import Case
 from legetime.schema.context import Info
 from legetime.schema.mutation import global_uuid, mutate
+from legetime.schema.payment_types import ConfirmPaymentPayload, confirm_payload
 
 PaymentMethodKind = strawberry.enum(
     CorePaymentMethodKind, name="PaymentMethodKind", description="Card, or a wallet app such as Vipps."
@@ -64,12 +62,12 @@ class PaymentQuery:
 @strawberry.type
 class PaymentMutation:
     @strawberry.mutation(
-        description="Back from approving the payment (3-D Secure, the Vipps app): the case is submitted when "
-        "the provider confirms the reservation."
+        description="Back from approving the payment (3-D Secure, the Vipps app, the provider's script): the "
+        "case is submitted when the provider confirms the reservation. While it still waits, "
+        "`paymentAction` says again how the payer approves."
     )
-    async def confirm_payment(self, info: Info, input: ConfirmPaymentInput) -> CasePayload:
-        async def work(ctx: Ctx) -> models.Case:
+    async def confirm_payment(self, info: Info, input: ConfirmPaymentInput) -> ConfirmPaymentPayload:
+        async def work(ctx: Ctx) -> submission.PaymentStep:
             return await submission.confirm_payment(ctx, global_uuid(input.case_id))
 
-        case, errors = await mutate(info, work)
-        return CasePayload(case=Case.of(case) if case else None, errors=errors)
+        return confirm_payload(*await mutate(info, work))

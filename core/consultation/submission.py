@@ -6,6 +6,11 @@ provider's answer and our commit finds the same authorization). A declined card 
 case stays a draft. When the payer must approve first (3-D Secure, the Vipps app), the case waits as a
 draft with a pending payment until the approval is seen: ``confirm_payment``, a provider's webhook, or the
 periodic reconciliation, which also makes sure no capture or release is lost.
+
+While it waits, submitting (again) and confirming answer how the payer approves (``PaymentStep.action``: a
+page to go to, or a client secret for the provider's script in her browser). That answer is read from the
+provider each time and never stored; only the case's patient (or the guardian submitting for her child)
+gets it, since both calls look the case up as the patient.
 """
 
 from __future__ import annotations
@@ -39,7 +44,7 @@ from legetime.core.platform.jobs.outbox import enqueue
 from legetime.core.platform.jobs.types import JobContext
 from legetime.core.platform.money import Money
 from legetime.core.platform.providers import PAYMENT
-from legetime.core.platform.providers.payment import PaymentStatus, ReserveRequest
+from legetime.core.platform.providers.payment import Payment, PaymentAction, PaymentStatus, ReserveRequest
 from legetime.core.protection import audit
 
 if TYPE_CHECKING:
@@ -51,6 +56,32 @@ log = structlog.get_logger(__name__)
 REFRESH_JOB = "payments.refresh"
 
 
+DECLINED = "Betalingen ble ikke godkjent. Prøv igjen eller velg en annen betalingsmåte."
+
+
+@dataclass(frozen=True)
+class PaymentStep:
+    """A submit or a confirmation as the patient's client sees it."""
+
+    case: Case
+    action: PaymentAction | None = None
+    """While the payment waits for the payer: how she approves it (read from the provider, never stored)."""
+    provider: str | None = None
+    """The payment provider of ``action`` (whose script a client secret is for)."""
+    error: PaymentDeclined | None = None
+    """The payer's approval failed (declined after 3-D Secure …): the case stays a draft, and the declined
+    payment is recorded."""
+
+
+FAILED = (PaymentStatus.DECLINED.value, PaymentStatus.EXPIRED.value)
+
+
+def _step(case: Case, payment: Payment) -> PaymentStep:
+    if case.status is not CaseStatus.DRAFT:
+        return PaymentStep(case)
+    return PaymentStep(case, action=payment.next_action(), provider=payment.provider)
+
+
 async def submit_case(
     ctx: Ctx,
     case_id: uuid.UUID,
@@ -59,10 +90,11 @@ async def submit_case(
     provider: str | None = None,
     payment_method: str | None = None,
     return_url: str | None = None,
-) -> Case:
+) -> PaymentStep:
     """Reserve the fee and submit the case. When the payer must approve first (3-D Secure, the Vipps
-    app), the case stays a draft with a pending payment and its ``action_url``; it is submitted as soon as
-    the approval is seen (``confirm_payment``, a webhook, or reconciliation)."""
+    app, a card form of the provider's own), the case stays a draft with a pending payment, and the step
+    says how she approves; it is submitted as soon as the approval is seen (``confirm_payment``, a
+    webhook, or reconciliation)."""
     idempotency.check_key(idempotency_key)
     case = await load_case(ctx, case_id, as_patient(ctx.actor, ctx.today), for_update=True)
     key = f"{case.id}:{idempotency_key}"
@@ -74,9 +106,14 @@ async def submit_case(
         if latest is not None and latest.status == PaymentStatus.PENDING.value:
             existing = latest  # one payment waits for approval: never start a second one
     if existing is not None:
-        if case.status is CaseStatus.DRAFT:
-            await refresh(ctx, case, existing)
-        return case  # a retry of a submit that went through (or is waiting for the payer)
+        if case.status is not CaseStatus.DRAFT:
+            return PaymentStep(case)  # a retry of a submit that went through
+        payment = await refresh(ctx, case, existing)  # or of one waiting for the payer
+        if existing.status not in FAILED:
+            return _step(case, payment)
+        if existing.idempotency_key == key:
+            return PaymentStep(case, error=PaymentDeclined(DECLINED))
+        # the payment that waited was declined meanwhile: this submit starts a new one
     await check_submittable(ctx, case)
     await require_unrestricted(ctx, case.requester_id)
     try:
@@ -105,26 +142,31 @@ async def submit_case(
     ctx.session.add(reservation)
     await ctx.session.flush()
     await _settle(ctx, case, reservation)
-    return case
+    return _step(case, payment)
 
 
-async def confirm_payment(ctx: Ctx, case_id: uuid.UUID) -> Case:
-    """The payer is back from approving (3-D Secure, the Vipps app): ask the provider, submit if approved."""
+async def confirm_payment(ctx: Ctx, case_id: uuid.UUID) -> PaymentStep:
+    """The payer is back from approving (3-D Secure, the Vipps app): ask the provider, submit if approved.
+
+    Still waiting: the step says how she approves. Declined: the step carries the error, and the declined
+    payment is recorded (the case stays a draft; a new submit starts a new payment)."""
     case = await load_case(ctx, case_id, as_patient(ctx.actor, ctx.today), for_update=True)
     reservation = await reservation_for(ctx, case.id)
     if reservation is None:
         raise ValidationError("Saken har ingen betaling å bekrefte.", field="caseId")
-    await refresh(ctx, case, reservation)
-    if reservation.status in (PaymentStatus.DECLINED.value, PaymentStatus.EXPIRED.value):
-        raise PaymentDeclined("Betalingen ble ikke godkjent. Prøv igjen eller velg en annen betalingsmåte.")
-    return case
+    payment = await refresh(ctx, case, reservation)
+    if reservation.status in FAILED:
+        return PaymentStep(case, error=PaymentDeclined(DECLINED))
+    return _step(case, payment)
 
 
-async def refresh(ctx: Ctx, case: Case, reservation: PaymentReservation) -> None:
+async def refresh(ctx: Ctx, case: Case, reservation: PaymentReservation) -> Payment:
     """Re-fetch the payment from the provider (the source of truth) and act on what changed."""
     provider = ctx.platform.providers.get(PAYMENT, reservation.provider)
-    store_payment(reservation, await provider.get(reservation.provider_payment_id))
+    payment = await provider.get(reservation.provider_payment_id)
+    store_payment(reservation, payment)
     await _settle(ctx, case, reservation)
+    return payment
 
 
 async def _settle(ctx: Ctx, case: Case, reservation: PaymentReservation) -> None:

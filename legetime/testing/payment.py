@@ -55,7 +55,7 @@ class PaymentDriver:
     forged_webhook: Callable[[Any, str], Webhook]
     """A webhook about a payment signed with the wrong key."""
     pending_method: str | None = None
-    """``payment_method`` whose reservation waits for the payer (PENDING with an ``action_url``)."""
+    """``payment_method`` whose reservation waits for the payer (PENDING, with a ``next_action()``)."""
     approve: Callable[[Any, Payment], Awaitable[None]] | None = None
     """The payer approves a pending reservation (on the provider's page or in its app)."""
     decline: Callable[[Any, Payment], Awaitable[None]] | None = None
@@ -93,7 +93,7 @@ async def authorize(provider: Any, driver: PaymentDriver, request: ReserveReques
     payment: Payment = await provider.reserve(request)
     if payment.status is PaymentStatus.PENDING:
         assert driver.approve is not None, f"{provider.name}: a reservation waits; the driver cannot approve"
-        assert payment.action_url, "a pending reservation tells where the payer approves"
+        assert payment.next_action(), "a pending reservation tells how the payer approves"
         await driver.approve(provider, payment)
         payment = await provider.get(payment.payment_id)
     return payment
@@ -307,7 +307,10 @@ class PaymentContract:
         )
         pending = await legetime_provider.reserve(request)
         assert pending.status is PaymentStatus.PENDING
-        assert pending.action_url
+        action = pending.next_action()
+        assert action is not None, "a pending reservation tells how the payer approves"
+        assert action.url or action.client_secret
+        assert action.client_secret is None or action.client_secret not in repr(pending)  # never logged
         assert pending.amounts.authorized == 0
         with pytest.raises(PaymentStateError):
             await legetime_provider.capture(pending.payment_id, FEE, key("capture"))
@@ -315,7 +318,7 @@ class PaymentContract:
         approved = await legetime_provider.get(pending.payment_id)
         assert approved.status is PaymentStatus.AUTHORIZED
         assert approved.amounts.authorized == 35000
-        assert approved.action_url is None
+        assert approved.action_url is None and approved.next_action() is None
 
     @in_event_loop
     async def test_abandoned_pending_reservation_can_be_cancelled(

@@ -8,10 +8,21 @@ parameters an ``idempotency_error``; card declines are saved too), "Error codes"
 signatures" (``Stripe-Signature: t=…,v1=…``, HMAC-SHA256 over ``"{t}.{payload}"``, a tolerance against
 replays) — the last done by the SDK's ``WebhookSignature.verify_header``.
 
-The card is collected by the frontend with Stripe Elements, which gives a PaymentMethod id (``pm_…``);
-that id is the ``paymentMethod`` passed to ``submitCase``. ``reserve`` creates and confirms the
-PaymentIntent: ``requires_capture`` is an authorization; ``requires_action`` (3-D Secure) is PENDING with
-Stripe's redirect URL as ``action_url``; a decline raises ``PaymentDeclined``.
+The frontend runs Stripe.js, in one of two ways ("Accept a payment", "Finalize payments on the server"):
+
+* **Payment Element** (no ``paymentMethod`` to ``submitCase``): ``reserve`` creates the PaymentIntent
+  unconfirmed, and the payment is PENDING with a ``CLIENT_SECRET`` action: the intent's client secret and
+  the publishable key. The payer's browser confirms with ``stripe.confirmPayment`` (cards, wallets,
+  3-D Secure).
+* **A PaymentMethod** (``pm_…``, from Elements) as ``paymentMethod``: ``reserve`` creates and confirms the
+  PaymentIntent. ``requires_capture`` is an authorization; ``requires_action`` (3-D Secure) is PENDING with
+  the same ``CLIENT_SECRET`` action, for ``stripe.handleNextAction`` (and Stripe's redirect URL as
+  ``action_url`` when a ``return_url`` was given); a decline raises ``PaymentDeclined``.
+
+Either way the money is reserved when the PaymentIntent is ``requires_capture``: the platform learns it
+through a webhook, ``confirmPayment`` or reconciliation, all of which re-fetch it. A decline after
+authentication (``requires_payment_method`` with a ``last_payment_error``) is DECLINED. The client secret
+is read from the PaymentIntent whenever it is needed, never stored, and hidden from ``repr``.
 
 Amounts come from the charge (``amount``, ``amount_captured``, ``amount_refunded``) and the
 PaymentIntent's status, through ``derive_status``: the status label alone is never trusted.
@@ -25,7 +36,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from legetime.sdk import (
@@ -34,6 +45,8 @@ from legetime.sdk import (
     IdempotencyConflict,
     Money,
     Payment,
+    PaymentAction,
+    PaymentActionKind,
     PaymentAmounts,
     PaymentDeclined,
     PaymentExpired,
@@ -62,18 +75,26 @@ if TYPE_CHECKING:
 NAME = "stripe"
 UNAVAILABLE = "Kortbetalingen svarer ikke akkurat nå. Prøv igjen om litt."
 DECLINED = "Kortet ble avvist. Prøv et annet kort."
-PENDING_STATES = ("requires_action", "requires_confirmation", "processing")
+PENDING_STATES = ("requires_payment_method", "requires_action", "requires_confirmation", "processing")
 DEFAULT_HOLD = timedelta(days=7)  # Stripe's default for online card payments when capture_before is absent
 
 
 class StripeSettings(ProviderSettings):
     """Settings of ``stripe``, from ``LEGETIME_PAYMENTS_STRIPE_*`` (the keys are in Stripe's dashboard)."""
 
-    model_config = SettingsConfigDict(env_prefix="LEGETIME_PAYMENTS_STRIPE_")
+    # A secret key pasted into the wrong variable must not be echoed by the error that refuses it.
+    model_config = SettingsConfigDict(env_prefix="LEGETIME_PAYMENTS_STRIPE_", hide_input_in_errors=True)
 
     secret_key: SecretStr = Field(
         description="A secret or restricted key (sk_… / rk_…). A restricted key needs write access to "
         "PaymentIntents and Refunds only."
+    )
+    publishable_key: str | None = Field(
+        default=None,
+        description="The publishable key (pk_test_… / pk_live_…; not a secret), of the same mode as the "
+        "secret key. Given to the payer's browser with a PaymentIntent's client secret, so that Stripe.js "
+        "confirms there (the Payment Element, 3-D Secure, wallets). Without it a card (pm_…) is required "
+        "and 3-D Secure goes through Stripe's redirect page.",
     )
     webhook_secret: SecretStr | None = Field(
         default=None,
@@ -99,6 +120,27 @@ class StripeSettings(ProviderSettings):
             raise ValueError("must be a secret (sk_…) or restricted (rk_…) key, not a publishable key")
         return value
 
+    @field_validator("publishable_key")
+    @classmethod
+    def _publishable_key(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """A field validator, so that the secret key is compared but never part of the error."""
+        if value is None:
+            return value
+        if not value.startswith(("pk_test_", "pk_live_")):
+            raise ValueError("must be a publishable key (pk_test_… or pk_live_…)")
+        secret = info.data.get("secret_key")
+        if isinstance(secret, SecretStr) and _mode(secret.get_secret_value()) != _mode(value):
+            raise ValueError("must be of the secret key's mode: both test keys (…_test_…) or both live keys")
+        return value
+
+
+def _mode(key: str) -> str | None:
+    """``test`` or ``live``, from a key's prefix (``sk_test_…``, ``rk_live_…``, ``pk_test_…``)."""
+    for mode in ("test", "live"):
+        if key[2:].startswith(f"_{mode}_"):
+            return mode
+    return None
+
 
 class StripeProvider:
     """Implements ``legetime.sdk.PaymentProvider`` with PaymentIntents and manual capture."""
@@ -114,7 +156,7 @@ class StripeProvider:
     # --- The protocol -----------------------------------------------------------------------------
 
     async def reserve(self, request: ReserveRequest) -> Payment:
-        if not request.payment_method:
+        if not request.payment_method and self.settings.publishable_key is None:
             raise ProviderError(
                 "Oppgi kortet (en PaymentMethod fra Stripe Elements).",
                 field="paymentMethod",
@@ -124,14 +166,18 @@ class StripeProvider:
             "amount": request.amount.amount,
             "currency": request.amount.currency.lower(),
             "capture_method": "manual",
-            "confirm": True,
-            "payment_method": request.payment_method,
             "description": f"{request.description} ({request.reference})",
             "metadata": {"reference": request.reference},
             "expand": ["latest_charge"],
         }
-        if request.return_url:
-            params["return_url"] = request.return_url
+        if not request.payment_method:  # the Payment Element confirms it in the payer's browser
+            params["automatic_payment_methods"] = {"enabled": True}
+        else:
+            params |= {"confirm": True, "payment_method": request.payment_method}
+            if request.return_url:
+                params["return_url"] = request.return_url
+            else:  # Stripe refuses to confirm without a return_url unless redirects are off
+                params["automatic_payment_methods"] = {"enabled": True, "allow_redirects": "never"}
         async with self._client() as client:
             intent = await _call(
                 client.v1.payment_intents.create_async(params, {"idempotency_key": request.idempotency_key})
@@ -248,16 +294,33 @@ class StripeProvider:
         amounts = PaymentAmounts(
             authorized=authorized, captured=captured, released=released, refunded=refunded
         )
-        pending = status in PENDING_STATES
-        action = (intent.get("next_action") or {}).get("redirect_to_url") or {}
+        # Back to requires_payment_method with an error: declined (also after 3-D Secure), or the payer
+        # failed the challenge. Without one, the intent waits for the Payment Element.
+        declined = status == "requires_payment_method" and bool(intent.get("last_payment_error"))
+        pending = status in PENDING_STATES and not declined
+        redirect = (intent.get("next_action") or {}).get("redirect_to_url") or {}
+        action_url = str(redirect["url"]) if pending and redirect.get("url") else None
         return Payment(
             provider=NAME,
             payment_id=str(intent["id"]),
             amount=Money(int(intent["amount"]), str(intent["currency"]).upper()),
             amounts=amounts,
-            status=derive_status(amounts, expired=expired, pending=pending),
+            status=derive_status(amounts, declined=declined, expired=expired, pending=pending),
             expires_at=expires_at,
-            action_url=str(action["url"]) if pending and action.get("url") else None,
+            action_url=action_url,
+            action=self._client_action(intent, action_url) if pending else None,
+        )
+
+    def _client_action(self, intent: Mapping[str, Any], url: str | None) -> PaymentAction | None:
+        """The client secret and the publishable key, for Stripe.js in the payer's browser."""
+        secret = intent.get("client_secret")
+        if not secret or self.settings.publishable_key is None:
+            return None
+        return PaymentAction(
+            PaymentActionKind.CLIENT_SECRET,
+            url=url,
+            client_secret=str(secret),
+            publishable_key=self.settings.publishable_key,
         )
 
     def _hold_until(self, intent: Any, charge: Mapping[str, Any] | None) -> datetime:

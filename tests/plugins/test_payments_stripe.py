@@ -6,6 +6,7 @@ shared payment contract runs it as well."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,11 +22,11 @@ from legetime.core.platform.errors import (
 )
 from legetime.core.platform.money import Money
 from legetime.core.platform.providers import Capability
-from legetime.core.platform.providers.payment import PaymentStatus, ReserveRequest
+from legetime.core.platform.providers.payment import PaymentActionKind, PaymentStatus, ReserveRequest
 from legetime.plugins.payments.stripe_cards import StripeProvider, StripeSettings
 from legetime.testing import build_provider
 from tests.fakes.server import serve_fake
-from tests.fakes.stripe_api import DECLINED, THREE_DS, VISA, StripeFake
+from tests.fakes.stripe_api import DECLINED, THREE_DS, THREE_DS_THEN_DECLINED, VISA, StripeFake
 from tests.support import offered_specs, settings_for_fake
 
 FEE = Money(35000, "NOK")
@@ -98,8 +99,13 @@ async def test_three_d_secure_waits_for_the_payer(stripe_provider: StripeProvide
     pending = await stripe_provider.reserve(request("reserve-1", THREE_DS))
     assert pending.status is PaymentStatus.PENDING
     assert pending.action_url == f"{fake.base_url}/3ds/{pending.payment_id}"
+    action = pending.next_action()
+    assert action is not None and action.kind is PaymentActionKind.CLIENT_SECRET
+    assert action.client_secret == fake.intents[pending.payment_id].client_secret
+    assert action.publishable_key == fake.publishable_key and action.url == pending.action_url
     fake.complete_3ds_at(pending.action_url)
-    assert (await stripe_provider.get(pending.payment_id)).status is PaymentStatus.AUTHORIZED
+    approved = await stripe_provider.get(pending.payment_id)
+    assert approved.status is PaymentStatus.AUTHORIZED and approved.next_action() is None
 
 
 async def test_a_decline_names_the_attempt(stripe_provider: StripeProvider) -> None:
@@ -109,9 +115,10 @@ async def test_a_decline_names_the_attempt(stripe_provider: StripeProvider) -> N
     assert getattr(caught.value, "payment_id", "").startswith("pi_")
 
 
-async def test_without_a_card_nothing_is_sent(stripe_provider: StripeProvider, fake: StripeFake) -> None:
+async def test_without_a_card_or_a_publishable_key_nothing_is_sent(fake: StripeFake, tmp_path: Path) -> None:
+    provider = build_provider(SPEC, tmp_path, settings_for(fake, publishable_key=None))
     with pytest.raises(ProviderError) as caught:
-        await stripe_provider.reserve(request("reserve-1", None))
+        await provider.reserve(request("reserve-1", None))
     assert caught.value.code is ErrorCode.REQUIRED and caught.value.field == "paymentMethod"
     assert not fake.requests
 
@@ -179,3 +186,59 @@ def test_secrets_are_masked_and_a_publishable_key_refused(fake: StripeFake) -> N
     assert fake.secret_key not in shown and fake.webhook_secret not in shown
     with pytest.raises(ValueError, match="publishable"):
         StripeSettings(secret_key="pk_test_123")
+
+
+async def test_without_a_card_the_payment_element_gets_the_client_secret(
+    stripe_provider: StripeProvider, fake: StripeFake
+) -> None:
+    pending = await stripe_provider.reserve(request("reserve-1", None))
+    intent = fake.intents[pending.payment_id]
+    assert pending.status is PaymentStatus.PENDING and pending.action_url is None
+    assert intent.status == "requires_payment_method" and not intent.payment_method  # not confirmed
+    action = pending.next_action()
+    assert action is not None and action.kind is PaymentActionKind.CLIENT_SECRET
+    assert action.client_secret == intent.client_secret and action.client_secret.startswith(
+        f"{pending.payment_id}_secret_"
+    )
+    assert action.publishable_key == fake.publishable_key
+    assert intent.client_secret not in repr(pending) + str(pending)  # never in a log line
+    fetched = await stripe_provider.get(pending.payment_id)
+    assert fetched.next_action() == action  # read again from Stripe whenever it is needed
+
+
+async def test_a_confirmation_without_a_return_url_turns_redirects_off(
+    stripe_provider: StripeProvider, fake: StripeFake
+) -> None:
+    pending = await stripe_provider.reserve(replace(request("reserve-1", THREE_DS), return_url=None))
+    action = pending.next_action()
+    assert action is not None and action.kind is PaymentActionKind.CLIENT_SECRET and action.url is None
+    assert fake.intents[pending.payment_id].allow_redirects is False  # 3-D Secure through Stripe.js
+
+
+async def test_a_decline_after_authentication_is_declined(
+    stripe_provider: StripeProvider, fake: StripeFake
+) -> None:
+    pending = await stripe_provider.reserve(request("reserve-1", THREE_DS_THEN_DECLINED))
+    assert pending.status is PaymentStatus.PENDING
+    fake.complete_3ds(pending.payment_id)  # authenticated; then the issuer declines
+    declined = await stripe_provider.get(pending.payment_id)
+    assert declined.status is PaymentStatus.DECLINED and declined.amounts.authorized == 0
+    assert declined.next_action() is None
+
+
+@pytest.mark.parametrize(
+    ("secret_key", "publishable_key", "error"),
+    [
+        ("sk_test_1", "sk_test_2", "publishable key"),
+        ("sk_test_1", "pk_1", "publishable key"),
+        ("sk_live_1", "pk_test_2", "both test keys"),
+        ("rk_test_1", "pk_live_2", "both test keys"),
+    ],
+)
+def test_the_publishable_key_is_checked(secret_key: str, publishable_key: str, error: str) -> None:
+    with pytest.raises(ValueError, match=error) as caught:
+        StripeSettings(secret_key=secret_key, publishable_key=publishable_key)  # type: ignore[arg-type]
+    assert secret_key not in str(caught.value)  # the error never shows a secret key
+    assert publishable_key not in str(caught.value) or publishable_key.startswith("pk_")
+    ok = StripeSettings(secret_key="rk_live_1", publishable_key="pk_live_2")  # type: ignore[arg-type]
+    assert ok.publishable_key == "pk_live_2" and "pk_live_2" in str(ok.model_dump())  # not a secret

@@ -9,7 +9,7 @@ result; the same key with a different request raises ``IdempotencyConflict``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol, runtime_checkable
@@ -101,6 +101,29 @@ class ReserveRequest:
     description: str = "Digital legetime"
 
 
+class PaymentActionKind(StrEnum):
+    REDIRECT = "redirect"
+    """Send the payer to ``url`` (the provider's page, its app); she comes back to the ``return_url``."""
+    CLIENT_SECRET = "client_secret"
+    """The provider's own script confirms in the payer's browser (3-D Secure, wallets), with
+    ``client_secret`` and the provider's ``publishable_key``."""
+
+
+@dataclass(frozen=True)
+class PaymentAction:
+    """What the payer's client needs to approve a PENDING payment.
+
+    A client secret lets its holder confirm the payment: it is never logged (hidden from ``repr``), never
+    stored by the core, and shown only to the case's patient. The provider reads it afresh (``get``)."""
+
+    kind: PaymentActionKind
+    url: str | None = None
+    """``REDIRECT``: where to send the payer. ``CLIENT_SECRET``: the provider's own page, if it has one."""
+    client_secret: str | None = field(default=None, repr=False)
+    publishable_key: str | None = None
+    """The provider's public key for its script in the browser (not a secret)."""
+
+
 @dataclass(frozen=True)
 class Payment:
     provider: str
@@ -112,6 +135,20 @@ class Payment:
     """When the authorization lapses: capture or release before this."""
     action_url: str | None = None
     """Where to send the payer to approve (3-D Secure, Vipps app), while PENDING."""
+    action: PaymentAction | None = None
+    """What the payer's client needs while PENDING when a URL is not enough (a client secret for the
+    provider's script). Providers that only redirect leave it None: ``next_action`` makes a ``REDIRECT``
+    of ``action_url``."""
+
+    def next_action(self) -> PaymentAction | None:
+        """While PENDING: how the payer approves (``action``, else a redirect to ``action_url``)."""
+        if self.status is not PaymentStatus.PENDING:
+            return None
+        if self.action is not None:
+            return self.action
+        if self.action_url:
+            return PaymentAction(PaymentActionKind.REDIRECT, url=self.action_url)
+        return None
 
 
 @dataclass(frozen=True)
@@ -131,7 +168,8 @@ class PaymentProvider(Protocol):
     name: str
 
     async def reserve(self, request: ReserveRequest) -> Payment:
-        """Authorize ``amount``. Raises ``PaymentDeclined`` when the card is refused."""
+        """Authorize ``amount``. Raises ``PaymentDeclined`` when the card is refused. When the payer must
+        approve first: PENDING, with ``action_url`` and/or ``action`` (see ``Payment.next_action``)."""
         ...
 
     async def get(self, payment_id: str) -> Payment: ...
