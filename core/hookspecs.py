@@ -5,8 +5,9 @@ Default features are plugins like any other; third-party plugins are found throu
 entry-point group. An implementation may leave out arguments it does not need, but must not add any, and
 must not give arguments default values (pluggy ignores them). A misspelled hook name fails start-up.
 
-Hooks are grouped by purpose: providers, domain, jobs, GraphQL, HTTP, lifecycle. Every hook is documented in
-``docs/hooks.md`` with this signature, and tested (``tests/test_hookspecs_meta.py`` checks all three).
+Hooks are grouped by purpose: providers, storage, domain, jobs, GraphQL, HTTP, lifecycle. Every hook is
+documented in ``docs/hooks.md`` with this signature, and tested (``tests/test_hookspecs_meta.py`` checks all
+three).
 Plugins import what they need from ``legetime.sdk``.
 """
 
@@ -20,6 +21,7 @@ import pluggy
 if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
+    from legetime.core.platform.db.plugin_tables import PluginTables
     from legetime.core.platform.jobs.types import JobHandler, PeriodicJob
     from legetime.core.platform.providers import ProviderSpec
     from legetime.core.platform.runtime import Platform
@@ -39,6 +41,19 @@ def register_providers() -> Iterable[ProviderSpec]:
 
     Return ``ProviderSpec`` objects; configuration decides which are enabled. Names are unique per
     capability across all plugins.
+    """
+
+
+# --- Storage ---------------------------------------------------------------------------------------
+
+
+@hookspec
+def register_tables() -> PluginTables | None:
+    """Keep tables in the platform's database: return ``PluginTables`` (a table prefix, the ``MetaData``
+    and the folder of the plugin's own Alembic branch).
+
+    ``legetime migrate`` applies the branch of every installed plugin; providers reach the tables through
+    ``ProviderContext.database``. A plugin keeps no state file of its own. Prefixes are unique.
     """
 
 

@@ -1,5 +1,5 @@
 """The ``legetime`` command: serve, worker, migrate, plugins, providers, demo, schema, check, audit,
-purge, keys, storage.
+purge, keys, storage, drop-plugin-tables.
 
 The composition root: it puts core, plugins and the GraphQL app together, so it is in none of them. It
 never reads or writes the source tree (an installed package has none); the repository's generated docs
@@ -189,7 +189,28 @@ def migrate(revision: Annotated[str, typer.Argument(help="Target revision.")] = 
 
     settings = load_settings()
     upgrade(settings.resolved_database_url, revision)
-    console.print(f"Database migrated to {revision}.")
+    plugins = " and every installed plugin's tables" if revision == "head" else ""
+    console.print(f"Database migrated to {revision}{plugins}.")
+
+
+@app.command("drop-plugin-tables")
+@fails_clearly
+def drop_plugin_tables(
+    prefix: Annotated[str, typer.Argument(help="The plugin's table prefix (see `legetime plugins`).")],
+    yes: Annotated[bool, typer.Option("--yes", help="Do it: the tables and their rows are deleted.")] = False,
+) -> None:
+    """Delete a plugin's tables (its migrations down to base), before its package is uninstalled."""
+    from legetime.core.platform.config import load_settings
+    from legetime.core.platform.db.migrate import drop_plugin_tables as drop
+
+    if not yes:
+        raise typer.BadParameter(f"this deletes the tables of {prefix!r} and every row in them: add --yes")
+    settings = load_settings()
+    try:
+        drop(settings.resolved_database_url, prefix)
+    except LookupError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    console.print(f"Dropped the tables of {prefix!r}. The plugin's package can be uninstalled now.")
 
 
 @app.command()
@@ -528,6 +549,34 @@ def storage_migrate(
         err.print(f"[bold red]{summary.failed} image(s) were not copied[/]; run the command again to retry.")
         raise typer.Exit(1)
     console.print(f"[green]Every image is in {target!r}[/] (copied or already there, each verified).")
+
+
+@storage_app.command("rekey")
+@fails_clearly
+def storage_rekey() -> None:
+    """Re-encrypt images stored before images had keys of their own (sealed with their case's key), each
+    with a new key of its own, so withdrawing image consent shreds them at once. Resumable."""
+    import asyncio
+
+    from legetime.core.consultation.image_rekey import rekey_images
+
+    platform = _platform()
+
+    async def run() -> Any:
+        try:
+            return await rekey_images(platform)
+        finally:
+            await platform.close()
+
+    summary = asyncio.run(run())
+    console.print(
+        f"Re-encrypted {summary.rekeyed} image(s) of {summary.total}; {summary.skipped} erased meanwhile, "
+        f"{summary.failed} failed, {summary.old_left} old object(s) left to delete."
+    )
+    for attachment_id, why in summary.failures[:20]:
+        err.print(f"failed: attachment {attachment_id} ({why})")
+    if summary.failed:
+        raise typer.Exit(1)
 
 
 def main() -> None:

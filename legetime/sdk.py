@@ -17,7 +17,8 @@ from legetime.core.identity.swedish_personal_number import (
     parse_swedish_personal_number,
 )
 from legetime.core.platform.config import Settings
-from legetime.core.platform.db.sqlite_file import SqliteFile
+from legetime.core.platform.db.migrate import upgrade_plugin_tables
+from legetime.core.platform.db.plugin_tables import PluginDatabase, PluginTables
 from legetime.core.platform.errors import (
     ConfigError,
     ErrorCode,
@@ -70,6 +71,8 @@ from legetime.core.platform.providers.journal import (
 )
 from legetime.core.platform.providers.payment import (
     Payment,
+    PaymentAction,
+    PaymentActionKind,
     PaymentAmounts,
     PaymentMethodKind,
     PaymentOption,
@@ -115,6 +118,10 @@ __all__ = [  # noqa: RUF022 - grouped by purpose, as docs/plugins.md lists them
     "ProviderSettings",
     "ProviderSpec",
     "Settings",
+    # a plugin's own tables
+    "PluginDatabase",
+    "PluginTables",
+    "upgrade_plugin_tables",
     # identity
     "AssuranceLevel",
     "IdentityProvider",
@@ -131,6 +138,8 @@ __all__ = [  # noqa: RUF022 - grouped by purpose, as docs/plugins.md lists them
     # payment
     "Money",
     "Payment",
+    "PaymentAction",
+    "PaymentActionKind",
     "PaymentAmounts",
     "PaymentMethodKind",
     "PaymentOption",
@@ -179,6 +188,4 @@ __all__ = [  # noqa: RUF022 - grouped by purpose, as docs/plugins.md lists them
     "ProviderUnavailable",
     "StorageNotFound",
     "ValidationError",
-    # a small state file for simulations and local fakes
-    "SqliteFile",
 ]

@@ -22,8 +22,8 @@ from sqlalchemy.engine import make_url
 
 from legetime.core.platform.config import Settings
 from legetime.core.platform.db.engine import Database
-from legetime.core.platform.db.migrate import upgrade
 from legetime.core.platform.runtime import Platform
+from tests.migrated import postgres_copy, upgrade
 
 POSTGRES_URL = os.environ.get(
     "LEGETIME_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
@@ -86,11 +86,18 @@ def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("fresh_postgres_url"))
 
 
-@pytest.fixture
-def database_url(empty_database_url: str) -> str:
-    """A migrated database on each backend."""
-    upgrade(empty_database_url)
-    return empty_database_url
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A migrated database on each backend: a copy of one migrated once per session (``tests/migrated.py``;
+    ``tests/test_migrations.py`` runs the migrations themselves)."""
+    if request.param == "sqlite":
+        url = f"sqlite+aiosqlite:///{tmp_path / 'test.db'}"
+        upgrade(url)
+        yield url
+        return
+    name = f"legetime_test_{uuid.uuid4().hex[:12]}"
+    yield postgres_copy(request.getfixturevalue("postgres_server"), name)
+    asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 # --- Redis -----------------------------------------------------------------------------------------

@@ -23,10 +23,10 @@ from legetime.core.identity import persons
 from legetime.core.platform.config import Environment, Settings
 from legetime.core.platform.db import models
 from legetime.core.platform.db.engine import Database
-from legetime.core.platform.db.migrate import upgrade
 from legetime.core.platform.runtime import Platform
 from legetime.schema.app import create_app
 from tests.api import SUBMIT_FIELDS, Api, complete_answers
+from tests.migrated import upgrade
 from tests.support import REAL_PROVIDERS, ProductionProviders, synthetic_national_id
 
 MOTHER, CHILD = DEMO_PEOPLE[2].national_id, DEMO_PEOPLE[3].national_id

@@ -18,9 +18,9 @@ from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 
 from legetime.core.platform.db.engine import Database
-from legetime.core.platform.db.migrate import upgrade
 from legetime.core.platform.db.models import AuditEvent, Person
 from legetime.core.protection import audit
+from tests.migrated import upgrade
 from tests.support import person_row
 
 

@@ -20,11 +20,11 @@ from legetime.core.hookspecs import hookimpl
 from legetime.core.platform.config import Settings
 from legetime.core.platform.db import models
 from legetime.core.platform.db.engine import Database
-from legetime.core.platform.db.migrate import upgrade
 from legetime.core.platform.runtime import Platform
 from legetime.schema.app import create_app
 from tests.api import SUBMIT_FIELDS, Api, complete_answers
 from tests.conftest import seed_demo
+from tests.migrated import upgrade
 from tests.support import synthetic_national_id
 
 MOTHER, CHILD, CLINICIAN = DEMO_PEOPLE[2].national_id, DEMO_PEOPLE[3].national_id, DEMO_PEOPLE[0].national_id

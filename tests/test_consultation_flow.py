@@ -21,13 +21,13 @@ from starlette.testclient import TestClient
 
 from legetime.core.demo import DEMO_PEOPLE
 from legetime.core.platform.config import Settings
-from legetime.core.platform.db.migrate import upgrade
 from legetime.core.platform.providers import SMS
 from legetime.core.platform.runtime import Platform
 from legetime.schema.app import create_app
 from tests.api import SUBMIT_FIELDS, Api, complete_answers
 from tests.cli import ROOT
 from tests.conftest import seed_demo
+from tests.migrated import upgrade
 
 MOTHER, CHILD = DEMO_PEOPLE[2].national_id, DEMO_PEOPLE[3].national_id
 CLINICIAN, OPERATOR = DEMO_PEOPLE[0].national_id, DEMO_PEOPLE[1].national_id

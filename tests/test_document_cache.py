@@ -11,13 +11,13 @@ import pytest
 from starlette.testclient import TestClient
 
 from legetime.core.platform.config import Settings
-from legetime.core.platform.db.migrate import upgrade
 from legetime.core.platform.runtime import Platform
 from legetime.schema import documents
 from legetime.schema.app import create_app
 from legetime.schema.build import build_schema
 from tests.api import Api
 from tests.conftest import seed_demo
+from tests.migrated import upgrade
 from tests.test_query_counts import MOTHER, add_cases
 
 QUERY = "query Version { platform { version } }"

@@ -23,7 +23,6 @@ from starlette.testclient import TestClient
 
 from legetime.core.demo import DEMO_PEOPLE
 from legetime.core.platform.config import Settings
-from legetime.core.platform.db.migrate import upgrade
 from legetime.core.platform.jobs.runner import JobRunner
 from legetime.core.platform.providers import Capability
 from legetime.core.platform.runtime import Platform
@@ -39,6 +38,7 @@ from tests.fakes.stripe_api import THREE_DS, StripeFake
 from tests.fakes.swedbank_pay import SwedbankPayFake
 from tests.fakes.twilio import TwilioFake
 from tests.fakes.vipps import VippsFake
+from tests.migrated import upgrade
 from tests.support import offered_specs
 from tests.test_consultation_flow import jpeg_with_gps
 
@@ -73,6 +73,8 @@ def started(harness: PaymentHarness, provider: str, monkeypatch: pytest.MonkeyPa
 
 def _fake_approve(handle: Any, api: Api, payment: dict[str, Any]) -> None:
     page = api.client.get(payment["actionUrl"], follow_redirects=False)  # the 3-D Secure page
+    assert page.status_code == 200 and '<form method="post">' in page.text, page.text
+    page = api.client.post(payment["actionUrl"], follow_redirects=False)  # she presses its button
     assert page.status_code == 303, page.text
     assert page.headers["location"] == "https://legetime.example/betaling/ferdig"  # back to the client
 
@@ -326,6 +328,17 @@ class Stack:
                 yield client
         finally:
             runner.stop()
+        # With PostgreSQL configured every provider keeps its state in it: no state file of its own.
+        assert state_files(base.data_dir) == []
+
+
+def state_files(directory: Path) -> list[Path]:
+    """SQLite databases anywhere under ``directory`` (whatever they are named)."""
+    return [
+        path
+        for path in directory.rglob("*")
+        if path.is_file() and path.open("rb").read(16) == b"SQLite format 3\x00"
+    ]
 
 
 @pytest.fixture(params=["embedded", "postgres+redis"])

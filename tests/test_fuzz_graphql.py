@@ -19,12 +19,12 @@ from starlette.testclient import TestClient
 
 from legetime.core.demo import DEMO_PEOPLE
 from legetime.core.platform.config import Settings
-from legetime.core.platform.db.migrate import upgrade
 from legetime.core.platform.errors import ErrorCode
 from legetime.core.platform.runtime import Platform
 from legetime.schema.app import create_app
 from tests.api import Api
 from tests.conftest import seed_demo
+from tests.migrated import upgrade
 
 EXAMPLES = int(os.environ.get("LEGETIME_FUZZ_EXAMPLES", "4"))
 CODES = {code.value for code in ErrorCode}

@@ -12,10 +12,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from legetime.core.platform.config import Settings
-from legetime.core.platform.db.migrate import upgrade
 from legetime.core.platform.errors import ErrorCode
 from legetime.core.platform.runtime import Platform
 from legetime.schema.app import create_app
+from tests.migrated import upgrade
 from tests.support import ProductionProviders
 from tests.test_graphql import TroublePlugin, _production
 

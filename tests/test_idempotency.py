@@ -27,12 +27,12 @@ from legetime.core.demo import DEMO_PEOPLE
 from legetime.core.platform.config import Settings
 from legetime.core.platform.db import models
 from legetime.core.platform.db.engine import Database
-from legetime.core.platform.db.migrate import upgrade
 from legetime.core.platform.runtime import Platform
 from legetime.core.protection.audit import chain_pending, verify_chain
 from legetime.schema.app import create_app
 from tests.api import ERRORS, SUBMIT_FIELDS, Api, complete_answers
 from tests.conftest import seed_demo
+from tests.migrated import upgrade
 
 MOTHER, CHILD = DEMO_PEOPLE[2].national_id, DEMO_PEOPLE[3].national_id
 CLINICIAN, OPERATOR = DEMO_PEOPLE[0].national_id, DEMO_PEOPLE[1].national_id

@@ -19,7 +19,6 @@ from legetime.core.demo import DEMO_PEOPLE
 from legetime.core.platform.config import Settings
 from legetime.core.platform.db import models
 from legetime.core.platform.db.engine import Database
-from legetime.core.platform.db.migrate import upgrade
 from legetime.core.platform.runtime import Platform
 from legetime.schema.app import create_app
 from tests.api import SUBMIT_FIELDS, Api, complete_answers
@@ -27,6 +26,7 @@ from tests.conftest import seed_demo
 from tests.fakes import openai_chat as fake_api
 from tests.fakes.openai_chat import OpenAIChatFake
 from tests.fakes.server import serve_fake
+from tests.migrated import upgrade
 
 CLINICIAN, MOTHER = DEMO_PEOPLE[0].national_id, DEMO_PEOPLE[2].national_id
 STATE = """query($id: ID!) { case(id: $id) {

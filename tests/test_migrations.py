@@ -15,7 +15,14 @@ import legetime.core.platform.db.models  # noqa: F401
 from legetime.core.identity import persons
 from legetime.core.platform.db.base import Base
 from legetime.core.platform.db.engine import Database
-from legetime.core.platform.db.migrate import current_head, downgrade, upgrade
+from legetime.core.platform.db.migrate import (
+    PLUGIN_VERSION_TABLE,
+    current_head,
+    downgrade,
+    installed_tables,
+    upgrade,
+)
+from legetime.core.platform.db.plugin_tables import plugin_database_url
 from tests.cli import run_cli
 
 TABLES = {
@@ -38,6 +45,13 @@ TABLES = {
     "case_erasure",
     "retention_run",
 }
+# On PostgreSQL the plugins' tables are in the same database (tests/test_plugin_state.py has their tests).
+PLUGINS = installed_tables()
+PLUGIN_TABLES = {name for tables in PLUGINS for name in tables.metadata.tables} | {PLUGIN_VERSION_TABLE}
+
+
+def _core_only(name: str | None, type_: str, parent_names: Any) -> bool:
+    return type_ != "table" or name not in PLUGIN_TABLES
 
 
 def _inspect(url: str) -> dict[str, Any]:
@@ -47,9 +61,11 @@ def _inspect(url: str) -> dict[str, Any]:
             async with database.engine.connect() as connection:
 
                 def look(sync_connection: Any) -> dict[str, Any]:
-                    context = MigrationContext.configure(sync_connection, opts={"compare_type": True})
+                    options = {"compare_type": True, "include_name": _core_only}
+                    context = MigrationContext.configure(sync_connection, opts=options)
+                    tables = set(inspect(sync_connection).get_table_names())
                     return {
-                        "tables": set(inspect(sync_connection).get_table_names()) - {"alembic_version"},
+                        "tables": tables - {"alembic_version"} - PLUGIN_TABLES,
                         "revision": context.get_current_revision(),
                         "diff": compare_metadata(context, Base.metadata),
                     }
@@ -76,6 +92,36 @@ def test_migrations_up_down_up(empty_database_url: str) -> None:
 
 def test_models_match_the_migrations(database_url: str) -> None:
     assert _inspect(database_url)["diff"] == []
+
+
+def test_the_plugins_models_match_their_migrations(database_url: str) -> None:
+    """Every installed plugin's tables (``register_tables``) as its own Alembic branch makes them."""
+
+    async def run() -> list[Any]:
+        database = Database(plugin_database_url(database_url))
+        try:
+            async with database.engine.connect() as connection:
+
+                def look(sync_connection: Any) -> list[Any]:
+                    diffs = []
+                    for tables in PLUGINS:
+                        mine = set(tables.metadata.tables)
+                        options = {
+                            "compare_type": True,
+                            "include_name": lambda name, type_, parent, mine=mine: (
+                                type_ != "table" or name in mine
+                            ),
+                        }
+                        context = MigrationContext.configure(sync_connection, opts=options)
+                        diffs += compare_metadata(context, tables.metadata)
+                    return diffs
+
+                return await connection.run_sync(look)
+        finally:
+            await database.dispose()
+
+    assert {"outbox", "swedbank_pay"} <= {tables.prefix for tables in PLUGINS}
+    assert asyncio.run(run()) == []
 
 
 def test_legetime_migrate_creates_the_embedded_database(tmp_path: Path) -> None:

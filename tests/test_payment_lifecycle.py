@@ -22,7 +22,6 @@ from legetime.core.platform import providers
 from legetime.core.platform.config import Settings
 from legetime.core.platform.db import models
 from legetime.core.platform.db.base import utcnow
-from legetime.core.platform.db.migrate import upgrade
 from legetime.core.platform.providers import Capability, ProviderSpec
 from legetime.core.platform.providers.payment import PaymentMethodKind, PaymentOption
 from legetime.core.platform.runtime import Platform
@@ -31,6 +30,7 @@ from legetime.schema.app import create_app
 from legetime.schema.mutation import global_uuid
 from tests.api import SUBMIT_FIELDS, Api, complete_answers
 from tests.conftest import seed_demo
+from tests.migrated import upgrade
 
 MOTHER, CLINICIAN = DEMO_PEOPLE[2].national_id, DEMO_PEOPLE[0].national_id
 PAYMENT = "case { id status payment { status authorized captured released actionUrl } }"
@@ -164,7 +164,10 @@ def test_a_payment_that_needs_approval_submits_the_case_once_approved(app: tuple
     early = api.mutate("confirmPayment", {"caseId": case_id}, "case { status }", mother)
     assert early["errors"] == [] and early["case"]["status"] == "DRAFT"  # not approved yet
 
-    assert api.client.get(pending["payment"]["actionUrl"]).status_code == 200  # the payer approves
+    assert api.client.get(pending["payment"]["actionUrl"]).status_code == 200  # the page: nothing yet
+    unseen = api.ok("confirmPayment", {"caseId": case_id}, "case { status }", mother)
+    assert unseen["case"]["status"] == "DRAFT"
+    assert api.client.post(pending["payment"]["actionUrl"]).status_code == 200  # the payer approves
     confirmed = api.ok("confirmPayment", {"caseId": case_id}, PAYMENT, mother)["case"]
     assert confirmed["status"] == "SUBMITTED" and confirmed["payment"]["authorized"] == 35000
     assert confirmed["payment"]["actionUrl"] is None

@@ -16,9 +16,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from legetime.core.platform.config import Settings
-from legetime.core.platform.db.migrate import upgrade
 from legetime.core.platform.runtime import Platform
 from legetime.schema.app import create_app
+from tests.migrated import upgrade
 
 QUERY = "query Version { platform { version environment } }"
 MUTATION = "mutation Out { logout { ok } }"

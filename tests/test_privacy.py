@@ -28,7 +28,6 @@ from legetime.core.platform.config import Settings
 from legetime.core.platform.crypto import KeyUnavailable
 from legetime.core.platform.db import models
 from legetime.core.platform.db.base import utcnow
-from legetime.core.platform.db.migrate import upgrade
 from legetime.core.platform.runtime import Platform
 from legetime.core.protection import content
 from legetime.core.protection.retention import retention_deadline, run_retention
@@ -36,6 +35,7 @@ from legetime.schema.app import create_app
 from legetime.schema.mutation import global_uuid
 from tests.api import SUBMIT_FIELDS, Api, complete_answers
 from tests.conftest import seed_demo
+from tests.migrated import upgrade
 
 MOTHER, CHILD = DEMO_PEOPLE[2].national_id, DEMO_PEOPLE[3].national_id
 CLINICIAN, OPERATOR = DEMO_PEOPLE[0].national_id, DEMO_PEOPLE[1].national_id

@@ -20,12 +20,12 @@ from legetime.core.platform.config import Settings
 from legetime.core.platform.db import models
 from legetime.core.platform.db.base import utcnow
 from legetime.core.platform.db.engine import Database
-from legetime.core.platform.db.migrate import upgrade
 from legetime.core.platform.runtime import Platform
 from legetime.core.protection import content
 from legetime.schema.app import create_app
 from tests.api import Api
 from tests.conftest import seed_demo
+from tests.migrated import upgrade
 
 MOTHER, CLINICIAN = DEMO_PEOPLE[2].national_id, DEMO_PEOPLE[0].national_id
 

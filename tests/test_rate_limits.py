@@ -10,9 +10,9 @@ import pytest
 from starlette.testclient import TestClient
 
 from legetime.core.platform.config import Settings
-from legetime.core.platform.db.migrate import upgrade
 from legetime.core.platform.runtime import Platform
 from legetime.schema.app import create_app
+from tests.migrated import upgrade
 
 START = 'mutation { startLogin(input: {nationalId: "17889200022"}) { handle errors { field code message } } }'
 POLL = 'mutation { completeLogin(input: {handle: "nope"}) { token errors { field code message } } }'

@@ -78,7 +78,7 @@ class Gateways:
     def register_providers(self) -> list[ProviderSpec]:
         def spec(name: str, kind: type[OutboxSmsProvider]) -> ProviderSpec:
             def build(settings: Any, context: Any) -> OutboxSmsProvider:
-                return kind(self.data_dir / f"{name}.sqlite3", SECRET, echo=False)
+                return kind(context.database, SECRET, echo=False, outbox=name)
 
             return ProviderSpec(Capability.SMS, name, build, NoSettings)
 
@@ -199,7 +199,7 @@ def test_a_text_no_provider_delivers_is_failed_for_operators_and_the_clinician(r
     assert failed["operatorOverview"]["sms"] == [{"event": "answered"}]
 
 
-@pytest.mark.parametrize("empty_database_url", ["postgresql"], indirect=True)  # SQLite: one writer at a time
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # SQLite: one writer at a time
 @pytest.mark.parametrize("run", [(["a", "b"], ReportedBeforeCommit)], indirect=True)
 def test_a_report_that_overtakes_the_send_is_applied_once_the_send_commits(run: Run) -> None:
     ReportedBeforeCommit.posted.clear()

@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import func, select
 
 from legetime.core.platform.db.engine import Database
-from legetime.core.platform.db.migrate import upgrade
 from legetime.core.platform.db.models import Person
+from tests.migrated import upgrade
 from tests.support import person_row
 
 

@@ -22,7 +22,6 @@ from starlette.testclient import TestClient
 from legetime.core.demo import DEMO_PEOPLE
 from legetime.core.platform.config import Settings
 from legetime.core.platform.db import models
-from legetime.core.platform.db.migrate import upgrade
 from legetime.core.platform.runtime import Platform
 from legetime.schema.app import create_app
 from legetime.schema.mutation import global_uuid
@@ -30,6 +29,7 @@ from tests.api import Api
 from tests.cli import run_cli
 from tests.conftest import seed_demo
 from tests.fakes.s3 import MotoS3, shared_server
+from tests.migrated import upgrade
 from tests.test_case_rules import draft_case, tiny_png
 
 MOTHER = DEMO_PEOPLE[2].national_id

@@ -25,7 +25,6 @@ from legetime.core.identity.ctx import Ctx
 from legetime.core.identity.swedish_personal_number import luhn_check_digit
 from legetime.core.platform.config import Settings
 from legetime.core.platform.db.base import utcnow
-from legetime.core.platform.db.migrate import upgrade
 from legetime.core.platform.errors import NotFound
 from legetime.core.platform.providers.identity import AssuranceLevel, VerifiedIdentity
 from legetime.core.platform.runtime import Platform
@@ -36,6 +35,7 @@ from tests.conftest import seed_demo
 from tests.fakes.bankid_se import BankIdSeFake, FakeUser
 from tests.fakes.certificates import make_pki
 from tests.fakes.server import Tls, serve
+from tests.migrated import upgrade
 from tests.support import synthetic_national_id
 
 CLINICIAN = DEMO_PEOPLE[0].national_id

@@ -9,7 +9,9 @@ makes a run resumable: a second run skips rows already recorded for the target, 
 finds the copies it made but did not record (same hash in the target) and records them. The source is
 deleted only when asked, and only while the platform no longer reads from it.
 
-Objects are copied as they are stored (sealed: ciphertext), so the platform's encryption travels with them.
+Objects are copied as they are stored (sealed: ciphertext), so the platform's encryption travels with them;
+an image's key stays in its row, which only changes provider. Do not run it alongside ``storage rekey``
+(``image_rekey``), which gives rows new objects.
 Logs and failures carry attachment ids and error codes only.
 """
 
@@ -63,7 +65,9 @@ def storage_provider(platform: Platform, name: str) -> StorageProvider:
         raise ConfigError(
             "--from/--to", f"unknown storage provider {name!r} (available: {', '.join(sorted(offered))})"
         )
-    context = ProviderContext(settings=platform.settings, derive_key=platform.derive_key)
+    context = ProviderContext(
+        settings=platform.settings, derive_key=platform.derive_key, database=platform.plugin_db
+    )
     provider: StorageProvider = instantiate(spec, context).instance  # type: ignore[assignment]
     return provider
 

@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any, cast
 
 import pluggy
 
+from legetime.core.platform.db.plugin_tables import PluginTables, collect_tables
 from legetime.core.platform.errors import PluginError
 from legetime.core.platform.jobs.types import JobHandler, PeriodicJob
+from legetime.core.platform.plugins import answers_by_plugin
 from legetime.core.platform.providers import ProviderSpec
 
 if TYPE_CHECKING:
@@ -26,13 +28,7 @@ class Hooks:
         self.pm = pm
 
     def _by_plugin(self, hook_name: str) -> Iterator[tuple[str, Any]]:
-        """Each plugin's answer to a hook, with the plugin's name (to credit or blame it). Called through
-        pluggy for one plugin at a time (``subset_hook_caller``), so tracing and call monitoring see it."""
-        plugins = self.pm.get_plugins()
-        for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
-            others = [plugin for plugin in plugins if plugin is not impl.plugin]
-            results = self.pm.subset_hook_caller(hook_name, remove_plugins=others)()
-            yield impl.plugin_name, results[0] if results else None
+        return answers_by_plugin(self.pm, hook_name)
 
     def providers(self) -> list[ProviderSpec]:
         specs = []
@@ -42,6 +38,9 @@ class Hooks:
                     raise PluginError(f"plugin {plugin!r} offered {spec!r}, not a ProviderSpec")
                 specs.append(replace(spec, plugin=plugin))
         return specs
+
+    def tables(self) -> list[PluginTables]:
+        return collect_tables(self._by_plugin("register_tables"))
 
     def jobs(self) -> dict[str, JobHandler]:
         handlers: dict[str, JobHandler] = {}

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Any
 
 import pluggy
 
@@ -100,6 +101,16 @@ def create_plugin_manager(
     except pluggy.PluginValidationError:
         raise _explain_unknown_hooks(pm) from None
     return pm
+
+
+def answers_by_plugin(pm: pluggy.PluginManager, hook_name: str) -> Iterator[tuple[str, Any]]:
+    """Each plugin's answer to a hook, with the plugin's name (to credit or blame it). Called through
+    pluggy for one plugin at a time (``subset_hook_caller``), so tracing and call monitoring see it."""
+    plugins = pm.get_plugins()
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():
+        others = [plugin for plugin in plugins if plugin is not impl.plugin]
+        results = pm.subset_hook_caller(hook_name, remove_plugins=others)()
+        yield impl.plugin_name, results[0] if results else None
 
 
 def _builtin(name: str) -> ModuleType:

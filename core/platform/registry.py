@@ -10,6 +10,7 @@ from typing import Any, TypeVar, cast
 from pydantic import ValidationError
 
 from legetime.core.platform.config import Settings, describe_validation_error
+from legetime.core.platform.db.plugin_tables import PluginDatabase
 from legetime.core.platform.errors import ConfigError, PluginError
 from legetime.core.platform.providers import (
     CAPABILITIES,
@@ -49,7 +50,10 @@ class ProviderRegistry:
 
 
 def build_registry(
-    specs: Iterable[ProviderSpec], settings: Settings, derive_key: Callable[[str], bytes]
+    specs: Iterable[ProviderSpec],
+    settings: Settings,
+    derive_key: Callable[[str], bytes],
+    database: PluginDatabase,
 ) -> ProviderRegistry:
     by_capability: dict[Capability, dict[str, ProviderSpec]] = defaultdict(dict)
     for spec in specs:
@@ -57,7 +61,7 @@ def build_registry(
             raise PluginError(f"two plugins offer a {spec.capability} provider named {spec.name!r}")
         by_capability[spec.capability][spec.name] = spec
 
-    context = ProviderContext(settings=settings, derive_key=derive_key)
+    context = ProviderContext(settings=settings, derive_key=derive_key, database=database)
     registry = ProviderRegistry(offered=[s for d in by_capability.values() for s in d.values()])
     for capability, description in CAPABILITIES.items():
         value = getattr(settings, description.setting)

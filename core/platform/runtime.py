@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from legetime.core.platform.config import Settings, load_settings
 from legetime.core.platform.crypto import KeyRing, parse_master_keys
 from legetime.core.platform.db.engine import Database
+from legetime.core.platform.db.plugin_tables import PluginDatabase
 from legetime.core.platform.hooks import Hooks
 from legetime.core.platform.plugins import DEFAULT_PLUGINS, create_plugin_manager
 from legetime.core.platform.rate_limits import RateLimits
@@ -33,6 +34,8 @@ class Platform:
     pm: pluggy.PluginManager
     hooks: Hooks
     providers: ProviderRegistry
+    plugin_db: PluginDatabase
+    """The database handle of the plugins' own tables (``ProviderContext.database``)."""
     jobs: dict[str, JobHandler] = field(default_factory=dict)
     periodic_jobs: list[PeriodicJob] = field(default_factory=list)
     _derived_keys: dict[str, bytes] = field(default_factory=dict, repr=False)
@@ -54,12 +57,17 @@ class Platform:
             load_entry_points=load_entry_points,
         )
         hooks = Hooks(pm)
-        providers = build_registry(hooks.providers(), settings, lambda purpose: derive_key(settings, purpose))
+        hooks.tables()  # a plugin's table contract is checked at start-up, not first at `legetime migrate`
+        plugin_db = PluginDatabase(settings.resolved_database_url)
+        providers = build_registry(
+            hooks.providers(), settings, lambda purpose: derive_key(settings, purpose), plugin_db
+        )
         return cls(
             settings=settings,
             pm=pm,
             hooks=hooks,
             providers=providers,
+            plugin_db=plugin_db,
             jobs=hooks.jobs(),
             periodic_jobs=hooks.periodic_jobs(),
         )
@@ -93,6 +101,7 @@ class Platform:
     async def close(self) -> None:
         if "db" in self.__dict__:
             await self.db.dispose()
+        await self.plugin_db.dispose()
 
 
 def derive_key(settings: Settings, purpose: str) -> bytes:

@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, ParamSpec
 
-from legetime.sdk import ProviderContext, ProviderSpec, Settings
+from legetime.sdk import PluginDatabase, ProviderContext, ProviderSpec, Settings, upgrade_plugin_tables
 
 BuildProvider = Callable[[ProviderSpec, Path], AbstractContextManager[Any]]
 """How a driver builds its provider for one test, in a fresh data directory: a context manager, so a driver
@@ -28,13 +28,26 @@ def build_provider(
     environment. The context's platform settings are the defaults with ``data_dir`` and
     ``platform_settings`` on top (the environment is ignored), and its keys derive from a fixed test secret.
     """
+    settings = Settings.defaults(data_dir=data_dir, **platform_settings)
     context = ProviderContext(
-        settings=Settings.defaults(data_dir=data_dir, **platform_settings),
+        settings=settings,
         derive_key=lambda purpose: hashlib.sha256(_TEST_MASTER_SECRET + purpose.encode()).digest(),
+        database=plugin_database(settings.resolved_database_url),
     )
     if provider_settings is None:
         provider_settings = spec.settings_model()
     return spec.factory(provider_settings, context)
+
+
+def plugin_database(database_url: str) -> PluginDatabase:
+    """The plugins' database of a test platform, with every installed plugin's tables (once per URL)."""
+    if database_url not in _MIGRATED:
+        upgrade_plugin_tables(database_url)
+        _MIGRATED.add(database_url)
+    return PluginDatabase(database_url)
+
+
+_MIGRATED: set[str] = set()
 
 
 @contextmanager

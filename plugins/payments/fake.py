@@ -3,9 +3,10 @@
 Code written against this provider must also work against Stripe (manual capture), Vipps ePayment and
 Swedbank Pay, so the fake keeps what those keep and a naive in-memory fake would not:
 
-* **State outside process memory.** Payments live in a SQLite file (``fake-psp.sqlite3`` in the data
-  directory): the API process and the worker processes see the same payments. Every change runs in a
-  ``BEGIN IMMEDIATE`` transaction, so two processes capturing at once cannot over-capture.
+* **State outside process memory.** Payments live in the plugin's tables in the platform's database
+  (``fake_psp_payment``, ``fake_psp_idempotency_key``): every API and worker process sees the same
+  payments. A change locks the payment's row (``FOR UPDATE``; SQLite has one writer at a time) and the
+  database checks the money invariants, so two processes capturing at once cannot over-capture.
 * **Idempotency on every modifying call.** The same key with the same request returns the stored first
   result without a second effect; the same key with another request raises ``IdempotencyConflict``. Keys
   are global (as at Stripe): a reserve key reused for a capture is a conflict. Only outcomes that the PSP
@@ -24,7 +25,7 @@ Test cards (``ReserveRequest.payment_method``):
 ``None``/``card_ok``   authorized at once
 ``card_declined``      raises ``PaymentDeclined``; the attempt is recorded (``get`` says DECLINED)
 ``card_expiring``      authorized, but the authorization has already lapsed (status EXPIRED)
-``card_3ds``           PENDING with an ``action_url`` until the payer approves (``approve`` or the route)
+``card_3ds``           PENDING with an ``action_url`` until the payer approves (``approve``, or POST)
 ``card_unavailable``   raises ``ProviderUnavailable`` (the PSP is down); nothing is stored
 =====================  ===========================================================================
 """
@@ -32,14 +33,12 @@ Test cards (``ReserveRequest.payment_method``):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
 import secrets
-import sqlite3
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from html import escape
 from pathlib import Path
@@ -47,6 +46,22 @@ from typing import Any, TypeVar
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    exc,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -64,13 +79,14 @@ from legetime.sdk import (
     PaymentOption,
     PaymentStateError,
     PaymentStatus,
+    PluginDatabase,
+    PluginTables,
     ProviderContext,
     ProviderError,
     ProviderSettings,
     ProviderSpec,
     ProviderUnavailable,
     ReserveRequest,
-    SqliteFile,
     WebhookEvent,
     derive_status,
     hookimpl,
@@ -80,7 +96,6 @@ from legetime.sdk import (
 T = TypeVar("T")
 
 NAME = "fake"
-DATABASE_FILE = "fake-psp.sqlite3"
 WEBHOOK_KEY_PURPOSE = "payments-fake-webhook"
 SIGNATURE_HEADER = "Fake-Signature"
 APPROVE_PATH = "/plugins/payments-fake/approve/{payment_id}"
@@ -110,9 +125,6 @@ class FakePaymentSettings(ProviderSettings):
     webhook_tolerance_seconds: int = Field(
         default=300, gt=0, description="How far a webhook's timestamp may be from now (replay protection)."
     )
-    database_path: Path | None = Field(
-        default=None, description=f"The PSP's SQLite file; default: {DATABASE_FILE} in the data directory."
-    )
     latency_ms: int = Field(default=0, ge=0, description="Simulated network latency of every call.")
 
 
@@ -129,42 +141,47 @@ def _utcnow() -> datetime:
 
 
 # The approve route is a module-level function, but approving needs a provider object. Providers
-# register themselves here, keyed by their database file (two objects on one file share their state,
+# register themselves here, keyed by their database (two objects on one database share their state,
 # so the newest is as good as any); weak values, so a discarded provider (a finished test) drops out.
 # The route asks each live provider in turn — in a running platform there is exactly one.
 _LIVE_PROVIDERS: weakref.WeakValueDictionary[str, FakePaymentProvider] = weakref.WeakValueDictionary()
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS payments (
-    payment_id  TEXT PRIMARY KEY,
-    reference   TEXT NOT NULL,
-    description TEXT NOT NULL,
-    card        TEXT NOT NULL,
-    currency    TEXT NOT NULL,
-    amount      INTEGER NOT NULL,
-    authorized  INTEGER NOT NULL DEFAULT 0,
-    captured    INTEGER NOT NULL DEFAULT 0,
-    released    INTEGER NOT NULL DEFAULT 0,
-    refunded    INTEGER NOT NULL DEFAULT 0,
-    declined    INTEGER NOT NULL DEFAULT 0,
-    pending     INTEGER NOT NULL DEFAULT 0,
-    expires_at  TEXT,
-    return_url  TEXT,
-    created_at  TEXT NOT NULL,
-    -- The money invariants, enforced by the database as a last line of defence.
-    CHECK (captured + released <= authorized AND refunded <= captured)
-);
-CREATE TABLE IF NOT EXISTS idempotency_keys (
-    idempotency_key TEXT PRIMARY KEY,
-    fingerprint     TEXT NOT NULL,
-    response        TEXT NOT NULL,
-    created_at      TEXT NOT NULL
-);
-"""
+metadata = MetaData()
+payments = Table(
+    "fake_psp_payment",
+    metadata,
+    Column("payment_id", String(64), primary_key=True),
+    Column("reference", String(200), nullable=False),
+    Column("description", String(200), nullable=False),
+    Column("card", String(32), nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("amount", Integer, nullable=False),
+    Column("authorized", Integer, nullable=False, default=0),
+    Column("captured", Integer, nullable=False, default=0),
+    Column("released", Integer, nullable=False, default=0),
+    Column("refunded", Integer, nullable=False, default=0),
+    Column("declined", Boolean, nullable=False, default=False),
+    Column("pending", Boolean, nullable=False, default=False),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("return_url", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    # The money invariants, enforced by the database as a last line of defence.
+    CheckConstraint(
+        "captured + released <= authorized AND refunded <= captured", name="ck_fake_psp_payment_amounts"
+    ),
+)
+idempotency_keys = Table(
+    "fake_psp_idempotency_key",
+    metadata,
+    Column("idempotency_key", String(300), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("response", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
 
 
 class FakePaymentProvider:
-    """A card PSP simulated on a SQLite file. Implements ``legetime.sdk.PaymentProvider``.
+    """A card PSP simulated on the platform's database. Implements ``legetime.sdk.PaymentProvider``.
 
     ``now`` is the clock seam: tests pass their own to let authorizations expire without sleeping. It
     must return timezone-aware datetimes (a naive one is taken as UTC).
@@ -175,7 +192,7 @@ class FakePaymentProvider:
 
     def __init__(
         self,
-        database_path: Path,
+        database: PluginDatabase,
         webhook_secret: bytes,
         *,
         authorization_ttl: timedelta = timedelta(days=7),
@@ -183,14 +200,13 @@ class FakePaymentProvider:
         latency: timedelta = timedelta(0),
         now: Callable[[], datetime] = _utcnow,
     ) -> None:
-        self.database_path = database_path
+        self._db = database
         self._secret = webhook_secret
         self._ttl = authorization_ttl
         self._tolerance = webhook_tolerance
         self._latency = latency.total_seconds()
         self._clock = now
-        self._db = SqliteFile(database_path, _SCHEMA)
-        _LIVE_PROVIDERS[str(database_path.resolve())] = self
+        _LIVE_PROVIDERS[database.url] = self
 
     # --- PaymentProvider ---------------------------------------------------------------------------
 
@@ -219,7 +235,7 @@ class FakePaymentProvider:
         )
         now = self._now()
 
-        def apply(conn: sqlite3.Connection) -> dict[str, Any]:
+        async def apply(session: AsyncSession) -> dict[str, Any]:
             payment_id = f"fakepay_{secrets.token_hex(12)}"
             authorized, pending, declined = request.amount.amount, False, False
             expires_at: datetime | None = now + self._ttl
@@ -229,28 +245,24 @@ class FakePaymentProvider:
                 authorized, pending, expires_at = 0, True, None  # no authorization until approved
             elif card == CARD_EXPIRING:
                 expires_at = now - timedelta(seconds=1)
-            conn.execute(
-                "INSERT INTO payments (payment_id, reference, description, card, currency, amount,"
-                " authorized, declined, pending, expires_at, return_url, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    payment_id,
-                    request.reference,
-                    request.description,
-                    card,
-                    request.amount.currency,
-                    request.amount.amount,
-                    authorized,
-                    declined,
-                    pending,
-                    _iso(expires_at),
-                    request.return_url,
-                    now.isoformat(),
-                ),
-            )
+            row = {
+                "payment_id": payment_id,
+                "reference": request.reference,
+                "description": request.description,
+                "card": card,
+                "currency": request.amount.currency,
+                "amount": request.amount.amount,
+                "authorized": authorized,
+                "declined": declined,
+                "pending": pending,
+                "expires_at": expires_at,
+                "return_url": request.return_url,
+                "created_at": now,
+            }
+            await session.execute(insert(payments).values(row))
             if declined:
                 return {"declined": {"payment_id": payment_id, "message": DECLINED_MESSAGE}}
-            return {"payment": _dump(self._load(conn, payment_id, now))}
+            return {"payment": _dump(await self._load(session, payment_id, now))}
 
         return _replay(await self._modify(request.idempotency_key, fingerprint, now, apply))
 
@@ -258,7 +270,7 @@ class FakePaymentProvider:
         """The current state (re-fetched from the PSP's store, never cached)."""
         await self._simulate_latency()
         now = self._now()
-        return await self._run(lambda conn: self._load(conn, payment_id, now))
+        return await self._run(lambda session: self._load(session, payment_id, now))
 
     async def capture(self, payment_id: str, amount: Money, idempotency_key: str) -> Payment:
         """Charge ``amount`` of what is authorized; partial and repeated captures are allowed."""
@@ -270,8 +282,8 @@ class FakePaymentProvider:
         )
         now = self._now()
 
-        def apply(conn: sqlite3.Connection) -> dict[str, Any]:
-            payment = self._load(conn, payment_id, now)
+        async def apply(session: AsyncSession) -> dict[str, Any]:
+            payment = await self._load(session, payment_id, now, lock=True)
             _require_currency(payment, amount)
             _require_authorization(payment)
             if payment.amounts.released:
@@ -284,11 +296,8 @@ class FakePaymentProvider:
             if amount.amount > remaining:
                 left = Money(remaining, amount.currency)
                 raise PaymentStateError(f"Kan ikke trekke {amount}: bare {left} er igjen av reservasjonen.")
-            conn.execute(
-                "UPDATE payments SET captured = captured + ? WHERE payment_id = ?",
-                (amount.amount, payment_id),
-            )
-            return {"payment": _dump(self._load(conn, payment_id, now))}
+            await self._change(session, payment_id, captured=payments.c.captured + amount.amount)
+            return {"payment": _dump(await self._load(session, payment_id, now))}
 
         return _replay(await self._modify(idempotency_key, fingerprint, now, apply))
 
@@ -301,13 +310,11 @@ class FakePaymentProvider:
         fingerprint = _fingerprint("release", payment_id=payment_id)
         now = self._now()
 
-        def apply(conn: sqlite3.Connection) -> dict[str, Any]:
-            payment = self._load(conn, payment_id, now)
+        async def apply(session: AsyncSession) -> dict[str, Any]:
+            payment = await self._load(session, payment_id, now, lock=True)
             if payment.action_url is not None:  # the payer never approved: cancel the attempt
-                conn.execute(
-                    "UPDATE payments SET pending = 0, declined = 1 WHERE payment_id = ?", (payment_id,)
-                )
-                return {"payment": _dump(self._load(conn, payment_id, now))}
+                await self._change(session, payment_id, pending=False, declined=True)
+                return {"payment": _dump(await self._load(session, payment_id, now))}
             _require_authorization(payment)
             if payment.amounts.released:
                 raise PaymentStateError("Reservasjonen er allerede frigitt.")
@@ -316,8 +323,8 @@ class FakePaymentProvider:
                 raise PaymentStateError("Hele beløpet er trukket; det er ingen reservasjon å frigi.")
             if _lapsed(payment, now):
                 raise PaymentExpired("Reservasjonen har allerede utløpt; det er ingenting å frigi.")
-            conn.execute("UPDATE payments SET released = ? WHERE payment_id = ?", (remaining, payment_id))
-            return {"payment": _dump(self._load(conn, payment_id, now))}
+            await self._change(session, payment_id, released=remaining)
+            return {"payment": _dump(await self._load(session, payment_id, now))}
 
         return _replay(await self._modify(idempotency_key, fingerprint, now, apply))
 
@@ -331,8 +338,8 @@ class FakePaymentProvider:
         )
         now = self._now()
 
-        def apply(conn: sqlite3.Connection) -> dict[str, Any]:
-            payment = self._load(conn, payment_id, now)
+        async def apply(session: AsyncSession) -> dict[str, Any]:
+            payment = await self._load(session, payment_id, now, lock=True)
             _require_currency(payment, amount)
             refundable = payment.amounts.captured - payment.amounts.refunded
             if payment.amounts.captured == 0:
@@ -341,11 +348,8 @@ class FakePaymentProvider:
                 raise PaymentStateError(
                     f"Kan ikke refundere {amount}: bare {Money(refundable, amount.currency)} kan refunderes."
                 )
-            conn.execute(
-                "UPDATE payments SET refunded = refunded + ? WHERE payment_id = ?",
-                (amount.amount, payment_id),
-            )
-            return {"payment": _dump(self._load(conn, payment_id, now))}
+            await self._change(session, payment_id, refunded=payments.c.refunded + amount.amount)
+            return {"payment": _dump(await self._load(session, payment_id, now))}
 
         return _replay(await self._modify(idempotency_key, fingerprint, now, apply))
 
@@ -413,22 +417,24 @@ class FakePaymentProvider:
         await self._simulate_latency()
         now = self._now()
 
-        def work(conn: sqlite3.Connection) -> tuple[Payment, str | None]:
-            payment = self._load(conn, payment_id, now)
+        async def work(session: AsyncSession) -> tuple[Payment, str | None]:
+            payment = await self._load(session, payment_id, now, lock=True)
             if payment.amounts.authorized == 0 and payment.action_url is None:
                 raise PaymentStateError("Betalingen ble avvist og kan ikke godkjennes.")
             if payment.action_url is not None:
-                conn.execute(
-                    "UPDATE payments SET pending = 0, authorized = amount, expires_at = ?"
-                    " WHERE payment_id = ?",
-                    (_iso(now + self._ttl), payment_id),
+                await self._change(
+                    session,
+                    payment_id,
+                    pending=False,
+                    authorized=payments.c.amount,
+                    expires_at=now + self._ttl,
                 )
-            row = conn.execute(
-                "SELECT return_url FROM payments WHERE payment_id = ?", (payment_id,)
-            ).fetchone()
-            return self._load(conn, payment_id, now), row["return_url"]
+            return_url = await session.scalar(
+                select(payments.c.return_url).where(payments.c.payment_id == payment_id)
+            )
+            return await self._load(session, payment_id, now), return_url
 
-        return await self._run(work, write=True)
+        return await self._run(work)
 
     def _now(self) -> datetime:
         now = self._clock()
@@ -446,75 +452,78 @@ class FakePaymentProvider:
         key: str,
         fingerprint: str,
         now: datetime,
-        apply: Callable[[sqlite3.Connection], dict[str, Any]],
+        apply: Callable[[AsyncSession], Awaitable[dict[str, Any]]],
     ) -> dict[str, Any]:
         """Run ``apply`` once per idempotency key, in one transaction with the key's record."""
 
-        def work(conn: sqlite3.Connection) -> dict[str, Any]:
-            row = conn.execute(
-                "SELECT fingerprint, response FROM idempotency_keys WHERE idempotency_key = ?", (key,)
-            ).fetchone()
+        async def work(session: AsyncSession) -> dict[str, Any]:
+            row = (
+                await session.execute(
+                    select(idempotency_keys.c.fingerprint, idempotency_keys.c.response).where(
+                        idempotency_keys.c.idempotency_key == key
+                    )
+                )
+            ).first()
             if row is not None:
-                if row["fingerprint"] != fingerprint:
+                if row.fingerprint != fingerprint:
                     raise IdempotencyConflict(
                         "Idempotensnøkkelen er allerede brukt til en annen forespørsel.",
                         field="idempotency_key",
                     )
-                stored: dict[str, Any] = json.loads(row["response"])
+                stored: dict[str, Any] = json.loads(row.response)
                 return stored
-            response = apply(conn)
-            conn.execute(
-                "INSERT INTO idempotency_keys (idempotency_key, fingerprint, response, created_at)"
-                " VALUES (?, ?, ?, ?)",
-                (key, fingerprint, json.dumps(response), now.isoformat()),
-            )
+            response = await apply(session)
+            record = {"idempotency_key": key, "fingerprint": fingerprint, "response": json.dumps(response)}
+            await session.execute(insert(idempotency_keys).values(**record, created_at=now))
             return response
 
-        return await self._run(work, write=True)
-
-    async def _run(self, work: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
-        """Run ``work`` on a fresh connection in a worker thread; a write holds the database's write lock
-        (``BEGIN IMMEDIATE``) from its first read, so read-check-write cannot interleave across processes."""
-
-        def in_thread() -> T:
-            if write:
-                with self._db.transaction() as conn:
-                    return work(conn)
-            with contextlib.closing(self._db.connect()) as conn:
-                return work(conn)
-
         try:
-            return await asyncio.to_thread(in_thread)
-        except sqlite3.OperationalError as exc:  # locked for too long, disk full, file gone …
-            raise ProviderUnavailable(UNAVAILABLE_MESSAGE) from exc
+            return await self._run(work)
+        except exc.IntegrityError:
+            # The same key in another process at the same moment: its transaction won, and rolled this one
+            # back whole. Run again: the key is recorded now, so this is its replay (or its conflict).
+            return await self._run(work)
 
-    def _load(self, conn: sqlite3.Connection, payment_id: str, now: datetime) -> Payment:
-        row = conn.execute("SELECT * FROM payments WHERE payment_id = ?", (payment_id,)).fetchone()
+    async def _run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Run ``work`` in a transaction of its own (a change locks the row: ``_load(lock=True)``)."""
+        try:
+            async with self._db.transaction() as session:
+                return await work(session)
+        except exc.IntegrityError:
+            raise  # a concurrent write of the same key or a broken invariant: for the caller to judge
+        except exc.DBAPIError as error:  # unreachable, gone, locked for too long …
+            raise ProviderUnavailable(UNAVAILABLE_MESSAGE) from error
+
+    async def _load(
+        self, session: AsyncSession, payment_id: str, now: datetime, *, lock: bool = False
+    ) -> Payment:
+        query = select(payments).where(payments.c.payment_id == payment_id)
+        row = (await session.execute(query.with_for_update() if lock else query)).first()
         if row is None:
             raise PaymentStateError(f"Fant ingen betaling med id {payment_id!r}.", code=ErrorCode.NOT_FOUND)
         amounts = PaymentAmounts(
-            authorized=row["authorized"],
-            captured=row["captured"],
-            released=row["released"],
-            refunded=row["refunded"],
+            authorized=row.authorized, captured=row.captured, released=row.released, refunded=row.refunded
         )
-        expires_at = datetime.fromisoformat(row["expires_at"]) if row["expires_at"] else None
-        pending = bool(row["pending"])
+        expires_at = _aware(row.expires_at) if row.expires_at else None
         status = derive_status(
             amounts,
-            declined=bool(row["declined"]),
+            declined=bool(row.declined),
             expired=expires_at is not None and now >= expires_at,
-            pending=pending,
+            pending=bool(row.pending),
         )
         return Payment(
             provider=NAME,
             payment_id=payment_id,
-            amount=Money(row["amount"], row["currency"]),
+            amount=Money(row.amount, row.currency),
             amounts=amounts,
             status=status,
             expires_at=expires_at,
-            action_url=APPROVE_PATH.format(payment_id=payment_id) if pending else None,
+            action_url=APPROVE_PATH.format(payment_id=payment_id) if row.pending else None,
         )
+
+    @staticmethod
+    async def _change(session: AsyncSession, payment_id: str, **values: Any) -> None:
+        await session.execute(update(payments).where(payments.c.payment_id == payment_id).values(**values))
 
 
 # --- Helpers ---------------------------------------------------------------------------------------
@@ -561,6 +570,11 @@ def _fingerprint(operation: str, **request: Any) -> str:
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite gives times back without their zone; they were stored in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _dump(payment: Payment) -> dict[str, Any]:
@@ -630,38 +644,59 @@ def _parse_signature(header: str) -> tuple[int, list[str]]:
 # --- The 3-D Secure page ---------------------------------------------------------------------------
 
 
-def _page(title: str, text: str, status_code: int = 200) -> HTMLResponse:
+def _page(title: str, text: str, status_code: int = 200, form: str = "") -> HTMLResponse:
     html = (
         '<!doctype html><html lang="nb"><head><meta charset="utf-8">'
         f"<title>{escape(title)}</title></head>"
-        f"<body><h1>{escape(title)}</h1><p>{escape(text)}</p></body></html>"
+        f"<body><h1>{escape(title)}</h1><p>{escape(text)}</p>{form}</body></html>"
     )
     return HTMLResponse(html, status_code=status_code, headers={"Cache-Control": "no-store"})
 
 
-async def approve_endpoint(request: Request) -> Response:
-    """GET ``/plugins/payments-fake/approve/{payment_id}``: the payer "passes" 3-D Secure.
+NOT_FOUND = ("Fant ikke betalingen", "Lenken er ugyldig eller utløpt.")
 
-    Redirects to the reservation's ``return_url`` when it has one (as a real 3-D Secure page does),
-    otherwise shows a short page. The return URL comes from our own reserve call, never from this request.
+
+async def _find(payment_id: str) -> tuple[FakePaymentProvider, Payment] | None:
+    """The live provider that holds the payment, and the payment as it is now."""
+    for provider in reversed(list(_LIVE_PROVIDERS.values())):  # the newest first
+        try:
+            return provider, await provider.get(payment_id)
+        except (PaymentStateError, ProviderUnavailable):
+            continue
+    return None
+
+
+async def approve_endpoint(request: Request) -> Response:
+    """``/plugins/payments-fake/approve/{payment_id}``: the payer "passes" 3-D Secure.
+
+    GET only shows the page, with a button; the POST it sends approves. A link prefetcher or a preview
+    that follows the link therefore approves nothing. After approving, the POST redirects (303) to the
+    reservation's ``return_url`` when it has one (as a real 3-D Secure page does), otherwise shows a short
+    page. The return URL comes from our own reserve call, never from this request.
     """
     payment_id = request.path_params["payment_id"]
-    for provider in list(_LIVE_PROVIDERS.values()):
-        try:
-            payment, return_url = await provider._approve(payment_id)
-        except PaymentStateError as exc:
-            if exc.code is ErrorCode.NOT_FOUND:
-                continue
-            return _page("Betalingen kan ikke godkjennes", exc.message, status_code=409)
-        except ProviderUnavailable:
-            continue
-        if return_url:
-            return RedirectResponse(return_url, status_code=303)
-        return _page(
-            "Betalingen er godkjent",
-            f"{payment.amount} er reservert på kortet ditt. Du kan lukke denne siden.",
-        )
-    return _page("Fant ikke betalingen", "Lenken er ugyldig eller utløpt.", status_code=404)
+    found = await _find(payment_id)
+    if found is None:
+        return _page(*NOT_FOUND, status_code=404)
+    provider, payment = found
+    if request.method != "POST":
+        if payment.action_url is None:
+            return _page("Betalingen kan ikke godkjennes", "Betalingen venter ikke på godkjenning.", 409)
+        button = '<form method="post"><button type="submit">Godkjenn betalingen</button></form>'
+        text = f"Bekreft at {payment.amount} kan reserveres på kortet ditt (testbetaling)."
+        return _page("Godkjenn betalingen", text, form=button)
+    try:
+        payment, return_url = await provider._approve(payment_id)
+    except PaymentStateError as exc:
+        return _page("Betalingen kan ikke godkjennes", exc.message, status_code=409)
+    except ProviderUnavailable:
+        return _page(*NOT_FOUND, status_code=404)
+    if return_url:
+        return RedirectResponse(return_url, status_code=303)
+    return _page(
+        "Betalingen er godkjent",
+        f"{payment.amount} er reservert på kortet ditt. Du kan lukke denne siden.",
+    )
 
 
 # --- Plugin ----------------------------------------------------------------------------------------
@@ -677,7 +712,7 @@ def create_provider(
         else context.derive_key(WEBHOOK_KEY_PURPOSE)
     )
     return FakePaymentProvider(
-        database_path=settings.database_path or context.settings.data_dir / DATABASE_FILE,
+        database=context.database,
         webhook_secret=secret,
         authorization_ttl=timedelta(hours=settings.authorization_ttl_hours),
         webhook_tolerance=timedelta(seconds=settings.webhook_tolerance_seconds),
@@ -701,8 +736,13 @@ def register_providers() -> Iterable[ProviderSpec]:
 
 
 @hookimpl
+def register_tables() -> PluginTables:
+    return PluginTables("fake_psp", metadata, Path(__file__).parent / "migrations" / "fake_psp")
+
+
+@hookimpl
 def register_routes() -> Iterable[Any]:
-    return [Route(APPROVE_PATH, approve_endpoint, methods=["GET"], name="payments-fake-approve")]
+    return [Route(APPROVE_PATH, approve_endpoint, methods=["GET", "POST"], name="payments-fake-approve")]
 
 
 @hookimpl

@@ -15,8 +15,10 @@ What we rely on and why:
 * **Exactly once through ``payeeReference``**: each capture, cancel and reversal gets a payeeReference
   derived from our idempotency key. Before an operation the order's transactions are checked for it: a
   retry after a lost answer finds the first one done (same amount) instead of doing it again, or a
-  conflict (another amount). Reserve keys map to orders in a small local file (the order id is ours to
-  remember; Swedbank Pay cannot be searched by our key).
+  conflict (another amount). Reserve keys map to orders in the plugin's table in the platform's database
+  (``swedbank_pay_reservation``; the order id is ours to remember, Swedbank Pay cannot be searched by our
+  key). A key is claimed there, for ``CLAIM``, before its order is created: a retry on any process finds
+  the order, or waits while another attempt is creating it.
 * **Callbacks are unsigned**, so the callback URL we give carries an HMAC token of our order reference;
   a callback must carry that token and name an order whose ``orderReference`` is the one the token is
   for. Then the core re-fetches the order: nothing in the body is trusted.
@@ -26,14 +28,11 @@ What we rely on and why:
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import hmac
 import importlib
 import json
 import secrets
-import sqlite3
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,6 +41,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
+from sqlalchemy import Column, DateTime, MetaData, String, Table, delete, exc, insert, select, update
 
 from legetime.sdk import (
     Capability,
@@ -55,13 +55,14 @@ from legetime.sdk import (
     PaymentMethodKind,
     PaymentOption,
     PaymentStateError,
+    PluginDatabase,
+    PluginTables,
     ProviderContext,
     ProviderError,
     ProviderSettings,
     ProviderSpec,
     ProviderUnavailable,
     ReserveRequest,
-    SqliteFile,
     WebhookEvent,
     derive_status,
     hookimpl,
@@ -75,7 +76,8 @@ NAME = "swedbank-pay"
 ORDERS = "/psp/paymentorders"
 EXPAND = "$expand=paid,cancelled,financialtransactions"
 CALLBACK_KEY_PURPOSE = "payments-swedbank-pay-callback"
-DATABASE_FILE = "swedbank-pay.sqlite3"
+CLAIM = timedelta(minutes=2)
+"""How long a reserve key is held by the attempt creating its order: longer than that call can take."""
 UNAVAILABLE = "Betalingstjenesten svarer ikke akkurat nå. Prøv igjen om litt."
 RELS = {
     "capture": ("capture", "create-paymentorder-capture"),
@@ -85,13 +87,15 @@ RELS = {
     "pay": ("redirect-checkout", "redirect-paymentorder"),
 }
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS reservations (
-    idempotency_key TEXT PRIMARY KEY,
-    fingerprint     TEXT NOT NULL,
-    order_id        TEXT NOT NULL
-);
-"""
+metadata = MetaData()
+reservations = Table(
+    "swedbank_pay_reservation",
+    metadata,
+    Column("idempotency_key", String(200), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("order_id", String(200), nullable=True),
+    Column("claimed_until", DateTime(timezone=True), nullable=False),
+)
 
 
 class SwedbankPaySettings(ProviderSettings):
@@ -120,11 +124,6 @@ class SwedbankPaySettings(ProviderSettings):
         default=7, gt=0, le=30, description="How long a card authorization is relied on (from the order)."
     )
     timeout_seconds: float = Field(default=10.0, gt=0, le=60, description="HTTP timeout per call.")
-    database_path: Path | None = Field(
-        default=None,
-        description=f"Which order each reserve key made; default: {DATABASE_FILE} in the data directory "
-        "(put it on storage every API process shares).",
-    )
 
 
 class SwedbankPayProvider:
@@ -139,14 +138,14 @@ class SwedbankPayProvider:
         *,
         callback_url: str,
         callback_key: bytes,
-        database_path: Path,
+        database: PluginDatabase,
         now: Any = None,
     ) -> None:
         _load_sdk()
         self.settings = settings
         self.callback_url = callback_url
         self._callback_key = callback_key
-        self._db = SqliteFile(database_path, _SCHEMA)
+        self._db = database
         self._now = now or (lambda: datetime.now(UTC))
 
     # --- The protocol -----------------------------------------------------------------------------
@@ -171,11 +170,9 @@ class SwedbankPayProvider:
         fingerprint = hashlib.sha256(
             json.dumps([request.amount.amount, request.amount.currency, request.return_url]).encode()
         ).hexdigest()
-        known = await asyncio.to_thread(self._known_reservation, request.idempotency_key)
+        known = await self._claim(request.idempotency_key, fingerprint)
         if known is not None:
-            if known[0] != fingerprint:
-                raise IdempotencyConflict("Idempotensnøkkelen er brukt til en annen reservasjon.")
-            return await self.get(known[1])
+            return await self.get(known)
         order_reference = "lt" + hashlib.sha256(request.idempotency_key.encode()).hexdigest()[:40]
         back = urlsplit(request.return_url)
         origin = f"{back.scheme}://{back.netloc}"
@@ -202,9 +199,14 @@ class SwedbankPayProvider:
                 },
             }
         }
-        created = await self._request("POST", ORDERS, body)
+        try:
+            created = await self._request("POST", ORDERS, body)
+        except ProviderError:  # refused: no order was made, a retry may create it
+            await self._unclaim(request.idempotency_key)
+            raise
+        # ProviderUnavailable keeps the claim: the order may exist; a retry after ``CLAIM`` creates anew.
         order_id = str(created["paymentOrder"]["id"])
-        await asyncio.to_thread(self._remember, request.idempotency_key, fingerprint, order_id)
+        await self._remember(request.idempotency_key, order_id)
         return self._payment(created)  # the answer is the new order with its operations: no need to fetch
 
     async def get(self, payment_id: str) -> Payment:
@@ -391,23 +393,55 @@ class SwedbankPayProvider:
         query = urlencode({"order": order_reference, "token": self._token(order_reference)})
         return f"{self.callback_url}?{query}"
 
-    def _known_reservation(self, key: str) -> tuple[str, str] | None:
+    async def _claim(self, key: str, fingerprint: str) -> str | None:
+        """The order this key made; None when this attempt now holds the key to create it."""
+        now = self._now()
         try:
-            with contextlib.closing(self._db.connect()) as conn:
-                row = conn.execute(
-                    "SELECT fingerprint, order_id FROM reservations WHERE idempotency_key = ?", (key,)
-                ).fetchone()
-        except sqlite3.OperationalError as exc:
-            raise ProviderUnavailable(UNAVAILABLE) from exc
-        return (row["fingerprint"], row["order_id"]) if row else None
+            async with self._db.transaction() as session:
+                row = (
+                    await session.execute(
+                        select(reservations).where(reservations.c.idempotency_key == key).with_for_update()
+                    )
+                ).first()
+                if row is None:
+                    claim = {"idempotency_key": key, "fingerprint": fingerprint, "claimed_until": now + CLAIM}
+                    await session.execute(insert(reservations).values(claim))
+                    return None
+                if row.fingerprint != fingerprint:
+                    raise IdempotencyConflict("Idempotensnøkkelen er brukt til en annen reservasjon.")
+                if row.order_id is not None:
+                    return str(row.order_id)
+                if _aware(row.claimed_until) > now:  # another attempt is creating the order right now
+                    raise ProviderUnavailable(UNAVAILABLE)
+                await session.execute(
+                    update(reservations)
+                    .where(reservations.c.idempotency_key == key)
+                    .values(claimed_until=now + CLAIM)
+                )
+                return None
+        except exc.IntegrityError:  # a concurrent first attempt inserted the key
+            raise ProviderUnavailable(UNAVAILABLE) from None
+        except exc.OperationalError as error:
+            raise ProviderUnavailable(UNAVAILABLE) from error
 
-    def _remember(self, key: str, fingerprint: str, order_id: str) -> None:
-        with self._db.transaction() as conn:
-            conn.execute(
-                "INSERT OR IGNORE INTO reservations (idempotency_key, fingerprint, order_id) "
-                "VALUES (?, ?, ?)",
-                (key, fingerprint, order_id),
+    async def _remember(self, key: str, order_id: str) -> None:
+        async with self._db.transaction() as session:
+            await session.execute(
+                update(reservations).where(reservations.c.idempotency_key == key).values(order_id=order_id)
             )
+
+    async def _unclaim(self, key: str) -> None:
+        async with self._db.transaction() as session:
+            await session.execute(
+                delete(reservations).where(
+                    reservations.c.idempotency_key == key, reservations.c.order_id.is_(None)
+                )
+            )
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite gives times back without their zone; they were stored in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class _Duplicate(Exception):
@@ -460,8 +494,13 @@ def create_provider(settings: SwedbankPaySettings, context: ProviderContext) -> 
         callback_url=settings.callback_url
         or f"{context.settings.public_url.rstrip('/')}/webhooks/payments/{NAME}",
         callback_key=context.derive_key(CALLBACK_KEY_PURPOSE),
-        database_path=settings.database_path or context.settings.data_dir / DATABASE_FILE,
+        database=context.database,
     )
+
+
+@hookimpl
+def register_tables() -> PluginTables:
+    return PluginTables("swedbank_pay", metadata, Path(__file__).parent / "migrations" / "swedbank_pay")
 
 
 @hookimpl

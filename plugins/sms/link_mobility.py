@@ -11,12 +11,15 @@ of the 106xxx codes), delivery reports POSTed by a *gate* (set up by LINK Suppor
 What we rely on and why:
 
 * **Idempotency is ours.** ``refId`` is "not used for anything except as a reference": LINK neither
-  deduplicates on it nor can be asked about it. So each reference is claimed in a local SQLite file
-  (state ``sending``) *before* the call and settled after it (``sent`` with LINK's messageId, or released
+  deduplicates on it nor can be asked about it. So each reference is claimed in the plugin's table in the
+  platform's database (``link_mobility_message``, shared by every process that sends; state ``sending``)
+  *before* the call and settled after it (``sent`` with LINK's messageId, or released
   when LINK certainly did not take it: a 4xx, 429, 503 or a connection never made). When the answer is
   lost (a timeout, another 5xx, a crash), the claim stays ``sending``: a retry waits for a delivery report
   naming the claim's ``refId`` (which settles it) and only after ``resend_unknown_after_seconds`` sends
-  again with the same ``refId`` (at least once; see docs/providers/link-mobility.md).
+  again with the same ``refId`` (at least once; see docs/providers/link-mobility.md). The table holds
+  references, keyed hashes and LINK's ids, never a number or a text; when the database cannot be reached,
+  ``send`` is unavailable (nothing is sent without its claim).
 * **Delivery reports carry no signature.** The only authentication LINK offers is HTTP Basic on the gate's
   destination: a report must carry those credentials (compared in constant time). Nothing binds the body;
   TLS protects it in transit. The threat model is in the provider's guide.
@@ -24,7 +27,6 @@ What we rely on and why:
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import binascii
 import contextlib
@@ -33,15 +35,29 @@ import hmac
 import importlib
 import json
 import re
-import sqlite3
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import structlog
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from legetime.sdk import (
     E164,
@@ -51,6 +67,8 @@ from legetime.sdk import (
     ErrorCode,
     HttpsUrl,
     IdempotencyConflict,
+    PluginDatabase,
+    PluginTables,
     ProviderContext,
     ProviderError,
     ProviderSettings,
@@ -59,7 +77,6 @@ from legetime.sdk import (
     SmsEncoding,
     SmsMessage,
     SmsReceipt,
-    SqliteFile,
     ValidationError,
     check_sms_message,
     encode_info,
@@ -70,7 +87,6 @@ from legetime.sdk import (
 
 NAME = "link-mobility"
 SEND_PATH = "/sms/send"
-DATABASE_FILE = "sms-link-mobility.sqlite3"
 KEY_PURPOSE = "sms-link-mobility-reference"
 MAX_SEGMENTS = 10
 UNAVAILABLE = "LINK Mobility is not answering right now; the SMS will be retried."
@@ -80,7 +96,6 @@ ALPHANUMERIC = re.compile(
 )  # LINK: 2-11 of a-z A-Z 0-9, not a digit first
 
 log = structlog.get_logger(__name__)
-T = TypeVar("T")
 
 Q, S, D, F = DeliveryStatus.QUEUED, DeliveryStatus.SENT, DeliveryStatus.DELIVERED, DeliveryStatus.FAILED
 # Delivery report resultCode → our status and a short reason (the guide's "Result Codes" table). "FINAL:
@@ -202,11 +217,6 @@ class LinkMobilitySettings(ProviderSettings):
         "for a delivery report naming the message before it sends again (at least once). Must exceed the "
         "timeout.",
     )
-    database_path: Path | None = Field(
-        default=None,
-        description=f"Which LINK message each reference made; default: {DATABASE_FILE} in the data directory "
-        "(put it on storage every process that sends shares).",
-    )
 
     @field_validator("base_url")
     @classmethod
@@ -229,20 +239,24 @@ class LinkMobilitySettings(ProviderSettings):
         return self
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS messages (
-    reference   TEXT PRIMARY KEY,
-    fingerprint TEXT NOT NULL,
-    ref_id      TEXT NOT NULL UNIQUE,
-    state       TEXT NOT NULL,
-    attempt_at  REAL NOT NULL,
-    provider_id TEXT,
-    segments    INTEGER NOT NULL,
-    encoding    TEXT NOT NULL,
-    status      TEXT NOT NULL
-);
-"""
 SENDING, OPEN, SENT = "sending", "open", "sent"  # claimed (outcome open), free to send, settled
+
+metadata = MetaData()
+messages = Table(
+    "link_mobility_message",
+    metadata,
+    Column("reference", Text, primary_key=True),
+    Column("fingerprint", String(64), nullable=False),  # keyed hash of recipient, body and sender
+    Column("ref_id", String(32), nullable=False),  # the refId LINK got: a keyed hash of the reference
+    Column("state", String(16), nullable=False),
+    Column("attempt_at", DateTime(timezone=True), nullable=False),
+    Column("provider_id", Text, nullable=True),  # LINK's messageId, once known
+    Column("segments", Integer, nullable=False),
+    Column("encoding", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    UniqueConstraint("ref_id", name="uq_link_mobility_message_ref_id"),
+)
+"""Which LINK message each reference made: ``sending`` (claimed, outcome open), ``open`` or ``sent``."""
 
 
 class LinkMobilitySms:
@@ -250,11 +264,11 @@ class LinkMobilitySms:
 
     name = NAME
 
-    def __init__(self, settings: LinkMobilitySettings, *, key: bytes, database_path: Path) -> None:
+    def __init__(self, settings: LinkMobilitySettings, *, key: bytes, database: PluginDatabase) -> None:
         importlib.import_module("httpx")  # loaded with the provider, so the first SMS does not wait for it
         self.settings = settings
         self._key = key
-        self._db = SqliteFile(database_path, _SCHEMA)  # created 0600: it holds references, no numbers
+        self._db = database  # the reference map: references, keyed hashes and LINK's ids, no numbers
 
     def ref_id(self, reference: str) -> str:
         """The ``refId`` sent for a reference: a keyed hash, so LINK's logs hold nothing of ours."""
@@ -268,7 +282,7 @@ class LinkMobilitySms:
         fingerprint = hmac.new(
             self._key, json.dumps([message.to, message.body, message.sender]).encode(), hashlib.sha256
         ).hexdigest()
-        claim = await _stored(self._claim, message.reference, fingerprint, encoding, segments)
+        claim = await self._claim(message.reference, fingerprint, encoding, segments)
         if isinstance(claim, SmsReceipt):
             return claim
         previous_state, previous_at = claim
@@ -290,10 +304,10 @@ class LinkMobilitySms:
         try:
             receipt = await self._submit(body, message.reference, encoding, segments)
         except _NotTaken as refused:  # certainly not sent: the reference may be sent again at once
-            await _stored(self._release, message.reference, previous_state, previous_at)
+            await self._release(message.reference, previous_state, previous_at)
             raise refused.error from None
         # Anything else (unknown outcome, a crash, a cancellation) leaves the claim "sending".
-        await _stored(self._settle, message.reference, receipt)  # failing, the claim stays "sending"
+        await self._settle(message.reference, receipt)  # failing, the claim stays "sending"
         log.info(
             "sms.link_mobility.sent",
             reference=message.reference,
@@ -326,7 +340,7 @@ class LinkMobilitySms:
         provider_id = message_id.split("$", 1)[0]  # a part of a long message is "<messageId>$<n>"
         status, error = result(code)
         if isinstance(ref_id, str) and ref_id:
-            await _stored(self._recover, ref_id, provider_id, status)
+            await self._recover(ref_id, provider_id, status)
         log.info("sms.link_mobility.report", provider_id=provider_id, result_code=code, status=status.value)
         return DeliveryReport(provider_id=provider_id, status=status, at=at, error=error)
 
@@ -413,83 +427,112 @@ class LinkMobilitySms:
             log.warning("sms.link_mobility.report_rejected", reason="credentials")
             raise ProviderError("Delivery report credentials are missing or wrong.", code=ErrorCode.INVALID)
 
-    # --- The reference map ----------------------------------------------------------------------------
+    # --- The reference map (the plugin's table) ---------------------------------------------------------
 
-    def _claim(
+    @contextlib.asynccontextmanager
+    async def _transaction(self, operation: str) -> AsyncIterator[AsyncSession]:
+        """A transaction on the map; the database out of reach is an outage, not a library error."""
+        try:
+            async with self._db.transaction() as session:
+                yield session
+        except (DBAPIError, OSError):
+            log.warning("sms.link_mobility.store_unavailable", operation=operation)
+            raise ProviderUnavailable(UNAVAILABLE) from None
+
+    async def _claim(
         self, reference: str, fingerprint: str, encoding: SmsEncoding, segments: int
-    ) -> SmsReceipt | tuple[str | None, float | None]:
+    ) -> SmsReceipt | tuple[str | None, datetime | None]:
         """Claim the reference for one send; a settled one gives its first receipt. Returns what the claim
         replaced, so a send LINK certainly did not take can be undone."""
-        now = datetime.now(UTC).timestamp()
-        with self._db.transaction() as conn:
-            row = conn.execute("SELECT * FROM messages WHERE reference = ?", (reference,)).fetchone()
-            if row is None:
-                values = (reference, fingerprint, self.ref_id(reference), SENDING, now, segments)
-                conn.execute(
-                    "INSERT INTO messages (reference, fingerprint, ref_id, state, attempt_at, segments, "
-                    "encoding, status) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (*values, encoding.value, DeliveryStatus.QUEUED.value),
+        now = datetime.now(UTC)
+        async with self._transaction("_claim") as session:
+            row = (
+                await session.execute(
+                    select(messages).where(messages.c.reference == reference).with_for_update()
                 )
+            ).first()
+            if row is None:
+                claimed = insert(messages).values(
+                    reference=reference,
+                    fingerprint=fingerprint,
+                    ref_id=self.ref_id(reference),
+                    state=SENDING,
+                    attempt_at=now,
+                    segments=segments,
+                    encoding=encoding.value,
+                    status=DeliveryStatus.QUEUED.value,
+                )
+                try:
+                    await session.execute(claimed)
+                except IntegrityError:  # a concurrent first attempt claimed it: as if it were found claimed
+                    raise _being_sent() from None
                 return None, None
-            if not hmac.compare_digest(row["fingerprint"], fingerprint):
+            if not hmac.compare_digest(row.fingerprint, fingerprint):
                 raise IdempotencyConflict(
                     "This reference was already used for a different message.", field="reference"
                 )
-            if row["state"] == SENT:
+            if row.state == SENT:
                 return SmsReceipt(
-                    provider_id=row["provider_id"],
-                    segments=row["segments"],
-                    encoding=SmsEncoding(row["encoding"]),
-                    status=DeliveryStatus(row["status"]),
+                    provider_id=row.provider_id,
+                    segments=row.segments,
+                    encoding=SmsEncoding(row.encoding),
+                    status=DeliveryStatus(row.status),
                 )
-            waited = now - row["attempt_at"]
-            if row["state"] == SENDING and waited < self.settings.resend_unknown_after_seconds:
-                raise ProviderUnavailable(
-                    "This SMS is being sent, or LINK's answer was lost; waiting for its delivery report."
-                )
-            conn.execute(
-                "UPDATE messages SET state = ?, attempt_at = ? WHERE reference = ?", (SENDING, now, reference)
+            attempt_at = _aware(row.attempt_at)
+            waited = (now - attempt_at).total_seconds()
+            if row.state == SENDING and waited < self.settings.resend_unknown_after_seconds:
+                raise _being_sent()
+            await session.execute(
+                update(messages)
+                .where(messages.c.reference == reference)
+                .values(state=SENDING, attempt_at=now)
             )
-            if row["state"] == SENDING:
+            if row.state == SENDING:
                 log.warning("sms.link_mobility.resending", reference=reference, waited_seconds=int(waited))
-            return row["state"], row["attempt_at"]
+            return str(row.state), attempt_at
 
-    def _release(self, reference: str, previous_state: str | None, previous_at: float | None) -> None:
+    async def _release(
+        self, reference: str, previous_state: str | None, previous_at: datetime | None
+    ) -> None:
         """LINK did not take this attempt: back to what the claim found (an earlier lost answer stays)."""
-        with self._db.transaction() as conn:
-            if previous_state is None:
-                conn.execute("UPDATE messages SET state = ? WHERE reference = ?", (OPEN, reference))
-            else:
-                conn.execute(
-                    "UPDATE messages SET state = ?, attempt_at = ? WHERE reference = ?",
-                    (previous_state, previous_at, reference),
-                )
+        values: dict[str, Any] = {"state": OPEN}
+        if previous_state is not None:
+            values = {"state": previous_state, "attempt_at": previous_at}
+        async with self._transaction("_release") as session:
+            await session.execute(update(messages).where(messages.c.reference == reference).values(**values))
 
-    def _settle(self, reference: str, receipt: SmsReceipt) -> None:
-        with self._db.transaction() as conn:
-            conn.execute(
-                "UPDATE messages SET state = ?, provider_id = ?, status = ? WHERE reference = ?",
-                (SENT, receipt.provider_id, receipt.status.value, reference),
+    async def _settle(self, reference: str, receipt: SmsReceipt) -> None:
+        async with self._transaction("_settle") as session:
+            await session.execute(
+                update(messages)
+                .where(messages.c.reference == reference)
+                .values(state=SENT, provider_id=receipt.provider_id, status=receipt.status.value)
             )
 
-    def _recover(self, ref_id: str, provider_id: str, status: DeliveryStatus) -> None:
+    async def _recover(self, ref_id: str, provider_id: str, status: DeliveryStatus) -> None:
         """A report names a send whose answer was lost: now we know LINK's id, and the retry returns it."""
-        with contextlib.closing(self._db.connect()) as conn:
-            cursor = conn.execute(
-                "UPDATE messages SET state = ?, provider_id = ?, status = ? WHERE ref_id = ? AND state = ?",
-                (SENT, provider_id, status.value, ref_id, SENDING),
-            )
-        if cursor.rowcount:
+        async with self._transaction("_recover") as session:
+            recovered = (
+                await session.execute(
+                    update(messages)
+                    .where(messages.c.ref_id == ref_id, messages.c.state == SENDING)
+                    .values(state=SENT, provider_id=provider_id, status=status.value)
+                    .returning(messages.c.reference)
+                )
+            ).first()
+        if recovered is not None:
             log.info("sms.link_mobility.recovered", provider_id=provider_id)
 
 
-async def _stored(work: Callable[..., T], *args: Any) -> T:
-    """Run a reference-map operation in a thread; a database failure is an outage, not a library error."""
-    try:
-        return await asyncio.to_thread(work, *args)
-    except sqlite3.Error:
-        log.warning("sms.link_mobility.store_unavailable", operation=work.__name__)
-        raise ProviderUnavailable(UNAVAILABLE) from None
+def _being_sent() -> ProviderUnavailable:
+    return ProviderUnavailable(
+        "This SMS is being sent, or LINK's answer was lost; waiting for its delivery report."
+    )
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite gives times back without their zone; they were stored in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class _NotTaken(Exception):
@@ -536,8 +579,13 @@ def create_provider(settings: LinkMobilitySettings, context: ProviderContext) ->
     return LinkMobilitySms(
         settings,
         key=context.derive_key(KEY_PURPOSE),
-        database_path=settings.database_path or context.settings.data_dir / DATABASE_FILE,
+        database=context.database,
     )
+
+
+@hookimpl
+def register_tables() -> PluginTables:
+    return PluginTables("link_mobility", metadata, Path(__file__).parent / "migrations" / "link_mobility")
 
 
 @hookimpl

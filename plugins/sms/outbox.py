@@ -1,28 +1,41 @@
 """SMS outbox: stores messages, nothing leaves the machine (development and tests).
 
-State lives in a SQLite file (stdlib ``sqlite3`` through ``asyncio.to_thread``), not in process memory,
+Messages live in the plugin's table in the platform's database (``outbox_sms``), not in process memory,
 because the API process that sends and the worker or operator that reads the outbox are often different
 processes. Idempotency by ``reference`` is enforced by a UNIQUE constraint, so two processes sending the
-same reference at once still store one message.
+same reference at once still store one message. Several outboxes may share the table (tests enable two as
+two SMS providers): each keeps to the rows of its own name.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
-import sqlite3
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import structlog
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    exc,
+    insert,
+    select,
+    update,
+)
 
 from legetime.sdk import (
     Capability,
@@ -31,6 +44,8 @@ from legetime.sdk import (
     ErrorCode,
     IdempotencyConflict,
     NotFound,
+    PluginDatabase,
+    PluginTables,
     ProviderContext,
     ProviderError,
     ProviderSettings,
@@ -38,7 +53,6 @@ from legetime.sdk import (
     SmsEncoding,
     SmsMessage,
     SmsReceipt,
-    SqliteFile,
     ValidationError,
     check_sms_message,
     encode_info,
@@ -59,9 +73,6 @@ class OutboxSettings(ProviderSettings):
 
     model_config = SettingsConfigDict(env_prefix="LEGETIME_SMS_OUTBOX_")
 
-    path: Path | None = Field(
-        default=None, description="SQLite file of the outbox; default: <data_dir>/sms-outbox.sqlite3."
-    )
     signing_secret: SecretStr | None = Field(
         default=None,
         description="HMAC secret of simulated delivery reports; default: derived from the master secret.",
@@ -85,23 +96,23 @@ class StoredSms:
     status_at: datetime | None
 
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS messages (
-    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
-    provider_id TEXT NOT NULL UNIQUE,
-    reference   TEXT NOT NULL UNIQUE,
-    to_number   TEXT NOT NULL,
-    sender      TEXT NOT NULL,
-    body        TEXT NOT NULL,
-    segments    INTEGER NOT NULL,
-    encoding    TEXT NOT NULL,
-    status      TEXT NOT NULL,
-    created_at  TEXT NOT NULL,
-    status_at   TEXT
-)
-"""
-_COLUMNS = (
-    "provider_id, reference, to_number, sender, body, segments, encoding, status, created_at, status_at"
+metadata = MetaData()
+messages = Table(
+    "outbox_sms",
+    metadata,
+    Column("seq", Integer, primary_key=True, autoincrement=True),
+    Column("outbox", String(64), nullable=False),
+    Column("provider_id", String(64), nullable=False, unique=True),
+    Column("reference", String(300), nullable=False),
+    Column("to_number", String(32), nullable=False),
+    Column("sender", String(32), nullable=False),
+    Column("body", Text, nullable=False),
+    Column("segments", Integer, nullable=False),
+    Column("encoding", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("status_at", DateTime(timezone=True), nullable=True),
+    UniqueConstraint("outbox", "reference", name="uq_outbox_sms_reference"),
 )
 
 
@@ -110,74 +121,65 @@ def mask_phone(number: str) -> str:
     return "***" + number[-2:]
 
 
-def _row_to_sms(row: sqlite3.Row) -> StoredSms:
-    provider_id, reference, to, sender, body, segments, encoding, status, created_at, status_at = row
+def _row_to_sms(row: Any) -> StoredSms:
     return StoredSms(
-        provider_id=provider_id,
-        reference=reference,
-        to=to,
-        sender=sender,
-        body=body,
-        segments=segments,
-        encoding=SmsEncoding(encoding),
-        status=DeliveryStatus(status),
-        created_at=datetime.fromisoformat(created_at),
-        status_at=datetime.fromisoformat(status_at) if status_at else None,
+        provider_id=row.provider_id,
+        reference=row.reference,
+        to=row.to_number,
+        sender=row.sender,
+        body=row.body,
+        segments=row.segments,
+        encoding=SmsEncoding(row.encoding),
+        status=DeliveryStatus(row.status),
+        created_at=_aware(row.created_at),
+        status_at=_aware(row.status_at) if row.status_at else None,
     )
 
 
+def _aware(moment: datetime) -> datetime:
+    """SQLite gives times back without their zone; they were stored in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 class OutboxSmsProvider:
-    """An ``SmsProvider`` that keeps every message in a local SQLite file."""
+    """An ``SmsProvider`` that keeps every message in the platform's database."""
 
     name = NAME
 
-    def __init__(self, path: Path, dlr_key: bytes, *, echo: bool) -> None:
-        self.path = path
+    def __init__(self, database: PluginDatabase, dlr_key: bytes, *, echo: bool, outbox: str = NAME) -> None:
+        self._db = database
         self._dlr_key = dlr_key
         self.echo = echo
-        # Phone numbers are personal data: the file is private to the owner (SqliteFile creates it 0600).
-        self._db = SqliteFile(path, _SCHEMA)
+        self.outbox = outbox
 
     # --- storage -----------------------------------------------------------------------------------
 
-    def _store(self, message: SmsMessage, encoding: SmsEncoding, segments: int) -> tuple[StoredSms, bool]:
+    async def _store(
+        self, message: SmsMessage, encoding: SmsEncoding, segments: int
+    ) -> tuple[StoredSms, bool]:
         """Insert unless the reference exists; return the stored message and whether it is new."""
-        now = datetime.now(UTC).isoformat()
-        provider_id = f"outbox-{uuid.uuid4().hex}"
-        with self._db.transaction() as conn:
-            cursor = conn.execute(
-                f"INSERT INTO messages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, NULL) "
-                "ON CONFLICT(reference) DO NOTHING",
-                (
-                    provider_id,
-                    message.reference,
-                    message.to,
-                    message.sender,
-                    message.body,
-                    segments,
-                    encoding.value,
-                    DeliveryStatus.SENT.value,
-                    now,
-                ),
-            )
-            created = cursor.rowcount == 1
-            row = conn.execute(
-                f"SELECT {_COLUMNS} FROM messages WHERE reference = ?", (message.reference,)
-            ).fetchone()
-        return _row_to_sms(row), created
-
-    def _list(self, limit: int) -> list[StoredSms]:
-        with contextlib.closing(self._db.connect()) as conn:
-            rows = conn.execute(f"SELECT {_COLUMNS} FROM messages ORDER BY seq DESC LIMIT ?", (limit,))
-            return [_row_to_sms(row) for row in rows.fetchall()]
-
-    def _set_status(self, provider_id: str, status: DeliveryStatus) -> bool:
-        with contextlib.closing(self._db.connect()) as conn:
-            cursor = conn.execute(
-                "UPDATE messages SET status = ?, status_at = ? WHERE provider_id = ?",
-                (status.value, datetime.now(UTC).isoformat(), provider_id),
-            )
-            return cursor.rowcount == 1
+        mine = (messages.c.outbox == self.outbox, messages.c.reference == message.reference)
+        row = {
+            "outbox": self.outbox,
+            "provider_id": f"outbox-{uuid.uuid4().hex}",
+            "reference": message.reference,
+            "to_number": message.to,
+            "sender": message.sender,
+            "body": message.body,
+            "segments": segments,
+            "encoding": encoding.value,
+            "status": DeliveryStatus.SENT.value,
+            "created_at": datetime.now(UTC),
+        }
+        created = True
+        try:
+            async with self._db.transaction() as session:
+                await session.execute(insert(messages).values(**row))
+        except exc.IntegrityError:  # the reference was stored already (by this process or another)
+            created = False
+        async with self._db.transaction() as session:
+            stored = (await session.execute(select(messages).where(*mine))).one()
+        return _row_to_sms(stored), created
 
     # --- SmsProvider -------------------------------------------------------------------------------
 
@@ -190,7 +192,7 @@ class OutboxSmsProvider:
                 f"The message needs {segments} SMS segments; at most {MAX_SEGMENTS} are allowed.",
                 field="body",
             )
-        stored, created = await asyncio.to_thread(self._store, message, encoding, segments)
+        stored, created = await self._store(message, encoding, segments)
         if (stored.to, stored.body, stored.sender) != (message.to, message.body, message.sender):
             raise IdempotencyConflict(
                 "This reference was already used for a different message.", field="reference"
@@ -247,21 +249,29 @@ class OutboxSmsProvider:
         """Stored messages, newest first."""
         if limit < 1:
             raise ValidationError("limit must be at least 1.", field="limit")
-        return await asyncio.to_thread(self._list, limit)
+        query = select(messages).where(messages.c.outbox == self.outbox).order_by(messages.c.seq.desc())
+        async with self._db.transaction() as session:
+            rows = (await session.execute(query.limit(limit))).all()
+        return [_row_to_sms(row) for row in rows]
 
     async def mark_delivered(self, provider_id: str) -> None:
         """Pretend the handset confirmed delivery."""
-        if not await asyncio.to_thread(self._set_status, provider_id, DeliveryStatus.DELIVERED):
+        async with self._db.transaction() as session:
+            result = await session.execute(
+                update(messages)
+                .where(messages.c.outbox == self.outbox, messages.c.provider_id == provider_id)
+                .values(status=DeliveryStatus.DELIVERED.value, status_at=datetime.now(UTC))
+            )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
             raise NotFound(f"No outbox message {provider_id!r}.", field="provider_id")
 
 
 def _factory(settings: OutboxSettings, context: ProviderContext) -> OutboxSmsProvider:
-    path = settings.path or context.settings.data_dir / "sms-outbox.sqlite3"
     if settings.signing_secret is not None:
         key = settings.signing_secret.get_secret_value().encode()
     else:
         key = context.derive_key(DLR_KEY_PURPOSE)
-    return OutboxSmsProvider(path, key, echo=settings.echo)
+    return OutboxSmsProvider(context.database, key, echo=settings.echo)
 
 
 @hookimpl
@@ -272,7 +282,7 @@ def register_providers() -> list[ProviderSpec]:
             name=NAME,
             factory=_factory,
             settings_model=OutboxSettings,
-            description="Stores SMS in a local SQLite outbox; nothing is sent.",
+            description="Stores SMS in the platform's database; nothing is sent.",
             test_only=True,
         )
     ]
@@ -281,3 +291,8 @@ def register_providers() -> list[ProviderSpec]:
 @hookimpl
 def plugin_info() -> dict[str, str]:
     return {"description": "SMS outbox for development and tests: messages are stored, never sent."}
+
+
+@hookimpl
+def register_tables() -> PluginTables:
+    return PluginTables("outbox", metadata, Path(__file__).parent / "migrations" / "outbox")

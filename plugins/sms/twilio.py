@@ -21,12 +21,14 @@ What we rely on and why:
   definitive refusal (``ProviderError``, the core fails over); 429, 5xx, timeouts and connection errors
   are ``ProviderUnavailable`` (the core retries this provider with the same reference). Codes only name the
   reason; Twilio's message text is never passed on (it repeats the phone number).
-* **Idempotency by reference through a local map** (Twilio's Message create has no idempotency key). The
+* **Idempotency by reference through a map in the platform's database** (Twilio's Message create has no
+  idempotency key): the plugin's table ``twilio_message``, which every process that sends shares. The
   reference is recorded as "sending" with a lease *before* the call, then with its MessageSid. A retry of a
   reference whose lease ran out (a crash, a timeout, a 5xx) first lists the Messages to that recipient from
   our sender created since the first attempt and adopts one with the same body that no other reference
   claims; only if there is none does it send. The map holds an HMAC of recipient, sender and body, never
-  the number or the text.
+  the number or the text. When the database cannot be reached, ``send`` is unavailable (nothing is sent
+  without its lease).
 
   What remains: a second SMS can go out if Twilio no longer shows the first one's body (content retention,
   redaction, deletion), if the first request stayed in flight at Twilio longer than the lease (2 × timeout
@@ -46,7 +48,6 @@ import hmac
 import importlib
 import logging
 import re
-import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -56,6 +57,23 @@ from urllib.parse import parse_qsl
 import structlog
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import SettingsConfigDict
+from sqlalchemy import (
+    CheckConstraint,
+    Column,
+    DateTime,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    delete,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from legetime.sdk import (
     E164,
@@ -65,6 +83,8 @@ from legetime.sdk import (
     ErrorCode,
     HttpsUrl,
     IdempotencyConflict,
+    PluginDatabase,
+    PluginTables,
     ProviderContext,
     ProviderError,
     ProviderSettings,
@@ -73,7 +93,6 @@ from legetime.sdk import (
     SmsEncoding,
     SmsMessage,
     SmsReceipt,
-    SqliteFile,
     ValidationError,
     check_sms_message,
     encode_info,
@@ -84,7 +103,6 @@ from legetime.sdk import (
 # the plugin: a default plugin whose provider is not enabled costs start-up nothing.
 
 NAME = "twilio"
-STATE_FILE = "sms-twilio.sqlite3"
 FINGERPRINT_KEY_PURPOSE = "sms-twilio-fingerprint"
 ALPHA_SENDER = re.compile(r"(?=[^A-Za-z]*[A-Za-z])[A-Za-z0-9 ]{1,11}", re.ASCII)
 MESSAGE_SID = re.compile(r"(SM|MM)[0-9a-fA-F]{32}", re.ASCII)
@@ -136,19 +154,24 @@ REASONS: dict[int, tuple[str, str | None]] = {
 
 log = structlog.get_logger(__name__)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS messages (
-    reference   TEXT PRIMARY KEY,
-    fingerprint TEXT NOT NULL,
-    state       TEXT NOT NULL CHECK (state IN ('sending', 'sent')),
-    started_at  TEXT NOT NULL,
-    lease_until TEXT NOT NULL,
-    sid         TEXT UNIQUE,
-    segments    INTEGER NOT NULL,
-    encoding    TEXT NOT NULL,
-    status      TEXT
-);
-"""
+metadata = MetaData()
+messages = Table(
+    "twilio_message",
+    metadata,
+    Column("reference", Text, primary_key=True),
+    Column("fingerprint", String(64), nullable=False),  # HMAC of recipient, sender and body
+    Column("state", String(16), nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False),
+    Column("lease_until", DateTime(timezone=True), nullable=False),
+    Column("sid", String(64), nullable=True),
+    Column("segments", Integer, nullable=False),
+    Column("encoding", String(16), nullable=False),
+    Column("status", String(16), nullable=True),
+    CheckConstraint("state IN ('sending', 'sent')", name="ck_twilio_message_state"),
+    UniqueConstraint("sid", name="uq_twilio_message_sid"),
+)
+"""Which MessageSid each reference got: ``sending`` (leased to an attempt until ``lease_until``) or ``sent``
+(with its ``sid``)."""
 
 
 class TwilioSettings(ProviderSettings):
@@ -180,11 +203,6 @@ class TwilioSettings(ProviderSettings):
         "in tests).",
     )
     timeout_seconds: float = Field(default=10.0, gt=0, le=60, description="HTTP timeout per call.")
-    state_path: Path | None = Field(
-        default=None,
-        description=f"Which MessageSid each reference got; default: {STATE_FILE} in the data directory (put "
-        "it on storage every sending process shares).",
-    )
 
     @model_validator(mode="after")
     def _api_key_pair(self) -> TwilioSettings:
@@ -203,7 +221,7 @@ class TwilioSmsProvider:
         settings: TwilioSettings,
         *,
         callback_url: str,
-        state_path: Path,
+        database: PluginDatabase,
         fingerprint_key: bytes,
         now: Callable[[], datetime] | None = None,
     ) -> None:
@@ -211,8 +229,7 @@ class TwilioSmsProvider:
         self.settings = settings
         self.callback_url = callback_url
         self._fingerprint_key = fingerprint_key
-        # Phone numbers are personal data, so the map keeps none; SqliteFile still creates it 0600.
-        self._db = SqliteFile(state_path, _SCHEMA)
+        self._db = database  # the reference map; phone numbers are personal data, so it keeps none
         self._now = now or (lambda: datetime.now(UTC))
         self._lease = timedelta(seconds=2 * settings.timeout_seconds) + LEASE_MARGIN
 
@@ -227,7 +244,7 @@ class TwilioSmsProvider:
             "\0".join((message.to, message.sender, message.body)).encode(),
             hashlib.sha256,
         ).hexdigest()
-        row, earlier = await self._state(self._claim, message.reference, fingerprint, segments, encoding)
+        row, earlier = await self._claim(message.reference, fingerprint, segments, encoding)
         if row is not None:
             return _receipt(row)
         if earlier is not None:  # an earlier attempt may have reached Twilio
@@ -269,7 +286,7 @@ class TwilioSmsProvider:
 
     async def reference_of(self, message_sid: str) -> str | None:
         """The reference whose message Twilio gave this MessageSid (None: not one of ours, or not known)."""
-        return await self._state(self._reference_of, message_sid)
+        return await self._reference_of(message_sid)
 
     # --- Sending ------------------------------------------------------------------------------------
 
@@ -305,12 +322,12 @@ class TwilioSmsProvider:
                 ]
         except Exception as exc:
             error, _ = _translate(exc)
-            await self._state(self._release, message.reference)  # nothing was sent: a retry may look again
+            await self._release(message.reference)  # nothing was sent: a retry may look again
             log.warning("sms.twilio.lookup_failed", reference=message.reference, error=type(exc).__name__)
             raise error from None
         for found in sorted(candidates, key=lambda m: m.date_created):
-            if await self._state(self._reference_of, found.sid) is None:
-                row = await self._state(self._record, message.reference, found.sid, found.status)
+            if await self._reference_of(found.sid) is None:
+                row = await self._record(message.reference, found.sid, found.status)
                 log.info("sms.twilio.recovered", reference=message.reference, message_sid=found.sid)
                 return _receipt(row)
         return None
@@ -331,7 +348,7 @@ class TwilioSmsProvider:
                 created = await messages.create_async(**params)
         except Exception as exc:
             error, action = _translate(exc)
-            await self._state(getattr(self, action), message.reference)
+            await getattr(self, action)(message.reference)
             log.warning(
                 "sms.twilio.not_sent",
                 reference=message.reference,
@@ -341,7 +358,7 @@ class TwilioSmsProvider:
                 error_code=getattr(exc, "code", None),
             )
             raise error from None
-        row = await self._state(self._record, message.reference, created.sid, created.status)
+        row = await self._record(message.reference, created.sid, created.status)
         log.info(
             "sms.twilio.sent",
             reference=message.reference,
@@ -371,71 +388,101 @@ class TwilioSmsProvider:
         finally:
             await http.close()
 
-    # --- The reference map (run in a thread) ------------------------------------------------------------
+    # --- The reference map (the plugin's table) ---------------------------------------------------------
 
-    async def _state(self, operation: Callable[..., Any], *args: Any) -> Any:
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncSession]:
+        """A transaction on the map; the database out of reach is an outage of this provider."""
         try:
-            return await asyncio.to_thread(operation, *args)
-        except sqlite3.Error as exc:
-            log.error("sms.twilio.state_unavailable", error=type(exc).__name__)
-            raise ProviderUnavailable("The SMS provider's state file is not available.") from None
+            async with self._db.transaction() as session:
+                yield session
+        except (DBAPIError, OSError) as error:
+            log.error("sms.twilio.state_unavailable", error=type(error).__name__)
+            raise ProviderUnavailable("The SMS provider's state is not available.") from None
 
-    def _claim(
+    async def _claim(
         self, reference: str, fingerprint: str, segments: int, encoding: SmsEncoding
     ) -> tuple[Any, datetime | None]:
         """``(row, None)`` for a reference already sent. Otherwise the reference is now leased to this
         attempt: ``(None, None)`` for a first attempt, ``(None, started)`` when an earlier attempt that
         began at ``started`` may have reached Twilio."""
         now = self._now()
-        lease_until = (now + self._lease).isoformat()
-        with self._db.transaction() as conn:
-            row = conn.execute("SELECT * FROM messages WHERE reference = ?", (reference,)).fetchone()
-            if row is None:
-                conn.execute(
-                    "INSERT INTO messages (reference, fingerprint, state, started_at, lease_until, segments, "
-                    "encoding) VALUES (?, ?, 'sending', ?, ?, ?, ?)",
-                    (reference, fingerprint, now.isoformat(), lease_until, segments, encoding.value),
+        lease_until = now + self._lease
+        async with self._transaction() as session:
+            row = (
+                await session.execute(
+                    select(messages).where(messages.c.reference == reference).with_for_update()
                 )
+            ).first()
+            if row is None:
+                claimed = insert(messages).values(
+                    reference=reference,
+                    fingerprint=fingerprint,
+                    state="sending",
+                    started_at=now,
+                    lease_until=lease_until,
+                    segments=segments,
+                    encoding=encoding.value,
+                )
+                try:
+                    await session.execute(claimed)
+                except IntegrityError:  # a concurrent first attempt inserted it and holds the lease
+                    raise _being_sent() from None
                 return None, None
-            if not hmac.compare_digest(row["fingerprint"], fingerprint):
+            if not hmac.compare_digest(row.fingerprint, fingerprint):
                 raise IdempotencyConflict(
                     "This reference was already used for a different message.", field="reference"
                 )
-            if row["state"] == "sent":
+            if row.state == "sent":
                 return row, None
-            if datetime.fromisoformat(row["lease_until"]) > now:
-                raise ProviderUnavailable("This message is being sent right now; try again later.")
-            conn.execute("UPDATE messages SET lease_until = ? WHERE reference = ?", (lease_until, reference))
-            return None, datetime.fromisoformat(row["started_at"])
-
-    def _record(self, reference: str, sid: str, status: str | None) -> Any:
-        with self._db.transaction() as conn:
-            conn.execute(
-                "UPDATE messages SET state = 'sent', sid = ?, status = ? WHERE reference = ?",
-                (sid, STATUSES.get(status or "", DeliveryStatus.QUEUED).value, reference),
+            if _aware(row.lease_until) > now:
+                raise _being_sent()
+            await session.execute(
+                update(messages).where(messages.c.reference == reference).values(lease_until=lease_until)
             )
-            return conn.execute("SELECT * FROM messages WHERE reference = ?", (reference,)).fetchone()
+            return None, _aware(row.started_at)
 
-    def _forget(self, reference: str) -> None:
+    async def _record(self, reference: str, sid: str, status: str | None) -> Any:
+        async with self._transaction() as session:
+            await session.execute(
+                update(messages)
+                .where(messages.c.reference == reference)
+                .values(state="sent", sid=sid, status=STATUSES.get(status or "", DeliveryStatus.QUEUED).value)
+            )
+            return (await session.execute(select(messages).where(messages.c.reference == reference))).first()
+
+    async def _forget(self, reference: str) -> None:
         """Twilio made nothing: the next attempt starts afresh."""
-        with self._db.transaction() as conn:
-            conn.execute("DELETE FROM messages WHERE reference = ? AND state = 'sending'", (reference,))
-
-    def _release(self, reference: str) -> None:
-        """Twilio answered (an error): whatever it made is listed now, so a retry may look at once."""
-        with self._db.transaction() as conn:
-            conn.execute(
-                "UPDATE messages SET lease_until = ? WHERE reference = ? AND state = 'sending'",
-                (self._now().isoformat(), reference),
+        async with self._transaction() as session:
+            await session.execute(
+                delete(messages).where(messages.c.reference == reference, messages.c.state == "sending")
             )
 
-    def _keep(self, reference: str) -> None:
+    async def _release(self, reference: str) -> None:
+        """Twilio answered (an error): whatever it made is listed now, so a retry may look at once."""
+        async with self._transaction() as session:
+            await session.execute(
+                update(messages)
+                .where(messages.c.reference == reference, messages.c.state == "sending")
+                .values(lease_until=self._now())
+            )
+
+    async def _keep(self, reference: str) -> None:
         """Outcome unknown and perhaps still in flight at Twilio: the lease stands until it runs out."""
 
-    def _reference_of(self, sid: str) -> str | None:
-        with contextlib.closing(self._db.connect()) as conn:
-            row = conn.execute("SELECT reference FROM messages WHERE sid = ?", (sid,)).fetchone()
-        return row["reference"] if row else None
+    async def _reference_of(self, sid: str) -> str | None:
+        async with self._transaction() as session:
+            found = await session.scalar(select(messages.c.reference).where(messages.c.sid == sid))
+        return None if found is None else str(found)
+
+
+def _being_sent() -> ProviderUnavailable:
+    return ProviderUnavailable("This message is being sent right now; try again later.")
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite gives times back without their zone; they were stored in UTC."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _translate(exc: Exception) -> tuple[ProviderError, str]:
@@ -466,10 +513,10 @@ def _reason(code: int) -> str:
 
 def _receipt(row: Any) -> SmsReceipt:
     return SmsReceipt(
-        provider_id=row["sid"],
-        segments=row["segments"],
-        encoding=SmsEncoding(row["encoding"]),
-        status=DeliveryStatus(row["status"]),
+        provider_id=row.sid,
+        segments=row.segments,
+        encoding=SmsEncoding(row.encoding),
+        status=DeliveryStatus(row.status),
     )
 
 
@@ -522,9 +569,14 @@ def create_provider(settings: TwilioSettings, context: ProviderContext) -> Twili
     return TwilioSmsProvider(
         settings,
         callback_url=f"{context.settings.public_url.rstrip('/')}/webhooks/sms/{NAME}",
-        state_path=settings.state_path or context.settings.data_dir / STATE_FILE,
+        database=context.database,
         fingerprint_key=context.derive_key(FINGERPRINT_KEY_PURPOSE),
     )
+
+
+@hookimpl
+def register_tables() -> PluginTables:
+    return PluginTables("twilio", metadata, Path(__file__).parent / "migrations" / "twilio")
 
 
 @hookimpl

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from legetime.core.platform.config import Settings
+from legetime.core.platform.db.plugin_tables import PluginDatabase
 from legetime.core.platform.providers import Capability, ProviderContext
 from legetime.core.platform.providers.journal import JournalContext, JournalMessage, Provenance
 from legetime.plugins.journal import template
@@ -35,7 +36,9 @@ CONTEXT = JournalContext(
 
 
 def drafter(**settings: object) -> TemplateJournalDrafter:
-    context = ProviderContext(settings=Settings(data_dir=Path("unused")), derive_key=lambda p: b"")
+    settings_ = Settings(data_dir=Path("unused"))
+    database = PluginDatabase(settings_.resolved_database_url)  # not used: the drafter keeps no table
+    context = ProviderContext(settings=settings_, derive_key=lambda p: b"", database=database)
     return template._factory(TemplateJournalSettings(**settings), context)  # type: ignore[arg-type]
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import func, select
 from starlette.applications import Starlette
 
 from legetime.core.platform.config import Settings
@@ -33,6 +33,7 @@ from legetime.core.platform.providers.payment import Payment, PaymentAmounts, Pa
 from legetime.plugins.payments import fake
 from legetime.plugins.payments.fake import FakePaymentProvider, FakePaymentSettings
 from legetime.testing import build_provider
+from legetime.testing._common import plugin_database
 
 FEE = Money(35000, "NOK")
 REPO = Path(__file__).resolve().parents[2]
@@ -71,7 +72,11 @@ def provider(tmp_path: Path, clock: Clock) -> FakePaymentProvider:
 
 def make(data_dir: Path, clock: Clock | None = None, **settings: object) -> FakePaymentProvider:
     """A provider built through the plugin's factory (as the platform does), with the test clock."""
-    context = ProviderContext(settings=Settings(data_dir=data_dir), derive_key=lambda purpose: b"k" * 32)
+    platform_settings = Settings(data_dir=data_dir)
+    database = plugin_database(platform_settings.resolved_database_url)
+    context = ProviderContext(
+        settings=platform_settings, derive_key=lambda purpose: b"k" * 32, database=database
+    )
     model = FakePaymentSettings(**settings)  # type: ignore[arg-type]
     if clock is None:
         return fake.create_provider(model, context)
@@ -147,10 +152,9 @@ async def test_unavailable_card_stores_nothing(provider: FakePaymentProvider) ->
         await provider.reserve(request("reserve", "card_unavailable"))
     assert down.value.retryable
     assert down.value.code is ErrorCode.PROVIDER_UNAVAILABLE
-    if provider.database_path.exists():
-        with sqlite3.connect(provider.database_path) as conn:
-            assert conn.execute("SELECT count(*) FROM payments").fetchone() == (0,)
-            assert conn.execute("SELECT count(*) FROM idempotency_keys").fetchone() == (0,)
+    async with provider._db.transaction() as session:
+        for table in (fake.payments, fake.idempotency_keys):
+            assert await session.scalar(select(func.count()).select_from(table)) == 0
     # Nothing was stored under the key, so the retry (with a working card) is a new request.
     assert (await provider.reserve(request("reserve", "card_ok"))).status is PaymentStatus.AUTHORIZED
 
@@ -304,17 +308,19 @@ async def test_state_survives_a_new_provider_on_the_same_data_dir(tmp_path: Path
     captured = await other.capture(payment.payment_id, FEE, "capture")
     assert captured.status is PaymentStatus.CAPTURED
     assert (await other.reserve(request("reserve"))).payment_id == payment.payment_id  # keys shared too
-    assert (tmp_path / "fake-psp.sqlite3").exists()
+    assert not list(tmp_path.glob("fake-psp*"))  # noqa: ASYNC240 - no file of its own, the platform's database
 
 
 async def test_state_is_shared_with_another_process(tmp_path: Path) -> None:
     payment = await authorized(make(tmp_path))
     script = (
         "import asyncio, sys\n"
-        "from pathlib import Path\n"
+        "from legetime.core.platform.config import Settings\n"
+        "from legetime.core.platform.db.plugin_tables import PluginDatabase\n"
         "from legetime.core.platform.money import Money\n"
         "from legetime.plugins.payments.fake import FakePaymentProvider\n"
-        "p = FakePaymentProvider(Path(sys.argv[1]) / 'fake-psp.sqlite3', b'k' * 32)\n"
+        "url = Settings(data_dir=sys.argv[1]).resolved_database_url\n"
+        "p = FakePaymentProvider(PluginDatabase(url), b'k' * 32)\n"
         "asyncio.run(p.capture(sys.argv[2], Money(35000, 'NOK'), 'capture-in-worker'))\n"
     )
     worker = await asyncio.create_subprocess_exec(
@@ -430,11 +436,9 @@ async def test_signed_body_that_is_not_an_event_is_rejected(
 def test_settings_from_env_with_the_secret_masked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("LEGETIME_PAYMENTS_FAKE_AUTHORIZATION_TTL_HOURS", "24")
     monkeypatch.setenv("LEGETIME_PAYMENTS_FAKE_WEBHOOK_SECRET", "s3cret-webhook-key")
-    monkeypatch.setenv("LEGETIME_PAYMENTS_FAKE_DATABASE_PATH", str(tmp_path / "psp.db"))
     monkeypatch.setenv("LEGETIME_PAYMENTS_FAKE_LATENCY_MS", "5")
     settings = FakePaymentSettings()
     assert settings.authorization_ttl_hours == 24
-    assert settings.database_path == tmp_path / "psp.db"
     assert settings.latency_ms == 5
     assert settings.webhook_secret is not None
     assert settings.webhook_secret.get_secret_value() == "s3cret-webhook-key"
@@ -446,7 +450,6 @@ def test_settings_defaults() -> None:
     settings = FakePaymentSettings()
     assert settings.authorization_ttl_hours == 168
     assert settings.webhook_secret is None
-    assert settings.database_path is None
     assert settings.latency_ms == 0
     assert settings.webhook_tolerance_seconds == 300
 
@@ -455,15 +458,6 @@ def test_invalid_setting_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LEGETIME_PAYMENTS_FAKE_AUTHORIZATION_TTL_HOURS", "0")
     with pytest.raises(ValueError):
         FakePaymentSettings()
-
-
-async def test_database_path_setting_is_used(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("LEGETIME_PAYMENTS_FAKE_DATABASE_PATH", str(tmp_path / "elsewhere" / "psp.db"))
-    spec = next(iter(fake.register_providers()))
-    provider = build_provider(spec, tmp_path / "data")
-    await authorized(provider)
-    assert (tmp_path / "elsewhere" / "psp.db").exists()
-    assert not (tmp_path / "data" / "fake-psp.sqlite3").exists()
 
 
 def test_webhook_secret_is_derived_when_unset(tmp_path: Path) -> None:
@@ -487,17 +481,35 @@ async def test_approve_page_authorizes_and_redirects(provider: FakePaymentProvid
     )
     assert pending.action_url is not None
     async with app() as client:
-        response = await client.get(pending.action_url)
+        response = await client.post(pending.action_url)
     assert response.status_code == 303
     assert response.headers["location"] == "https://legetime.example/betaling/ferdig"
     assert (await provider.get(pending.payment_id)).status is PaymentStatus.AUTHORIZED
+
+
+async def test_approve_page_approves_on_post_only(provider: FakePaymentProvider) -> None:
+    """A GET (a link prefetcher, a preview) only shows the button; the button's POST approves."""
+    pending = await provider.reserve(request("reserve", "card_3ds"))
+    assert pending.action_url is not None
+    async with app() as client:
+        for _ in range(2):
+            page = await client.get(pending.action_url)
+            assert page.status_code == 200 and '<form method="post">' in page.text
+            assert "Godkjenn betalingen" in page.text and 'lang="nb"' in page.text
+            assert page.headers["cache-control"] == "no-store"
+        assert (await provider.get(pending.payment_id)).status is PaymentStatus.PENDING
+        approved = await client.post(pending.action_url)
+        assert approved.status_code == 200
+        assert (await provider.get(pending.payment_id)).status is PaymentStatus.AUTHORIZED
+        after = await client.get(pending.action_url)
+    assert after.status_code == 409 and "venter ikke" in after.text
 
 
 async def test_approve_page_without_return_url_says_so_in_norwegian(provider: FakePaymentProvider) -> None:
     pending = await provider.reserve(request("reserve", "card_3ds"))
     assert pending.action_url is not None
     async with app() as client:
-        response = await client.get(pending.action_url)
+        response = await client.post(pending.action_url)
     assert response.status_code == 200
     assert "Betalingen er godkjent" in response.text
     assert 'lang="nb"' in response.text
@@ -509,9 +521,11 @@ async def test_approve_page_for_unknown_or_declined_payment(provider: FakePaymen
     async with app() as client:
         missing = await client.get("/plugins/payments-fake/approve/fakepay_nope")
         refused = await client.get(f"/plugins/payments-fake/approve/{declined.value.payment_id}")
-    assert missing.status_code == 404
+        missing_post = await client.post("/plugins/payments-fake/approve/fakepay_nope")
+        refused_post = await client.post(f"/plugins/payments-fake/approve/{declined.value.payment_id}")
+    assert missing.status_code == missing_post.status_code == 404
     assert "Fant ikke betalingen" in missing.text
-    assert refused.status_code == 409
+    assert refused.status_code == refused_post.status_code == 409
 
 
 # --- Registration ----------------------------------------------------------------------------------

@@ -1,23 +1,28 @@
 """LINK Mobility SMS against a local Common SMS REST API (``tests/fakes/link_mobility.py``) over HTTP: the
 message as documented, one SMS per reference across restarts (a claim before the call, a lost answer
 settled by a delivery report or sent again after a while), refusals (``ProviderError``) apart from
-outages (``ProviderUnavailable``), 429, delivery reports and their HTTP Basic credentials, and logs
-free of numbers and text. The shared SMS contract runs it as well."""
+outages (``ProviderUnavailable``), 429, delivery reports and their HTTP Basic credentials, logs free of
+numbers and text, and the reference map in the plugin's table (shared by processes on one database). The
+shared SMS contract runs it as well."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError as SettingsError
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 from structlog.testing import capture_logs
 
+from legetime.core.platform.db.plugin_tables import PluginDatabase
 from legetime.core.platform.errors import (
     ErrorCode,
     IdempotencyConflict,
@@ -27,7 +32,7 @@ from legetime.core.platform.errors import (
 )
 from legetime.core.platform.providers import Capability
 from legetime.core.platform.providers.sms import DeliveryStatus, SmsEncoding, SmsMessage
-from legetime.plugins.sms.link_mobility import LinkMobilitySettings, LinkMobilitySms
+from legetime.plugins.sms.link_mobility import LinkMobilitySettings, LinkMobilitySms, messages
 from legetime.testing import build_provider
 from tests.fakes.link_mobility import LinkMobilityFake
 from tests.fakes.server import serve_fake
@@ -45,10 +50,38 @@ def fake() -> Iterator[LinkMobilityFake]:
         yield fake
 
 
-def build(fake: LinkMobilityFake, data_dir: Path, **changes: Any) -> LinkMobilitySms:
+def build(
+    fake: LinkMobilityFake, data_dir: Path, *, database_url: str | None = None, **changes: Any
+) -> LinkMobilitySms:
+    """A provider of a platform in ``data_dir`` (a new instance is a new process), on its embedded database
+    or on ``database_url``."""
     settings = settings_for_fake(SPEC, fake, **changes)
-    provider: LinkMobilitySms = build_provider(SPEC, data_dir, settings)
+    platform = {"database_url": database_url} if database_url else {}
+    provider: LinkMobilitySms = build_provider(SPEC, data_dir, settings, **platform)
     return provider
+
+
+def own_files(data_dir: Path) -> list[Path]:
+    """State files of the plugin's own in the data directory (there must be none)."""
+    return [path for path in data_dir.iterdir() if path.name.startswith("sms-link-mobility")]
+
+
+async def stored(provider: LinkMobilitySms, reference: str = "case-1:answered") -> Any:
+    """The reference's row in the plugin's table, as the provider's database has it."""
+    async with provider._db.transaction() as session:
+        return (await session.execute(messages.select().where(messages.c.reference == reference))).first()
+
+
+async def backdate(provider: LinkMobilitySms, seconds: float, reference: str = "case-1:answered") -> None:
+    """Move the reference's last attempt ``seconds`` into the past, as if that much time had gone by."""
+    row = await stored(provider, reference)
+    attempt_at = row.attempt_at if row.attempt_at.tzinfo else row.attempt_at.replace(tzinfo=UTC)
+    async with provider._db.transaction() as session:
+        await session.execute(
+            messages.update()
+            .where(messages.c.reference == reference)
+            .values(attempt_at=attempt_at - timedelta(seconds=seconds))
+        )
 
 
 @pytest.fixture
@@ -129,7 +162,11 @@ async def test_a_reference_sends_once_across_restarts(fake: LinkMobilityFake, tm
     assert len(fake.messages) == 1
     with pytest.raises(IdempotencyConflict):
         await build(fake, tmp_path).send(sms(sender="Annen"))
-    assert (tmp_path / "sms-link-mobility.sqlite3").stat().st_mode & 0o777 == 0o600
+    row = await stored(build(fake, tmp_path))
+    assert (row.state, row.provider_id, row.ref_id) == ("sent", first.provider_id, fake.messages[0]["refId"])
+    held = " ".join(str(value) for value in row)  # references, keyed hashes and LINK's ids only
+    assert "91234567" not in held and "Legen" not in held and "Legetime" not in held
+    assert not own_files(tmp_path)
 
 
 async def test_a_lost_answer_is_settled_by_the_delivery_report(
@@ -152,7 +189,7 @@ async def test_a_lost_answer_is_settled_by_the_delivery_report(
 async def test_a_crash_while_sending_is_sent_again_only_after_the_wait(
     fake: LinkMobilityFake, tmp_path: Path
 ) -> None:
-    timing = {"timeout_seconds": 2.0, "resend_unknown_after_seconds": 2.5}
+    timing: dict[str, Any] = {"timeout_seconds": 2.0, "resend_unknown_after_seconds": 2.5}
     fake.stall_seconds = 3
     sending = asyncio.create_task(build(fake, tmp_path, **timing).send(sms()))
     assert await asyncio.to_thread(fake.taken.wait, 5)  # LINK has it; the process dies before the answer
@@ -181,6 +218,106 @@ async def test_a_timeout_leaves_the_outcome_unknown(fake: LinkMobilityFake, tmp_
     with pytest.raises(ProviderUnavailable):
         await link.send(sms())
     assert len(fake.messages) == 1
+
+
+async def test_a_claim_left_by_a_dead_process_waits_then_sends_again(
+    fake: LinkMobilityFake, tmp_path: Path
+) -> None:
+    """LINK took the message, the process died before its answer: the row stays "sending" (made so here)."""
+    link = build(fake, tmp_path, resend_unknown_after_seconds=60)
+    fake.lose_next_answer = True
+    with pytest.raises(ProviderUnavailable):
+        await link.send(sms())
+    assert (await stored(link)).state == "sending"
+    await backdate(link, 59)
+    with pytest.raises(ProviderUnavailable, match="being sent"):
+        await build(fake, tmp_path, resend_unknown_after_seconds=60).send(sms())
+    assert len(fake.messages) == 1
+    await backdate(link, 2)  # past the wait, and no report named it: sent again with the same refId
+    receipt = await build(fake, tmp_path, resend_unknown_after_seconds=60).send(sms())
+    assert [m["refId"] for m in fake.messages] == [link.ref_id("case-1:answered")] * 2
+    assert receipt.provider_id == fake.messages[1]["messageId"] and (await stored(link)).state == "sent"
+
+
+async def test_a_refused_resend_keeps_the_earlier_lost_answer(fake: LinkMobilityFake, tmp_path: Path) -> None:
+    link = build(fake, tmp_path, resend_unknown_after_seconds=60)
+    fake.lose_next_answer = True
+    with pytest.raises(ProviderUnavailable):
+        await link.send(sms())
+    await backdate(link, 120)
+    before = await stored(link)
+    fake.down = True  # the resend is refused (503): LINK did not take it
+    with pytest.raises(ProviderUnavailable):
+        await link.send(sms())
+    after = await stored(link)
+    assert (after.state, after.attempt_at) == ("sending", before.attempt_at)  # still the lost answer's
+    fake.down = False
+    message_id = fake.messages[0]["messageId"]
+    await link.parse_delivery_report(*fake.report(message_id, 1001, AT))  # the report settles it after all
+    assert (await link.send(sms())).provider_id == message_id and len(fake.messages) == 1
+
+
+async def test_an_unreachable_database_is_unavailable_and_nothing_is_sent(fake: LinkMobilityFake) -> None:
+    settings = settings_for_fake(SPEC, fake)
+    database = PluginDatabase("postgresql+asyncpg://nobody@127.0.0.1:9/x")
+    link = LinkMobilitySms(settings, key=b"k" * 32, database=database)
+    with capture_logs() as logs, pytest.raises(ProviderUnavailable):
+        await link.send(sms())
+    assert fake.calls == [], "nothing may be sent without its claim"
+    assert [(e["event"], e["operation"]) for e in logs] == [("sms.link_mobility.store_unavailable", "_claim")]
+
+
+class HeldOpen(PluginDatabase):
+    """A process's database whose transactions stay open (``holding``), their rows locked, until ``commit``
+    is set."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.holding, self.commit = asyncio.Event(), asyncio.Event()
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        async with super().transaction() as session:
+            yield session
+            self.holding.set()
+            await self.commit.wait()
+
+
+async def until_a_session_waits_for_a_lock(url: str) -> None:
+    probe = PluginDatabase(url)
+    waiting = (
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    async with asyncio.timeout(10):
+        while True:
+            async with probe.transaction() as session:
+                if await session.scalar(text(waiting)):
+                    break
+            await asyncio.sleep(0.02)
+    await probe.dispose()
+
+
+@pytest.mark.postgres
+async def test_processes_on_one_postgresql_database_send_a_reference_once(
+    fake: LinkMobilityFake, tmp_path: Path, fresh_postgres_url: str
+) -> None:
+    build(fake, tmp_path, database_url=fresh_postgres_url)  # migrates the database
+    held = HeldOpen(fresh_postgres_url)
+    settings = settings_for_fake(SPEC, fake)
+    a = LinkMobilitySms(settings, key=b"k" * 32, database=held)
+    b = LinkMobilitySms(settings, key=b"k" * 32, database=PluginDatabase(fresh_postgres_url))
+    first = asyncio.create_task(a.send(sms()))
+    async with asyncio.timeout(10):
+        await held.holding.wait()  # the first has claimed the reference, not committed yet
+    second = asyncio.create_task(b.send(sms()))
+    await until_a_session_waits_for_a_lock(fresh_postgres_url)  # the second finds no row; its insert waits
+    held.commit.set()
+    with pytest.raises(ProviderUnavailable, match="being sent"):
+        await second
+    receipt = await first
+    assert len(fake.messages) == 1
+    assert await b.send(sms()) == receipt and len(fake.messages) == 1  # the map is shared
 
 
 # --- Refusals and outages -------------------------------------------------------------------------------
@@ -355,6 +492,7 @@ def test_settings_are_checked(fake: LinkMobilityFake) -> None:
             LinkMobilitySettings(**(values | bad))
     assert SPEC.settings_model is LinkMobilitySettings and not SPEC.test_only
     assert LinkMobilitySettings.model_config["env_prefix"] == "LEGETIME_SMS_LINK_MOBILITY_"
+    assert "database_path" not in LinkMobilitySettings.model_fields  # the map is in the platform's database
 
 
 async def test_logs_hold_ids_and_codes_only(

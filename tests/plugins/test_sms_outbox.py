@@ -25,6 +25,7 @@ from legetime.core.platform.providers import Capability, ProviderContext
 from legetime.core.platform.providers.sms import DeliveryStatus, SmsEncoding, SmsMessage
 from legetime.plugins.sms import outbox
 from legetime.plugins.sms.outbox import OutboxSettings, OutboxSmsProvider
+from legetime.testing._common import plugin_database
 from tests.support import offered_specs
 
 
@@ -33,7 +34,9 @@ def derive_key(purpose: str) -> bytes:
 
 
 def build(data_dir: Path, **settings: object) -> OutboxSmsProvider:
-    context = ProviderContext(settings=Settings(data_dir=data_dir), derive_key=derive_key)
+    platform_settings = Settings(data_dir=data_dir)
+    database = plugin_database(platform_settings.resolved_database_url)
+    context = ProviderContext(settings=platform_settings, derive_key=derive_key, database=database)
     return outbox._factory(OutboxSettings(**settings), context)  # type: ignore[arg-type]
 
 
@@ -59,19 +62,28 @@ async def test_state_survives_a_new_instance(tmp_path: Path) -> None:
     assert [m.provider_id for m in await again.messages()] == [first.provider_id]
     assert await again.send(sms()) == first
     assert len(await again.messages()) == 1
-    assert (tmp_path / "sms-outbox.sqlite3").exists()
 
 
-async def test_database_file_is_private(tmp_path: Path) -> None:
+async def test_messages_are_in_the_platforms_database_private_to_its_owner(tmp_path: Path) -> None:
     await build(tmp_path).send(sms())
-    assert stat.S_IMODE((tmp_path / "sms-outbox.sqlite3").stat().st_mode) == 0o600
+    database = tmp_path / "legetime-plugins.db"  # beside the platform's own legetime.db
+    assert stat.S_IMODE(database.stat().st_mode) == 0o600  # phone numbers are personal data
+    assert {path.name for path in tmp_path.iterdir()} <= {  # noqa: ASYNC240 - a test's own directory
+        "legetime.db",
+        database.name,
+        f"{database.name}-wal",
+        f"{database.name}-shm",
+        "secret_key",
+    }
 
 
-async def test_path_setting_overrides_the_data_dir(tmp_path: Path) -> None:
-    provider = build(tmp_path, path=tmp_path / "elsewhere" / "out.db")
-    await provider.send(sms())
-    assert (tmp_path / "elsewhere" / "out.db").exists()
-    assert not (tmp_path / "sms-outbox.sqlite3").exists()
+async def test_two_outboxes_keep_to_their_own_messages(tmp_path: Path) -> None:
+    first, second = build(tmp_path), build(tmp_path)
+    second.outbox = "other"
+    await first.send(sms())
+    assert await second.messages() == []
+    await second.send(sms())  # the same reference, another outbox: stored again
+    assert len(await first.messages()) == len(await second.messages()) == 1
 
 
 async def test_messages_newest_first_with_limit(tmp_path: Path) -> None:
@@ -174,11 +186,9 @@ async def test_report_signed_with_another_key_is_rejected(tmp_path: Path) -> Non
 
 
 def test_settings_from_environment_mask_the_secret(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("LEGETIME_SMS_OUTBOX_PATH", str(tmp_path / "x.db"))
     monkeypatch.setenv("LEGETIME_SMS_OUTBOX_SIGNING_SECRET", "very-secret-value")
     monkeypatch.setenv("LEGETIME_SMS_OUTBOX_ECHO", "false")
     settings = OutboxSettings()
-    assert settings.path == tmp_path / "x.db"
     assert settings.echo is False
     assert settings.signing_secret is not None
     assert settings.signing_secret.get_secret_value() == "very-secret-value"

@@ -1,28 +1,34 @@
 """Twilio Programmable Messaging through Twilio's SDK, against a local Twilio API (``tests/fakes/twilio.py``):
 what is sent, refusals against outages (the core fails over on one and retries on the other), sending once
 per reference across lost answers, timeouts and crashes, signed status callbacks, and logs without numbers
-or text. The shared SMS contract runs it as well."""
+or text, the reference map in the plugin's table (shared by processes on one database). The shared SMS
+contract runs it as well."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import stat
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from structlog.testing import capture_logs
 
+from legetime.core.platform.config import Settings
+from legetime.core.platform.db.plugin_tables import PluginDatabase
 from legetime.core.platform.errors import (
     IdempotencyConflict,
     ProviderError,
@@ -31,8 +37,9 @@ from legetime.core.platform.errors import (
 )
 from legetime.core.platform.providers import Capability
 from legetime.core.platform.providers.sms import DeliveryReport, DeliveryStatus, SmsEncoding, SmsMessage
-from legetime.plugins.sms.twilio import TwilioSettings, TwilioSmsProvider
+from legetime.plugins.sms.twilio import TwilioSettings, TwilioSmsProvider, messages
 from legetime.testing import build_provider
+from legetime.testing._common import plugin_database
 from tests.fakes.server import serve, serve_fake
 from tests.fakes.twilio import TwilioFake, sign
 from tests.support import offered_specs, settings_for_fake
@@ -55,15 +62,38 @@ def settings_for(fake: TwilioFake, **changes: Any) -> TwilioSettings:
     return settings
 
 
-def build(fake: TwilioFake, data_dir: Path, *, later: timedelta = timedelta(0), **changes: Any) -> Any:
-    """A provider on ``data_dir``'s state (a new instance is a new process), its clock ``later`` ahead."""
+def build(
+    fake: TwilioFake,
+    data_dir: Path,
+    *,
+    later: timedelta = timedelta(0),
+    database: PluginDatabase | None = None,
+    **changes: Any,
+) -> Any:
+    """A provider on the database of a platform in ``data_dir`` (a new instance is a new process), or on
+    ``database``; its clock ``later`` ahead."""
     return TwilioSmsProvider(
         settings_for(fake, **changes),
         callback_url=CALLBACK_URL,
-        state_path=data_dir / "sms-twilio.sqlite3",
+        database=database or plugin_database(Settings.defaults(data_dir=data_dir).resolved_database_url),
         fingerprint_key=KEY,
         now=lambda: datetime.now(UTC) + later,
     )
+
+
+async def stored(provider: TwilioSmsProvider, reference: str) -> Any:
+    """The reference's row in the plugin's table, as the provider's database has it."""
+    async with provider._db.transaction() as session:
+        return (await session.execute(messages.select().where(messages.c.reference == reference))).first()
+
+
+def companion_files(data_dir: Path) -> bytes:
+    """What the embedded default's plugin database holds (its file and WAL), each file private; and no
+    state file of the plugin's own beside them."""
+    files = sorted(data_dir.glob("legetime-plugins.db*"))
+    assert files and all(stat.S_IMODE(file.stat().st_mode) == 0o600 for file in files)
+    assert not list(data_dir.glob("sms-twilio*"))
+    return b"".join(file.read_bytes() for file in files)
 
 
 def sms(reference: str = "case-1:answered", **changes: str) -> SmsMessage:
@@ -93,9 +123,13 @@ async def test_a_message_is_created_as_twilio_documents(fake: TwilioFake, tmp_pa
         1,
         SmsEncoding.GSM7,
     )
-    state = tmp_path / "sms-twilio.sqlite3"
-    assert stat.S_IMODE(state.stat().st_mode) == 0o600
-    assert b"91234567" not in state.read_bytes() and b"Legen" not in state.read_bytes()
+    row = await stored(provider, "case-1:answered")
+    assert (row.state, row.sid, row.segments) == ("sent", receipt.provider_id, 1)
+    # On the embedded default the table is in the companion file next to the platform's database: it is
+    # private, and holds the MessageSid but neither the number nor the text.
+    written = companion_files(tmp_path)
+    assert receipt.provider_id.encode() in written
+    assert b"91234567" not in written and b"Legen" not in written
 
 
 async def test_an_api_key_authenticates_and_a_wrong_one_is_a_refusal(
@@ -262,6 +296,89 @@ async def test_an_unreachable_twilio_is_unavailable(fake: TwilioFake, tmp_path: 
         await provider.send(sms())
 
 
+async def test_a_lease_left_in_the_table_is_honoured_then_recovered(fake: TwilioFake, tmp_path: Path) -> None:
+    """A process died after Twilio made the Message: its row stayed "sending", leased (edited in here)."""
+    provider = build(fake, tmp_path)
+    made = await provider.send(sms())
+    async with provider._db.transaction() as session:
+        await session.execute(
+            messages.update()
+            .where(messages.c.reference == "case-1:answered")
+            .values(state="sending", sid=None, lease_until=datetime.now(UTC) + timedelta(seconds=30))
+        )
+    with pytest.raises(ProviderUnavailable, match="being sent"):
+        await build(fake, tmp_path).send(sms())
+    receipt = await build(fake, tmp_path, later=AFTER_LEASE).send(sms())  # looks, finds it, adopts it
+    assert receipt.provider_id == made.provider_id and len(fake.attempts) == 1
+    assert [r["method"] for r in fake.requests].count("GET") == 1
+    assert (await stored(provider, "case-1:answered")).state == "sent"
+
+
+async def test_an_unreachable_database_is_unavailable_and_nothing_is_sent(fake: TwilioFake) -> None:
+    provider = build(
+        fake, Path("unused"), database=PluginDatabase("postgresql+asyncpg://nobody@127.0.0.1:9/x")
+    )
+    with capture_logs() as logs, pytest.raises(ProviderUnavailable, match="state is not available"):
+        await provider.send(sms())
+    assert not fake.requests, "nothing may be sent without its lease"
+    assert [entry["event"] for entry in logs] == ["sms.twilio.state_unavailable"]
+
+
+class HeldOpen(PluginDatabase):
+    """A process's database whose transactions stay open (``holding``), their rows locked, until ``commit``
+    is set."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.holding, self.commit = asyncio.Event(), asyncio.Event()
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        async with super().transaction() as session:
+            yield session
+            self.holding.set()
+            await self.commit.wait()
+
+
+async def until_a_session_waits_for_a_lock(url: str) -> None:
+    probe = PluginDatabase(url)
+    waiting = (
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    async with asyncio.timeout(10):
+        while True:
+            async with probe.transaction() as session:
+                if await session.scalar(text(waiting)):
+                    break
+            await asyncio.sleep(0.02)
+    await probe.dispose()
+
+
+@pytest.mark.postgres
+async def test_processes_on_one_postgresql_database_send_a_reference_once(
+    fake: TwilioFake, tmp_path: Path, fresh_postgres_url: str
+) -> None:
+    plugin_database(fresh_postgres_url)  # migrated
+    held = HeldOpen(fresh_postgres_url)
+    a, b = (
+        build(fake, tmp_path, database=held),
+        build(fake, tmp_path, database=PluginDatabase(fresh_postgres_url)),
+    )
+    first = asyncio.create_task(a.send(sms()))
+    async with asyncio.timeout(10):
+        await held.holding.wait()  # the first has claimed the reference, not committed yet
+    second = asyncio.create_task(b.send(sms()))
+    await until_a_session_waits_for_a_lock(fresh_postgres_url)  # the second finds no row; its insert waits
+    held.commit.set()
+    with pytest.raises(ProviderUnavailable, match="being sent"):
+        await second
+    receipt = await first
+    assert len(fake.attempts) == 1
+    assert await b.send(sms()) == receipt  # the map is shared
+    assert await b.reference_of(receipt.provider_id) == "case-1:answered" and len(fake.attempts) == 1
+
+
 # --- Status callbacks ------------------------------------------------------------------------------
 
 
@@ -411,6 +528,7 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, fak
     settings = TwilioSettings()
     assert settings.base_url == "https://api.twilio.com" and settings.timeout_seconds == 10.0
     assert all(field.description for field in TwilioSettings.model_fields.values())
+    assert "state_path" not in TwilioSettings.model_fields  # the map is in the platform's database
 
 
 def test_registered_as_a_real_provider_that_loads_twilio_lazily() -> None:

@@ -15,6 +15,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from legetime.core.platform.config import Settings
+from legetime.core.platform.db.plugin_tables import PluginDatabase
 from legetime.core.platform.errors import ErrorCode, ValidationError
 from legetime.core.platform.providers import Capability, ProviderContext
 from legetime.plugins.storage import local
@@ -27,7 +28,9 @@ def derive_key(purpose: str) -> bytes:
 
 
 def build(data_dir: Path, **settings: object) -> LocalStorageProvider:
-    context = ProviderContext(settings=Settings(data_dir=data_dir), derive_key=derive_key)
+    settings_ = Settings(data_dir=data_dir)
+    database = PluginDatabase(settings_.resolved_database_url)  # not used: the storage keeps no table
+    context = ProviderContext(settings=settings_, derive_key=derive_key, database=database)
     return local._factory(LocalStorageSettings(**settings), context)  # type: ignore[arg-type]
 
 

@@ -23,7 +23,6 @@ from starlette.testclient import TestClient
 from legetime.core.demo import DEMO_PEOPLE
 from legetime.core.platform.config import Settings
 from legetime.core.platform.db import models
-from legetime.core.platform.db.migrate import upgrade
 from legetime.core.platform.errors import (
     ConfigError,
     ProviderError,
@@ -41,6 +40,7 @@ from tests.conftest import seed_demo
 from tests.fakes import s3 as s3_fake
 from tests.fakes.s3 import MotoS3
 from tests.fakes.server import serve
+from tests.migrated import upgrade
 from tests.test_case_rules import draft_case, tiny_png
 
 MIB = 1024 * 1024

@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import event, exc, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import NullPool
 
 WRITER_WAIT_SECONDS = 30.0
 """How long a transaction on SQLite may wait for the other writers of its process (then: unavailable)."""
@@ -140,9 +141,13 @@ def _private_file(path: Path) -> None:
 
 
 class Database:
-    def __init__(self, url: str, *, echo: bool = False, foreign_keys: bool = True) -> None:
+    def __init__(
+        self, url: str, *, echo: bool = False, foreign_keys: bool = True, pooled: bool = True
+    ) -> None:
         """``foreign_keys=False`` is for migrations only: SQLite rebuilds a table to alter it (batch mode),
-        which foreign keys that point at it would refuse while rows exist."""
+        which foreign keys that point at it would refuse while rows exist. ``pooled=False``: a connection
+        per transaction, usable from any event loop (asyncpg connections belong to the loop that opened
+        them)."""
         self.url = url
         parsed = make_url(url)
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
@@ -150,7 +155,9 @@ class Database:
             _private_file(Path(parsed.database))
         # Errors keep the SQL but not its parameters: those are national ID hashes, sealed content, names.
         kwargs: dict[str, Any] = {"echo": echo, "hide_parameters": True}
-        if not self.is_sqlite:
+        if not pooled:
+            kwargs.update(poolclass=NullPool)
+        elif not self.is_sqlite:
             kwargs.update(pool_size=10, max_overflow=10, pool_pre_ping=True)
         self.engine: AsyncEngine = create_async_engine(url, **kwargs)
         self.read_engine = self.engine

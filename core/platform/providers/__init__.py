@@ -23,6 +23,7 @@ from legetime.core.platform.providers.storage import StorageProvider
 
 if TYPE_CHECKING:
     from legetime.core.platform.config import Settings
+    from legetime.core.platform.db.plugin_tables import PluginDatabase
 
 
 class Capability(StrEnum):
@@ -108,6 +109,9 @@ class ProviderContext:
     settings: Settings
     derive_key: Callable[[str], bytes]
     """A key derived from the master secret for a purpose string (HKDF); stable across restarts."""
+    database: PluginDatabase
+    """The platform's database, for the plugin's own tables (``register_tables``):
+    ``async with context.database.transaction() as session``."""
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,26 @@
 """An example third-party Legetime plugin, found through the ``legetime`` entry-point group.
 
-It offers one SMS provider (``example-gateway``, in ``gateway.py``) and contributes one GraphQL query
-field. Like every plugin, it imports from Legetime only ``legetime.sdk``.
+It offers one SMS provider (``example-gateway``, in ``gateway.py``), keeps a table of its own in the
+platform's database (``ledger.py``) and contributes one GraphQL query field. Like every plugin, it imports
+from Legetime only ``legetime.sdk``.
 """
 
 from __future__ import annotations
 
 import strawberry
 
-from legetime.sdk import Capability, ProviderContext, ProviderSpec, encode_info, hookimpl
+from legetime.sdk import Capability, PluginTables, ProviderContext, ProviderSpec, encode_info, hookimpl
 from legetime_example_sms.gateway import NAME, ExampleGatewaySettings, ExampleGatewaySms
+from legetime_example_sms.ledger import TABLES, Ledger
 
 
 def _factory(settings: ExampleGatewaySettings, context: ProviderContext) -> ExampleGatewaySms:
-    return ExampleGatewaySms(settings)
+    return ExampleGatewaySms(settings, Ledger(context.database))
+
+
+@hookimpl
+def register_tables() -> PluginTables:
+    return TABLES
 
 
 @hookimpl

@@ -31,11 +31,13 @@ from legetime.sdk import (
     ProviderError,
     ProviderSettings,
     ProviderUnavailable,
+    SmsEncoding,
     SmsMessage,
     SmsReceipt,
     ValidationError,
     encode_info,
 )
+from legetime_example_sms.ledger import Ledger
 
 NAME = "example-gateway"
 SIGNATURE_HEADER = "X-Gateway-Signature"
@@ -60,20 +62,26 @@ class ExampleGatewaySms:
 
     name = NAME
 
-    def __init__(self, settings: ExampleGatewaySettings) -> None:
+    def __init__(self, settings: ExampleGatewaySettings, ledger: Ledger) -> None:
         self.settings = settings
+        self.ledger = ledger
 
     async def send(self, message: SmsMessage) -> SmsReceipt:
         if not E164.fullmatch(message.to):
             raise ValidationError("The phone number must be in E.164 format, e.g. +4791234567.", field="to")
         if not message.body.strip():
             raise ValidationError("The message is empty.", field="body", code=ErrorCode.REQUIRED)
-        encoding, segments = encode_info(message.body)
+        known = await self.ledger.find(message)
+        if known is not None:  # sent before (by any process): the same receipt, no call
+            gateway_id, segments, encoding = known
+            return SmsReceipt(gateway_id, segments, SmsEncoding(encoding), DeliveryStatus.SENT)
+        encoding_used, segments = encode_info(message.body)
         answer = await self._post_message(
             {"to": message.to, "from": message.sender, "text": message.body, "client_ref": message.reference}
         )
+        await self.ledger.record(message, answer["id"], segments, encoding_used.value)
         return SmsReceipt(
-            provider_id=answer["id"], segments=segments, encoding=encoding, status=DeliveryStatus.SENT
+            provider_id=answer["id"], segments=segments, encoding=encoding_used, status=DeliveryStatus.SENT
         )
 
     async def _post_message(self, payload: dict[str, str]) -> dict[str, Any]:

@@ -15,12 +15,19 @@ config = context.config
 target_metadata = Base.metadata
 
 
+def _core_table(name: str | None, type_: str, parent_names: object) -> bool:
+    """Autogenerate compares the core's tables only: on PostgreSQL the plugins' tables (their own Alembic
+    branches, ``plugin_tables``) share the database."""
+    return type_ != "table" or name in target_metadata.tables
+
+
 def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",  # SQLite cannot ALTER most things
         compare_type=True,
+        include_name=_core_table,
     )
     with context.begin_transaction():
         context.run_migrations()
