@@ -146,7 +146,7 @@ def test_the_command_runs_from_the_installed_wheel(installed: Installed, tmp_pat
     data = tmp_path / "data"
     migrated = installed.run(installed.bin("legetime"), "migrate", LEGETIME_DATA_DIR=str(data))
     assert migrated.returncode == 0, migrated.stderr
-    assert "Database migrated to head." in migrated.stdout
+    assert "Database migrated to head and every installed plugin's tables." in migrated.stdout
     assert (data / "legetime.db").is_file()
 
     sdl = installed.run(installed.bin("legetime"), "schema", LEGETIME_DATA_DIR=str(data))

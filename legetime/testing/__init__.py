@@ -23,7 +23,8 @@ module or the class itself::
 The fixture ``legetime_provider`` (the provider under test) and the marker ``legetime_contract`` come from
 the pytest plugin ``legetime.testing.plugin``, which pytest loads through Legetime's ``pytest11`` entry
 point. ``build_provider`` builds a provider from its spec the way the platform does, for a driver's
-``build``.
+``build``; ``plugin_database`` is the plugins' database of such a test platform, with every installed
+plugin's tables (``register_tables``), for a test that looks into a provider's own table.
 
 The suites' ``async`` tests need no async plugin: each runs its coroutine in an event loop of its own
 (``asyncio.run``), so they pass the same with or without pytest-asyncio, in any of its modes.
@@ -38,7 +39,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from legetime.testing._common import BuildProvider, build_default, build_provider
+    from legetime.testing._common import BuildProvider, build_default, build_provider, plugin_database
     from legetime.testing.identity import IdentityContract, IdentityDriver
     from legetime.testing.journal import JournalContract, JournalDriver
     from legetime.testing.payment import WEBHOOK_URL, PaymentContract, PaymentDriver, Webhook
@@ -49,6 +50,7 @@ _MODULE_OF = {
     "BuildProvider": "_common",
     "build_default": "_common",
     "build_provider": "_common",
+    "plugin_database": "_common",
     "IdentityContract": "identity",
     "IdentityDriver": "identity",
     "JournalContract": "journal",
@@ -81,6 +83,7 @@ __all__ = [
     "Webhook",
     "build_default",
     "build_provider",
+    "plugin_database",
 ]
 
 

@@ -50,7 +50,6 @@ from sqlalchemy import (
     Boolean,
     CheckConstraint,
     Column,
-    DateTime,
     Integer,
     MetaData,
     String,
@@ -87,6 +86,7 @@ from legetime.sdk import (
     ProviderSpec,
     ProviderUnavailable,
     ReserveRequest,
+    UTCDateTime,
     WebhookEvent,
     derive_status,
     hookimpl,
@@ -162,9 +162,9 @@ payments = Table(
     Column("refunded", Integer, nullable=False, default=0),
     Column("declined", Boolean, nullable=False, default=False),
     Column("pending", Boolean, nullable=False, default=False),
-    Column("expires_at", DateTime(timezone=True)),
+    Column("expires_at", UTCDateTime()),
     Column("return_url", Text),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
     # The money invariants, enforced by the database as a last line of defence.
     CheckConstraint(
         "captured + released <= authorized AND refunded <= captured", name="ck_fake_psp_payment_amounts"
@@ -176,7 +176,7 @@ idempotency_keys = Table(
     Column("idempotency_key", String(300), primary_key=True),
     Column("fingerprint", String(64), nullable=False),
     Column("response", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
 )
 
 
@@ -504,7 +504,7 @@ class FakePaymentProvider:
         amounts = PaymentAmounts(
             authorized=row.authorized, captured=row.captured, released=row.released, refunded=row.refunded
         )
-        expires_at = _aware(row.expires_at) if row.expires_at else None
+        expires_at = row.expires_at if row.expires_at else None
         status = derive_status(
             amounts,
             declined=bool(row.declined),
@@ -570,11 +570,6 @@ def _fingerprint(operation: str, **request: Any) -> str:
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment is not None else None
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite gives times back without their zone; they were stored in UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _dump(payment: Payment) -> dict[str, Any]:

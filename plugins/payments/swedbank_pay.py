@@ -41,7 +41,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
-from sqlalchemy import Column, DateTime, MetaData, String, Table, delete, exc, insert, select, update
+from sqlalchemy import Column, MetaData, String, Table, delete, exc, insert, select, update
 
 from legetime.sdk import (
     Capability,
@@ -63,6 +63,7 @@ from legetime.sdk import (
     ProviderSpec,
     ProviderUnavailable,
     ReserveRequest,
+    UTCDateTime,
     WebhookEvent,
     derive_status,
     hookimpl,
@@ -94,7 +95,7 @@ reservations = Table(
     Column("idempotency_key", String(200), primary_key=True),
     Column("fingerprint", String(64), nullable=False),
     Column("order_id", String(200), nullable=True),
-    Column("claimed_until", DateTime(timezone=True), nullable=False),
+    Column("claimed_until", UTCDateTime(), nullable=False),
 )
 
 
@@ -411,7 +412,7 @@ class SwedbankPayProvider:
                     raise IdempotencyConflict("Idempotensnøkkelen er brukt til en annen reservasjon.")
                 if row.order_id is not None:
                     return str(row.order_id)
-                if _aware(row.claimed_until) > now:  # another attempt is creating the order right now
+                if row.claimed_until > now:  # another attempt is creating the order right now
                     raise ProviderUnavailable(UNAVAILABLE)
                 await session.execute(
                     update(reservations)
@@ -437,11 +438,6 @@ class SwedbankPayProvider:
                     reservations.c.idempotency_key == key, reservations.c.order_id.is_(None)
                 )
             )
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite gives times back without their zone; they were stored in UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class _Duplicate(Exception):

@@ -45,7 +45,6 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 from sqlalchemy import (
     Column,
-    DateTime,
     Integer,
     MetaData,
     String,
@@ -77,6 +76,7 @@ from legetime.sdk import (
     SmsEncoding,
     SmsMessage,
     SmsReceipt,
+    UTCDateTime,
     ValidationError,
     check_sms_message,
     encode_info,
@@ -249,7 +249,7 @@ messages = Table(
     Column("fingerprint", String(64), nullable=False),  # keyed hash of recipient, body and sender
     Column("ref_id", String(32), nullable=False),  # the refId LINK got: a keyed hash of the reference
     Column("state", String(16), nullable=False),
-    Column("attempt_at", DateTime(timezone=True), nullable=False),
+    Column("attempt_at", UTCDateTime(), nullable=False),
     Column("provider_id", Text, nullable=True),  # LINK's messageId, once known
     Column("segments", Integer, nullable=False),
     Column("encoding", String(16), nullable=False),
@@ -478,7 +478,7 @@ class LinkMobilitySms:
                     encoding=SmsEncoding(row.encoding),
                     status=DeliveryStatus(row.status),
                 )
-            attempt_at = _aware(row.attempt_at)
+            attempt_at = row.attempt_at
             waited = (now - attempt_at).total_seconds()
             if row.state == SENDING and waited < self.settings.resend_unknown_after_seconds:
                 raise _being_sent()
@@ -528,11 +528,6 @@ def _being_sent() -> ProviderUnavailable:
     return ProviderUnavailable(
         "This SMS is being sent, or LINK's answer was lost; waiting for its delivery report."
     )
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite gives times back without their zone; they were stored in UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class _NotTaken(Exception):

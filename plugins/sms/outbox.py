@@ -24,7 +24,6 @@ from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
 from sqlalchemy import (
     Column,
-    DateTime,
     Integer,
     MetaData,
     String,
@@ -53,6 +52,7 @@ from legetime.sdk import (
     SmsEncoding,
     SmsMessage,
     SmsReceipt,
+    UTCDateTime,
     ValidationError,
     check_sms_message,
     encode_info,
@@ -110,8 +110,8 @@ messages = Table(
     Column("segments", Integer, nullable=False),
     Column("encoding", String(16), nullable=False),
     Column("status", String(16), nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
-    Column("status_at", DateTime(timezone=True), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("status_at", UTCDateTime(), nullable=True),
     UniqueConstraint("outbox", "reference", name="uq_outbox_sms_reference"),
 )
 
@@ -131,14 +131,9 @@ def _row_to_sms(row: Any) -> StoredSms:
         segments=row.segments,
         encoding=SmsEncoding(row.encoding),
         status=DeliveryStatus(row.status),
-        created_at=_aware(row.created_at),
-        status_at=_aware(row.status_at) if row.status_at else None,
+        created_at=row.created_at,
+        status_at=row.status_at if row.status_at else None,
     )
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite gives times back without their zone; they were stored in UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 class OutboxSmsProvider:

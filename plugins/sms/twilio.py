@@ -60,7 +60,6 @@ from pydantic_settings import SettingsConfigDict
 from sqlalchemy import (
     CheckConstraint,
     Column,
-    DateTime,
     Integer,
     MetaData,
     String,
@@ -93,6 +92,7 @@ from legetime.sdk import (
     SmsEncoding,
     SmsMessage,
     SmsReceipt,
+    UTCDateTime,
     ValidationError,
     check_sms_message,
     encode_info,
@@ -161,8 +161,8 @@ messages = Table(
     Column("reference", Text, primary_key=True),
     Column("fingerprint", String(64), nullable=False),  # HMAC of recipient, sender and body
     Column("state", String(16), nullable=False),
-    Column("started_at", DateTime(timezone=True), nullable=False),
-    Column("lease_until", DateTime(timezone=True), nullable=False),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("lease_until", UTCDateTime(), nullable=False),
     Column("sid", String(64), nullable=True),
     Column("segments", Integer, nullable=False),
     Column("encoding", String(16), nullable=False),
@@ -435,12 +435,12 @@ class TwilioSmsProvider:
                 )
             if row.state == "sent":
                 return row, None
-            if _aware(row.lease_until) > now:
+            if row.lease_until > now:
                 raise _being_sent()
             await session.execute(
                 update(messages).where(messages.c.reference == reference).values(lease_until=lease_until)
             )
-            return None, _aware(row.started_at)
+            return None, row.started_at
 
     async def _record(self, reference: str, sid: str, status: str | None) -> Any:
         async with self._transaction() as session:
@@ -478,11 +478,6 @@ class TwilioSmsProvider:
 
 def _being_sent() -> ProviderUnavailable:
     return ProviderUnavailable("This message is being sent right now; try again later.")
-
-
-def _aware(moment: datetime) -> datetime:
-    """SQLite gives times back without their zone; they were stored in UTC."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def _translate(exc: Exception) -> tuple[ProviderError, str]:

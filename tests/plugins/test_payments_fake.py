@@ -32,8 +32,7 @@ from legetime.core.platform.providers import Capability, ProviderContext
 from legetime.core.platform.providers.payment import Payment, PaymentAmounts, PaymentStatus, ReserveRequest
 from legetime.plugins.payments import fake
 from legetime.plugins.payments.fake import FakePaymentProvider, FakePaymentSettings
-from legetime.testing import build_provider
-from legetime.testing._common import plugin_database
+from legetime.testing import build_provider, plugin_database
 
 FEE = Money(35000, "NOK")
 REPO = Path(__file__).resolve().parents[2]

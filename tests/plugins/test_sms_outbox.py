@@ -25,7 +25,7 @@ from legetime.core.platform.providers import Capability, ProviderContext
 from legetime.core.platform.providers.sms import DeliveryStatus, SmsEncoding, SmsMessage
 from legetime.plugins.sms import outbox
 from legetime.plugins.sms.outbox import OutboxSettings, OutboxSmsProvider
-from legetime.testing._common import plugin_database
+from legetime.testing import plugin_database
 from tests.support import offered_specs
 
 

@@ -38,8 +38,7 @@ from legetime.core.platform.errors import (
 from legetime.core.platform.providers import Capability
 from legetime.core.platform.providers.sms import DeliveryReport, DeliveryStatus, SmsEncoding, SmsMessage
 from legetime.plugins.sms.twilio import TwilioSettings, TwilioSmsProvider, messages
-from legetime.testing import build_provider
-from legetime.testing._common import plugin_database
+from legetime.testing import build_provider, plugin_database
 from tests.fakes.server import serve, serve_fake
 from tests.fakes.twilio import TwilioFake, sign
 from tests.support import offered_specs, settings_for_fake

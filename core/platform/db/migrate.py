@@ -3,8 +3,10 @@ migrations, then every installed plugin's own branch (``register_tables``; see `
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,10 +14,34 @@ from legetime.core.platform.db.plugin_tables import PluginTables, collect_tables
 
 if TYPE_CHECKING:
     from alembic.config import Config
+    from sqlalchemy.engine import Connection
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 PLUGIN_MIGRATIONS = Path(__file__).parent / "plugin_migrations"
 PLUGIN_VERSION_TABLE = "plugin_alembic_version"
+
+
+def run_on(url: str, configure: Callable[[Connection], None]) -> None:
+    """What an Alembic environment does online: ``configure`` (which runs the migrations) on a connection
+    of ``url``. From async code (a test building a provider) in a thread with an event loop of its own."""
+    from legetime.core.platform.db.engine import Database
+
+    async def run() -> None:
+        database = Database(url, foreign_keys=False)
+        try:
+            async with database.engine.connect() as connection:
+                await connection.run_sync(configure)
+                await connection.commit()
+        finally:
+            await database.dispose()
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(run())
+        return
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        thread.submit(asyncio.run, run()).result()
 
 
 def alembic_config(database_url: str) -> Config:

@@ -8,9 +8,9 @@ import hashlib
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Column, DateTime, Integer, MetaData, String, Table, exc, insert, select
+from sqlalchemy import Column, Integer, MetaData, String, Table, exc, insert, select
 
-from legetime.sdk import IdempotencyConflict, PluginDatabase, PluginTables, SmsMessage
+from legetime.sdk import IdempotencyConflict, PluginDatabase, PluginTables, SmsMessage, UTCDateTime
 
 PREFIX = "example_sms"
 
@@ -23,7 +23,7 @@ sent = Table(
     Column("gateway_id", String(100), nullable=False),
     Column("segments", Integer, nullable=False),
     Column("encoding", String(16), nullable=False),
-    Column("sent_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", UTCDateTime(), nullable=False),
 )
 
 TABLES = PluginTables(PREFIX, metadata, Path(__file__).parent / "migrations")

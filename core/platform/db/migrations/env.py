@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from alembic import context
 from sqlalchemy.engine import Connection
 
 import legetime.core.platform.db.models  # noqa: F401 - registers the tables on the metadata
 from legetime.core.platform.db.base import Base
-from legetime.core.platform.db.engine import Database
+from legetime.core.platform.db.migrate import run_on
 
 config = context.config
 target_metadata = Base.metadata
@@ -33,16 +31,6 @@ def _configure(connection: Connection) -> None:
         context.run_migrations()
 
 
-async def _run(url: str) -> None:
-    database = Database(url, foreign_keys=False)
-    try:
-        async with database.engine.connect() as connection:
-            await connection.run_sync(_configure)
-            await connection.commit()
-    finally:
-        await database.dispose()
-
-
 def run() -> None:
     url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
     if context.is_offline_mode():
@@ -54,7 +42,7 @@ def run() -> None:
     if connection is not None:
         _configure(connection)
         return
-    asyncio.run(_run(str(url)))
+    run_on(str(url), _configure)
 
 
 run()
