@@ -15,8 +15,11 @@ from legetime.core.hookspecs import hookimpl
 from legetime.core.identity.actors import SYSTEM
 from legetime.core.identity.purge import LOGIN_PURGE_EVERY, PURGE_LOGINS_JOB, purge_logins
 from legetime.core.platform.db.base import utcnow
+from legetime.core.platform.events import DELIVER_JOB, DISPATCH_JOB, deliver_job, dispatch_job
 from legetime.core.platform.jobs.types import JobHandler, PeriodicJob
 from legetime.core.platform.runtime import Platform
+from legetime.core.platform.webhooks_out.delivery import DELIVER_JOB as WEBHOOK_JOB
+from legetime.core.platform.webhooks_out.delivery import deliver_job as webhook_job
 from legetime.core.protection.audit import CHAIN_EVERY, CHAIN_JOB, chain_all
 from legetime.core.protection.retention import (
     DELETE_OBJECTS_JOB,
@@ -41,6 +44,9 @@ def register_jobs() -> dict[str, JobHandler]:
         DRAFT_JOB: draft_job,
         ERASE_CASE_JOB: erase_case_job,
         DELETE_OBJECTS_JOB: delete_objects_job,
+        DISPATCH_JOB: dispatch_job,
+        DELIVER_JOB: deliver_job,
+        WEBHOOK_JOB: webhook_job,
     }
 
 

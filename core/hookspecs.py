@@ -5,9 +5,9 @@ Default features are plugins like any other; third-party plugins are found throu
 entry-point group. An implementation may leave out arguments it does not need, but must not add any, and
 must not give arguments default values (pluggy ignores them). A misspelled hook name fails start-up.
 
-Hooks are grouped by purpose: providers, storage, domain, jobs, GraphQL, HTTP, lifecycle. Every hook is
-documented in ``docs/hooks.md`` with this signature, and tested (``tests/test_hookspecs_meta.py`` checks all
-three).
+Hooks are grouped by purpose: providers, storage, domain, jobs, events, GraphQL, HTTP, lifecycle. Every
+hook is documented in ``docs/hooks.md`` with this signature, and tested (``tests/test_hookspecs_meta.py``
+checks all three).
 Plugins import what they need from ``legetime.sdk``.
 """
 
@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from starlette.routing import BaseRoute
 
     from legetime.core.platform.db.plugin_tables import PluginTables
+    from legetime.core.platform.events import Event
     from legetime.core.platform.jobs.types import JobHandler, PeriodicJob
     from legetime.core.platform.providers import ProviderSpec
     from legetime.core.platform.runtime import Platform
@@ -89,6 +90,19 @@ def register_periodic_jobs() -> Iterable[PeriodicJob]:
 
     Every process that runs jobs runs it, one run at a time per process; a run must lock what it takes and
     be safe to repeat. Names are unique.
+    """
+
+
+# --- Events ----------------------------------------------------------------------------------------
+
+
+@hookspec
+def handle_event(event: Event, platform: Platform) -> Awaitable[None] | None:
+    """React to a domain event (a case submitted, a payment captured …; ``Event``, docs/events.md).
+
+    Delivered after the change committed, at least once, through the job system: a failure (an
+    exception) is retried with backoff, and a redelivery carries the same ``event.id`` — deduplicate on
+    it. Events carry ids, codes and statuses, never health content. May return an awaitable.
     """
 
 

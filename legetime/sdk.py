@@ -17,6 +17,7 @@ from legetime.core.identity.swedish_personal_number import (
     parse_swedish_personal_number,
 )
 from legetime.core.platform.config import Settings
+from legetime.core.platform.db.base import UTCDateTime
 from legetime.core.platform.db.migrate import upgrade_plugin_tables
 from legetime.core.platform.db.plugin_tables import PluginDatabase, PluginTables
 from legetime.core.platform.errors import (
@@ -35,6 +36,7 @@ from legetime.core.platform.errors import (
     StorageNotFound,
     ValidationError,
 )
+from legetime.core.platform.events import Event, EventType
 from legetime.core.platform.jobs.outbox import enqueue
 from legetime.core.platform.jobs.types import JobContext, JobHandler, PeriodicJob
 from legetime.core.platform.money import Money
@@ -121,6 +123,7 @@ __all__ = [  # noqa: RUF022 - grouped by purpose, as docs/plugins.md lists them
     # a plugin's own tables
     "PluginDatabase",
     "PluginTables",
+    "UTCDateTime",
     "upgrade_plugin_tables",
     # identity
     "AssuranceLevel",
@@ -173,6 +176,9 @@ __all__ = [  # noqa: RUF022 - grouped by purpose, as docs/plugins.md lists them
     "JobHandler",
     "PeriodicJob",
     "enqueue",
+    # domain events (handle_event)
+    "Event",
+    "EventType",
     # errors
     "ConfigError",
     "ErrorCode",

@@ -25,6 +25,7 @@ from legetime.schema.operator_api import OperatorQuery
 from legetime.schema.payment_api import PaymentMutation, PaymentQuery
 from legetime.schema.platform_types import PlatformQuery, node_query
 from legetime.schema.privacy_api import PrivacyMutation, PrivacyQuery
+from legetime.schema.webhooks_api import WebhookMutation, WebhookQuery
 
 CORE_QUERIES: tuple[type, ...] = (
     PlatformQuery,
@@ -34,6 +35,7 @@ CORE_QUERIES: tuple[type, ...] = (
     AccessLogQuery,
     PrivacyQuery,
     PaymentQuery,
+    WebhookQuery,
 )
 CORE_MUTATIONS: tuple[type, ...] = (
     LoginMutation,
@@ -41,6 +43,7 @@ CORE_MUTATIONS: tuple[type, ...] = (
     ClinicianMutation,
     PrivacyMutation,
     PaymentMutation,
+    WebhookMutation,
 )
 
 

@@ -44,6 +44,10 @@ TABLES = {
     "case_statistic",
     "case_erasure",
     "retention_run",
+    "domain_event",
+    "webhook_endpoint",
+    "webhook_delivery",
+    "webhook_attempt",
 }
 # On PostgreSQL the plugins' tables are in the same database (tests/test_plugin_state.py has their tests).
 PLUGINS = installed_tables()

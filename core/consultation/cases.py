@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from legetime.core.consultation import consents
+from legetime.core.consultation import case_events, consents
 from legetime.core.consultation.access import (
     ProcessingRestricted,
     as_clinician,
@@ -48,6 +48,7 @@ from legetime.core.platform.db.models import (
     RequesterRole,
 )
 from legetime.core.platform.errors import ErrorCode, Forbidden, LegetimeError, ValidationError
+from legetime.core.platform.events import EventType
 from legetime.core.platform.jobs.outbox import enqueue
 from legetime.core.platform.runtime import Platform
 from legetime.core.protection import audit, content
@@ -102,8 +103,11 @@ async def log_case(ctx: Ctx, case: Case, action: str, reason: str | None = None)
     )
 
 
-def _transition(case: Case, event: CaseEvent) -> None:
+async def _transition(ctx: Ctx, case: Case, event: CaseEvent, **data: Any) -> None:
+    """Move the case on (the state machine says where) and record the domain event in the same
+    transaction."""
     case.status = next_status(case.status, event)
+    await case_events.emit(ctx, case_events.FOR_TRANSITION[event], case, **data)
 
 
 async def _new_number(ctx: Ctx) -> str:
@@ -207,6 +211,7 @@ async def start_case(
             )
         await ctx.session.flush()
         await log_case(ctx, case, "create")
+        await case_events.emit(ctx, EventType.CASE_STARTED, case)
         return case
 
     return await idempotency.once(ctx.session, "start_case", key, find, create)
@@ -305,7 +310,7 @@ async def _ended(ctx: Ctx, case: Case) -> None:
 
 async def cancel_case(ctx: Ctx, case_id: uuid.UUID) -> Case:
     case = await load_case(ctx, case_id, as_patient(ctx.actor, ctx.today), for_update=True)
-    _transition(case, CaseEvent.CANCEL)
+    await _transition(ctx, case, CaseEvent.CANCEL)
     case.cancelled_at = ctx.now
     await _ended(ctx, case)
     await release_later(ctx, case)
@@ -316,7 +321,7 @@ async def cancel_case(ctx: Ctx, case_id: uuid.UUID) -> Case:
 async def close_case(ctx: Ctx, case_id: uuid.UUID) -> Case:
     """The patient has read the answer: close it, and charge the reserved fee."""
     case = await load_case(ctx, case_id, as_patient(ctx.actor, ctx.today), for_update=True)
-    _transition(case, CaseEvent.CLOSE)
+    await _transition(ctx, case, CaseEvent.CLOSE)
     case.closed_at = ctx.now
     await _ended(ctx, case)
     await capture_later(ctx, case)
@@ -329,7 +334,7 @@ async def close_case(ctx: Ctx, case_id: uuid.UUID) -> Case:
 
 async def claim_case(ctx: Ctx, case_id: uuid.UUID) -> Case:
     case = await load_case(ctx, case_id, as_clinician(ctx.actor, write=False), for_update=True)
-    _transition(case, CaseEvent.CLAIM)
+    await _transition(ctx, case, CaseEvent.CLAIM)
     case.assigned_clinician_id = ctx.actor.person_id
     ctx.session.add(
         Participant(case_id=case.id, person_id=ctx.actor.person_id, role=ParticipantRole.CLINICIAN)
@@ -378,7 +383,7 @@ async def send_message(
         if from_clinician:
             kind, role = MessageKind.FOLLOW_UP, ParticipantRole.CLINICIAN
             if case.status is CaseStatus.IN_REVIEW:
-                _transition(case, CaseEvent.ASK_FOLLOW_UP)
+                await _transition(ctx, case, CaseEvent.ASK_FOLLOW_UP)
             elif case.status is not CaseStatus.AWAITING_PATIENT:
                 next_status(case.status, CaseEvent.ASK_FOLLOW_UP)  # raises the typed illegal-transition error
         else:
@@ -389,7 +394,7 @@ async def send_message(
                 else ParticipantRole.PATIENT
             )
             if case.status is CaseStatus.AWAITING_PATIENT:
-                _transition(case, CaseEvent.PATIENT_REPLIED)
+                await _transition(ctx, case, CaseEvent.PATIENT_REPLIED)
             elif case.status not in (CaseStatus.SUBMITTED, CaseStatus.IN_REVIEW):
                 raise ValidationError("Du kan ikke sende melding på saken nå.", field="caseId")
         message = Message(
@@ -404,6 +409,14 @@ async def send_message(
         ctx.session.add(message)
         case.updated_at = ctx.now
         await ctx.session.flush()
+        await case_events.emit(
+            ctx,
+            EventType.MESSAGE_SENT,
+            case,
+            message_id=str(message.id),
+            kind=kind.value,
+            author_role=role.value,
+        )
         if kind is MessageKind.FOLLOW_UP:
             await notify(ctx, case, "follow_up", str(message.id))
         await log_case(ctx, case, "message", "treatment" if from_clinician else None)
@@ -435,7 +448,6 @@ async def answer_case(
     if not body:
         raise ValidationError("Svaret er tomt.", field="body")
     case = await load_case(ctx, case_id, as_clinician(ctx.actor, write=True), for_update=True)
-    _transition(case, CaseEvent.ANSWER)
     case.outcome = outcome
     case.answered_at = ctx.now
     text = body if prescription is None else f"{body}\n\nResept: {prescription.medication}"
@@ -449,6 +461,7 @@ async def answer_case(
     )
     ctx.session.add(message)
     await ctx.session.flush()
+    await _transition(ctx, case, CaseEvent.ANSWER, message_id=str(message.id))
     await notify(ctx, case, "answered", str(message.id))
     await log_case(ctx, case, "answer", "treatment")
     return message
@@ -478,11 +491,11 @@ async def check_submittable(ctx: Ctx, case: Case) -> None:
     )
 
 
-def mark_submitted(ctx: Ctx, case: Case) -> None:
-    _transition(case, CaseEvent.SUBMIT)
+async def mark_submitted(ctx: Ctx, case: Case) -> None:
     settings = ctx.platform.settings
     case.submitted_at = ctx.now
     case.sla_due_at = sla_due_at(ctx.now, cutoff=settings.sla_cutoff, zone=settings.zone)
+    await _transition(ctx, case, CaseEvent.SUBMIT)
 
 
 async def close_answered_cases(
@@ -508,7 +521,7 @@ async def close_answered_cases(
     ).all()
     ctx = Ctx(session=session, platform=platform, actor=SYSTEM, now=now)
     for case in due:
-        _transition(case, CaseEvent.CLOSE)
+        await _transition(ctx, case, CaseEvent.CLOSE)
         case.closed_at = now
         await _ended(ctx, case)
         await capture_later(ctx, case)

@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from legetime.core.consultation import case_events
 from legetime.core.consultation.access import as_patient, load_case, require_person
 from legetime.core.identity.ctx import Ctx
-from legetime.core.platform.db.models import Consent, ConsentAction, ConsentPurpose
+from legetime.core.platform.db.models import Case, Consent, ConsentAction, ConsentPurpose
 from legetime.core.platform.errors import ErrorCode, LegetimeError, ValidationError
+from legetime.core.platform.events import EventType
 from legetime.core.protection import audit
 
 
@@ -106,6 +108,7 @@ async def record(
             field="textVersion",
         )
     person_id = actor_id
+    case: Case | None = None
     if case_id is not None:
         case = await load_case(ctx, case_id, as_patient(ctx.actor, ctx.today))
         person_id = case.subject_id
@@ -120,6 +123,8 @@ async def record(
     )
     ctx.session.add(consent)
     await ctx.session.flush()
+    type = EventType.CONSENT_GRANTED if granted else EventType.CONSENT_WITHDRAWN
+    await case_events.emit(ctx, type, case, consent_id=str(consent.id), purpose=purpose.value)
     await audit.log(
         ctx,
         person_id=person_id,

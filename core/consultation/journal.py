@@ -18,7 +18,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from legetime.core.consultation import consents
+from legetime.core.consultation import case_events, consents
 from legetime.core.consultation.access import as_clinician, load_case, require_person, require_unrestricted
 from legetime.core.consultation.questionnaire import answers_for_display, load_questionnaire
 from legetime.core.identity.ctx import Ctx
@@ -43,6 +43,7 @@ from legetime.core.platform.errors import (
     ProviderError,
     ValidationError,
 )
+from legetime.core.platform.events import EventType
 from legetime.core.platform.jobs.outbox import enqueue
 from legetime.core.platform.jobs.types import JobContext, JobFailed
 from legetime.core.platform.providers import JOURNAL
@@ -179,6 +180,7 @@ async def draft_job(ctx: JobContext, payload: dict[str, Any]) -> None:
     )
     content.set_note(ring, case, note, draft.text, dict(draft.sections))
     ctx.session.add(note)
+    await case_events.emit(ctx, EventType.JOURNAL_DRAFTED, case, note_id=str(note.id), drafter=note.drafter)
 
 
 async def draft_request_of(session: AsyncSession, case_id: uuid.UUID) -> DraftRequest | None:
@@ -268,6 +270,7 @@ async def approve(ctx: Ctx, note_id: uuid.UUID, text: str | None) -> JournalNote
     note.status = JournalNoteStatus.APPROVED
     note.approved_by_id = ctx.actor.person_id
     note.approved_at = ctx.now
+    await case_events.emit(ctx, EventType.JOURNAL_APPROVED, case, note_id=str(note.id))
     await audit.log(
         ctx,
         person_id=case.subject_id,

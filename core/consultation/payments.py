@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from legetime.core.consultation import case_events
 from legetime.core.identity.ctx import Ctx
 from legetime.core.platform.db.base import utcnow
 from legetime.core.platform.db.models import Case, PaymentReservation
@@ -23,6 +24,29 @@ from legetime.core.platform.providers.payment import Payment, PaymentStatus
 
 CAPTURE_JOB = "payments.capture"
 RELEASE_JOB = "payments.release"
+
+
+async def record_payment(
+    ctx: Ctx | JobContext,
+    reservation: PaymentReservation,
+    payment: Payment,
+    *,
+    case: Case | None = None,
+    new: bool = False,
+) -> None:
+    """Store what the provider says of the payment, and a domain event when its status changed (``new``:
+    the reservation was just made, so any status is a change)."""
+    before = None if new else reservation.status
+    store_payment(reservation, payment)
+    event = case_events.FOR_PAYMENT_STATUS.get(payment.status)
+    if reservation.status != before and event is not None:
+        await case_events.emit(
+            ctx,
+            event,
+            case if case is not None else reservation.case_id,
+            payment_status=reservation.status,
+            provider=reservation.provider,
+        )
 
 
 def store_payment(reservation: PaymentReservation, payment: Payment) -> None:
@@ -67,7 +91,7 @@ async def capture_job(ctx: JobContext, payload: dict[str, Any]) -> None:
         )
     except PaymentExpired:
         payment = await provider.get(reservation.provider_payment_id)  # record it; nothing to retry
-    store_payment(reservation, payment)
+    await record_payment(ctx, reservation, payment)
 
 
 async def release_job(ctx: JobContext, payload: dict[str, Any]) -> None:
@@ -86,4 +110,4 @@ async def release_job(ctx: JobContext, payload: dict[str, Any]) -> None:
         if getattr(exc, "retryable", False):
             raise
         payment = await provider.get(reservation.provider_payment_id)
-    store_payment(reservation, payment)
+    await record_payment(ctx, reservation, payment)

@@ -32,10 +32,12 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from legetime.core.consultation import case_events
 from legetime.core.consultation.sms_texts import notice_text
 from legetime.core.platform.db.base import utcnow
 from legetime.core.platform.db.models import Notification, SmsAttempt
 from legetime.core.platform.errors import ProviderError, ProviderUnavailable
+from legetime.core.platform.events import EventType
 from legetime.core.platform.jobs.outbox import enqueue
 from legetime.core.platform.jobs.types import JobContext
 from legetime.core.platform.providers import SMS
@@ -117,6 +119,9 @@ async def deliver(ctx: JobContext, notice: Notification, to: str, body: str, *, 
         return
     notice.status = FAILED
     notice.status_at = utcnow()
+    await case_events.emit(
+        ctx, EventType.SMS_FAILED, notice.case_id, notification_id=str(notice.id), notice=notice.event
+    )
     log.warning(
         "sms.failed", notification_id=str(notice.id), case_id=str(notice.case_id), providers=len(names)
     )
@@ -194,6 +199,8 @@ async def _apply(session: AsyncSession, provider_name: str, report: DeliveryRepo
     notice.status_at = report.at
     if report.status is DeliveryStatus.DELIVERED:
         notice.status = DELIVERED
+        delivered = {"notification_id": str(notice.id), "notice": notice.event, "provider": provider_name}
+        await case_events.emit_as_system(session, EventType.SMS_DELIVERED, notice.case_id, **delivered)
     elif report.status is DeliveryStatus.FAILED:
         notice.failure_reason = attempt.error or "failed"
         await enqueue(

@@ -31,9 +31,9 @@ from legetime.core.consultation.cases import check_submittable, close_answered_c
 from legetime.core.consultation.payments import (
     CAPTURE_JOB,
     RELEASE_JOB,
+    record_payment,
     release_later,
     reservation_for,
-    store_payment,
 )
 from legetime.core.identity.actors import SYSTEM
 from legetime.core.identity.ctx import Ctx
@@ -138,8 +138,8 @@ async def submit_case(
         currency=case.price_currency,
         status=payment.status.value,
     )
-    store_payment(reservation, payment)
     ctx.session.add(reservation)
+    await record_payment(ctx, reservation, payment, case=case, new=True)
     await ctx.session.flush()
     await _settle(ctx, case, reservation)
     return _step(case, payment)
@@ -164,7 +164,7 @@ async def refresh(ctx: Ctx, case: Case, reservation: PaymentReservation) -> Paym
     """Re-fetch the payment from the provider (the source of truth) and act on what changed."""
     provider = ctx.platform.providers.get(PAYMENT, reservation.provider)
     payment = await provider.get(reservation.provider_payment_id)
-    store_payment(reservation, payment)
+    await record_payment(ctx, reservation, payment, case=case)
     await _settle(ctx, case, reservation)
     return payment
 
@@ -174,7 +174,7 @@ async def _settle(ctx: Ctx, case: Case, reservation: PaymentReservation) -> None
     if reservation.status != PaymentStatus.AUTHORIZED.value:
         return
     if case.status is CaseStatus.DRAFT:
-        mark_submitted(ctx, case)
+        await mark_submitted(ctx, case)
         await audit.log(
             ctx,
             person_id=case.subject_id,

@@ -16,6 +16,7 @@ from legetime.core.platform.plugins import answers_by_plugin
 from legetime.core.platform.providers import ProviderSpec
 
 if TYPE_CHECKING:
+    from legetime.core.platform.events import Event
     from legetime.core.platform.runtime import Platform
 
 
@@ -90,6 +91,22 @@ class Hooks:
             if result is False:
                 return False
         return True
+
+    def event_handlers(self) -> list[str]:
+        """The plugins that implement ``handle_event``, by name (each gets its own delivery job)."""
+        return [impl.plugin_name for impl in self.pm.hook.handle_event.get_hookimpls()]
+
+    async def handle_event(self, plugin: str, event: Event, platform: Platform) -> None:
+        """Deliver ``event`` to one plugin; nothing if it is no longer installed."""
+        target = self.pm.get_plugin(plugin)
+        if target is None:
+            return
+        others = [other for other in self.pm.get_plugins() if other is not target]
+        for result in self.pm.subset_hook_caller("handle_event", remove_plugins=others)(
+            event=event, platform=platform
+        ):
+            if inspect.isawaitable(result):
+                await result
 
     async def startup(self, platform: Platform) -> None:
         for result in self.pm.hook.startup(platform=platform):

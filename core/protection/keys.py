@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, or_, select
 
 from legetime.core.platform.crypto import WrappedKey
-from legetime.core.platform.db.models import Attachment, Case, Person
+from legetime.core.platform.db.models import Attachment, Case, Person, WebhookEndpoint
 
 if TYPE_CHECKING:
     from legetime.core.platform.runtime import Platform
@@ -22,6 +22,7 @@ WRAPPED: tuple[tuple[Any, tuple[tuple[str, str], ...]], ...] = (
     (Person, (("key_id", "wrapped_key"),)),
     # An image's own key; an image stored before revision 0012 has none (NULL ``key_id``: never stale).
     (Attachment, (("key_id", "wrapped_key"),)),
+    (WebhookEndpoint, (("key_id", "wrapped_key"),)),  # its signing secrets
 )
 
 

@@ -32,6 +32,7 @@ from sqlalchemy.sql import ColumnElement
 
 from legetime.core.identity.actors import SYSTEM
 from legetime.core.identity.nationalid import age_on
+from legetime.core.platform import events
 from legetime.core.platform.db.base import utcnow
 from legetime.core.platform.db.models import (
     Attachment,
@@ -46,6 +47,7 @@ from legetime.core.platform.db.models import (
     RequesterRole,
     RetentionRun,
 )
+from legetime.core.platform.events import EventType
 from legetime.core.platform.jobs.outbox import enqueue
 from legetime.core.platform.jobs.types import JobContext
 from legetime.core.platform.providers import STORAGE
@@ -237,7 +239,8 @@ async def _record_erasures(
     now: datetime,
     run_id: uuid.UUID | None,
 ) -> None:
-    """For each (case, its patient, what was deleted): a tombstone on the case and an access-log entry."""
+    """For each (case, its patient, what was deleted): a tombstone on the case, an access-log entry and a
+    ``case.erased`` event."""
     tombstones = [
         {
             "id": uuid.uuid4(),
@@ -255,6 +258,18 @@ async def _record_erasures(
         for case_id, subject_id, _ in erased
     ]
     await audit.record_many(session, entries)
+    ids = [case_id for case_id, _, _ in erased]
+    statuses = dict((await session.execute(select(Case.id, Case.status).where(Case.id.in_(ids)))).all())
+    for case_id, _, deleted in erased:
+        status = statuses.get(case_id)
+        await events.emit(
+            session,
+            EventType.CASE_ERASED,
+            case_id=case_id,
+            case_status=status.name if status is not None else None,
+            actor_role=actor.role,
+            data={"scope": action, "rule": rule, **deleted},
+        )
 
 
 def _due_filter(now: datetime) -> list[ColumnElement[bool]]:

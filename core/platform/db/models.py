@@ -516,3 +516,94 @@ def _refuse_changes_to_history(session: Session, flush_context: Any, instances: 
     for obj in list(session.dirty) + list(session.deleted):
         if isinstance(obj, APPEND_ONLY) and (obj in session.deleted or session.is_modified(obj)):
             raise PermissionError(f"{type(obj).__name__} is append-only")
+
+
+class DomainEvent(Base):
+    """Something that happened to a case (or around it), written in the transaction that made it happen:
+    it exists if and only if the change committed. Ids, a type, a status and a role: never health content
+    (``legetime.core.platform.events``; docs/events.md lists the types)."""
+
+    __tablename__ = "domain_event"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    """The order events were written in: ascending within a case."""
+    id: Mapped[uuid.UUID] = mapped_column(unique=True, default=new_id)
+    """Stable across deliveries: consumers deduplicate on it."""
+    type: Mapped[str] = mapped_column(String(50))
+    occurred_at: Mapped[datetime] = mapped_column(default=utcnow)
+    case_id: Mapped[uuid.UUID | None] = mapped_column(index=True)
+    """No foreign key: the event outlives the case's erasure."""
+    case_status: Mapped[str | None] = mapped_column(String(30))
+    actor_role: Mapped[str | None] = mapped_column(String(30))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """Ids and codes only (a payment's status, an SMS's provider)."""
+
+
+class WebhookEndpoint(Base):
+    """An integrator's URL that gets signed outbound webhooks (Standard Webhooks) for the domain events it
+    subscribes to (``legetime.core.platform.webhooks_out``). The signing secret is stored sealed only."""
+
+    __tablename__ = "webhook_endpoint"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    url: Mapped[str] = mapped_column(String(2000))
+    description: Mapped[str | None] = mapped_column(String(500))
+    event_types: Mapped[list[str] | None] = mapped_column(JSON)
+    """The subscribed event types; None for all (types added later included)."""
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    disabled_reason: Mapped[str | None] = mapped_column(String(300))
+    """Why it was disabled: by an operator, or by the platform after its deliveries kept failing."""
+    disabled_at: Mapped[datetime | None]
+    key_id: Mapped[str] = mapped_column(String(50))
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    """The endpoint's data key (for its secrets), wrapped by master key ``key_id``."""
+    secret_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    previous_secret_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    """The secret before the last rotation: deliveries are signed with it too until it expires."""
+    previous_secret_expires_at: Mapped[datetime | None]
+    secret_rotated_at: Mapped[datetime | None]
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    """Deliveries that failed for good since the last one delivered."""
+    failing_since: Mapped[datetime | None]
+    """When the first of those deliveries was made; None while deliveries succeed."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class WebhookDelivery(Base):
+    """One domain event for one endpoint: delivered, still being tried, or failed for good."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        UniqueConstraint("endpoint_id", "event_id"),
+        Index("ix_webhook_delivery_endpoint_created", "endpoint_id", "created_at"),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    endpoint_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_endpoint.id"))
+    event_id: Mapped[uuid.UUID] = mapped_column()
+    """The domain event (``webhook-id``); no foreign key, like the event's own case id."""
+    event_type: Mapped[str] = mapped_column(String(50))
+    status: Mapped[str] = mapped_column(String(20))
+    """pending, delivered or failed."""
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None]
+    """When the next scheduled attempt is due; None when none is."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+
+
+class WebhookAttempt(Base):
+    """One POST of a delivery: when, the answer's status code or the error's code, how long it took."""
+
+    __tablename__ = "webhook_attempt"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    delivery_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("webhook_delivery.id"), index=True)
+    attempted_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    error: Mapped[str | None] = mapped_column(String(50))
+    """A code (``timeout``, ``connect_error``, ``address_refused``, ``http_status``), never a message."""
+    latency_ms: Mapped[int] = mapped_column(Integer, default=0)
+    manual: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Asked for by an operator (``redeliverWebhook``), not scheduled."""

@@ -1,0 +1,148 @@
+"""Domain events: one stream of what happens to cases, for plugins (``handle_event``) and, built on it,
+live updates and outbound webhooks.
+
+- **Written with the change.** ``emit`` adds the event to the caller's transaction, so an event exists if
+  and only if the change committed.
+- **Ids, not content.** An event carries its id, type and time, the case's id and status after the
+  change, the actor's role, and ids and codes in ``data`` (a payment's status, an SMS's provider) — never
+  health content, names or national IDs. A consumer fetches what it may see through the API.
+- **Delivered at least once, after commit.** The same transaction enqueues a job (``DISPATCH_JOB``) that,
+  after the commit, hands the event to every plugin that implements ``handle_event``. A plugin that fails
+  gets a job of its own (``DELIVER_JOB``), retried with backoff, so one plugin's failure never holds back
+  another's. A redelivery carries the same ``Event.id``: consumers deduplicate on it.
+
+``EventType`` is the catalogue; docs/events.md describes each type and its ``data``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from legetime.core.platform.db.base import new_id, utcnow
+from legetime.core.platform.db.models import DomainEvent
+from legetime.core.platform.jobs.outbox import enqueue
+from legetime.core.platform.webhooks_out import delivery as webhooks_out
+
+if TYPE_CHECKING:
+    from legetime.core.platform.jobs.types import JobContext
+
+log = structlog.get_logger(__name__)
+
+DISPATCH_JOB = "events.dispatch"
+DELIVER_JOB = "events.deliver"
+
+
+class EventType(StrEnum):
+    CASE_STARTED = "case.started"
+    CASE_SUBMITTED = "case.submitted"
+    CASE_CLAIMED = "case.claimed"
+    CASE_CLAIM_RELEASED = "case.claim_released"
+    CASE_FOLLOW_UP_ASKED = "case.follow_up_asked"
+    CASE_PATIENT_REPLIED = "case.patient_replied"
+    CASE_ANSWERED = "case.answered"
+    CASE_CLOSED = "case.closed"
+    CASE_CANCELLED = "case.cancelled"
+    MESSAGE_SENT = "message.sent"
+    PAYMENT_RESERVED = "payment.reserved"
+    PAYMENT_CAPTURED = "payment.captured"
+    PAYMENT_RELEASED = "payment.released"
+    PAYMENT_FAILED = "payment.failed"
+    JOURNAL_DRAFTED = "journal.drafted"
+    JOURNAL_APPROVED = "journal.approved"
+    SMS_DELIVERED = "sms.delivered"
+    SMS_FAILED = "sms.failed"
+    CONSENT_GRANTED = "consent.granted"
+    CONSENT_WITHDRAWN = "consent.withdrawn"
+    CASE_ERASED = "case.erased"
+
+
+@dataclass(frozen=True)
+class Event:
+    """What a ``handle_event`` implementation receives."""
+
+    id: uuid.UUID
+    """The same on every delivery of this event."""
+    type: EventType
+    occurred_at: datetime
+    case_id: uuid.UUID | None
+    case_status: str | None
+    """The case's status after the change (``SUBMITTED`` …), when the event is about a case."""
+    actor_role: str | None
+    """Who caused it: ``patient``, ``guardian``, ``clinician``, ``operator``, ``system`` …"""
+    data: Mapping[str, Any] = field(default_factory=dict)
+    """Ids and codes only; each type's are in docs/events.md."""
+
+
+async def emit(
+    session: AsyncSession,
+    type: EventType,
+    *,
+    case_id: uuid.UUID | None,
+    case_status: str | None,
+    actor_role: str | None,
+    data: Mapping[str, Any] | None = None,
+) -> Event:
+    """Record an event in ``session``'s transaction, and the job that hands it to plugins after commit."""
+    event = Event(new_id(), type, utcnow(), case_id, case_status, actor_role, dict(data or {}))
+    session.add(
+        DomainEvent(
+            id=event.id,
+            type=event.type.value,
+            occurred_at=event.occurred_at,
+            case_id=event.case_id,
+            case_status=event.case_status,
+            actor_role=event.actor_role,
+            data=dict(event.data),
+        )
+    )
+    await enqueue(session, DISPATCH_JOB, {"event_id": str(event.id)})
+    return event
+
+
+async def dispatch_job(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """Hand the event to every plugin that handles events; one that fails gets a retried job of its own."""
+    event = await _load(ctx, payload["event_id"])
+    if event is None:
+        return
+    await webhooks_out.fan_out(ctx.session, event)  # a delivery (and its job) per subscribed endpoint
+    for plugin in ctx.platform.hooks.event_handlers():
+        try:
+            await ctx.platform.hooks.handle_event(plugin, event, ctx.platform)
+        except Exception as exc:
+            log.warning(
+                "event.handler_failed", event_id=str(event.id), plugin=plugin, error=type(exc).__name__
+            )
+            await enqueue(ctx.session, DELIVER_JOB, {"event_id": str(event.id), "plugin": plugin})
+
+
+async def deliver_job(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """Hand one event to one plugin again; a failure is retried with the job's backoff."""
+    event = await _load(ctx, payload["event_id"])
+    if event is not None:
+        await ctx.platform.hooks.handle_event(payload["plugin"], event, ctx.platform)
+
+
+async def _load(ctx: JobContext, event_id: str) -> Event | None:
+    row = await ctx.session.scalar(select(DomainEvent).where(DomainEvent.id == uuid.UUID(event_id)))
+    return None if row is None else as_event(row)
+
+
+def as_event(row: DomainEvent) -> Event:
+    return Event(
+        id=row.id,
+        type=EventType(row.type),
+        occurred_at=row.occurred_at,
+        case_id=row.case_id,
+        case_status=row.case_status,
+        actor_role=row.actor_role,
+        data=dict(row.data or {}),
+    )
