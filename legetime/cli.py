@@ -28,6 +28,9 @@ from rich.table import Table
 
 from legetime.core.platform.errors import ConfigError, PluginError
 
+WS_MAX_MESSAGE = 64 * 1024
+"""The largest message a client may send over a websocket (a subscription's document is small)."""
+
 if TYPE_CHECKING:
     from legetime.core.platform.runtime import Platform
 
@@ -107,8 +110,17 @@ def serve(
         asgi = create_app(platform)
     # The app logs each request itself (path, status, time; never the query string, which may hold
     # a national ID or a signature): uvicorn's access log is off.
+    # Subscriptions' sockets: the websockets library's sans-I/O implementation, and no message from a
+    # client larger than WS_MAX_MESSAGE (a subscription document is small).
     config = uvicorn.Config(
-        asgi, host=host, port=port, log_level="info", proxy_headers=True, access_log=False
+        asgi,
+        host=host,
+        port=port,
+        log_level="info",
+        proxy_headers=True,
+        access_log=False,
+        ws="websockets-sansio",
+        ws_max_size=WS_MAX_MESSAGE,
     )
     uvicorn.Server(config).run(sockets=[_reuse_port_socket(host, port)] if reuse_port else None)
 

@@ -15,7 +15,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from legetime.core.consultation.sms_delivery import receive_delivery_report
 from legetime.core.consultation.submission import receive_payment_webhook
@@ -117,6 +117,7 @@ def create_app(platform: Platform, *, run_jobs_in_process: bool | None = None) -
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),  # subscriptions (graphql-transport-ws)
         Route("/files/{attachment_id}", file),
         Route("/webhooks/payments/{provider}", payment_webhook, methods=["POST"]),
         Route("/webhooks/sms/{provider}", sms_report, methods=["POST"]),

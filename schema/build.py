@@ -20,6 +20,7 @@ from legetime.schema.documents import DocumentCache, Documents
 from legetime.schema.errors import ErrorCodes, log_errors
 from legetime.schema.execution import PlainLeafExecutor
 from legetime.schema.input_guard import InputGuard
+from legetime.schema.live_api import LiveSubscription
 from legetime.schema.login import LoginMutation, LoginQuery
 from legetime.schema.operator_api import OperatorQuery
 from legetime.schema.payment_api import PaymentMutation, PaymentQuery
@@ -104,6 +105,7 @@ def build_schema(platform: Platform) -> LoggedSchema:
     schema = LoggedSchema(
         query=query,
         mutation=mutation,
+        subscription=LiveSubscription,
         extensions=extensions(platform, documents),
         config=StrawberryConfig(relay_max_results=settings.max_page_size),
         execution_context_class=PlainLeafExecutor,

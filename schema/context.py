@@ -37,6 +37,8 @@ class Context:
     loaders: dict[str, Any] = field(default_factory=dict)
     response: Any = None
     """Where a resolver sets a header of the HTTP answer (``Retry-After``)."""
+    connection_params: dict[str, Any] | None = None
+    """A websocket's ``connection_init`` payload (``LegetimeGraphQL.on_ws_connect``)."""
 
     @property
     def client(self) -> str:

@@ -18,6 +18,7 @@ answer says when it does not.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -25,10 +26,13 @@ from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.http.parse_content_type import parse_content_type
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 from strawberry.types import ExecutionResult
 
+from legetime.core.identity.auth import authenticate
 from legetime.core.platform.db.engine import is_unavailable
 from legetime.core.platform.errors import ErrorCode
 from legetime.core.platform.runtime import Platform
@@ -37,6 +41,10 @@ from legetime.schema.context import Context
 from legetime.schema.errors import CLIENT_ERRORS, UNAVAILABLE_MESSAGE
 from legetime.schema.headers import graphiql_csp
 from legetime.schema.persisted_queries import PersistedQueries, not_found, requested_hash, sha256
+
+CONNECTION_INIT_WAIT = timedelta(seconds=10)
+"""How long a socket may stay open without logging in (``connection_init``)."""
+MAX_SUBSCRIPTIONS_PER_CONNECTION = 10
 
 log = structlog.get_logger(__name__)
 
@@ -90,6 +98,12 @@ class LegetimeGraphQL(GraphQL[Context, None]):
             graphql_ide="graphiql" if platform.settings.graphiql else None,
             allow_queries_via_get=True,
             multipart_uploads_enabled=True,  # attachImage; bearer tokens, not cookies: no CSRF exposure
+            # Subscriptions: graphql-transport-ws only (the legacy graphql-ws protocol ran operations
+            # without connection_init: CVE-2026-35523), a login within CONNECTION_INIT_WAIT, and at most
+            # MAX_SUBSCRIPTIONS_PER_CONNECTION operations on a socket (CVE-2026-35526). The client pings.
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+            connection_init_wait_timeout=CONNECTION_INIT_WAIT,
+            max_subscriptions_per_connection=MAX_SUBSCRIPTIONS_PER_CONNECTION,
         )
         self.platform = platform
         settings = platform.settings
@@ -105,6 +119,18 @@ class LegetimeGraphQL(GraphQL[Context, None]):
     def should_render_graphql_ide(self, request: Any) -> bool:
         # A GET naming a persisted query by its hash (no ``query``) asks for an answer, not for the IDE.
         return "extensions" not in request.query_params and super().should_render_graphql_ide(request)
+
+    async def on_ws_connect(self, context: Context) -> None:
+        """A socket is accepted only with a valid session token in ``connection_init``: the payload
+        ``{"Authorization": "Bearer <token>"}``. Anything else closes it (4403)."""
+        params = context.connection_params or {}
+        raw = params.get("Authorization") or params.get("authorization") or ""
+        token = raw.removeprefix("Bearer ").strip() if isinstance(raw, str) else ""
+        async with self.platform.db.read_sessions() as session:
+            actor = await authenticate(session, self.platform, token or None)
+        if actor.person_id is None:
+            raise ConnectionRejectionError()
+        context.actor, context.token = actor, token
 
     async def get_context(self, request: Any, response: Any = None) -> Context:
         context = await Context.create(self.platform, request, response)

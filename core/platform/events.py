@@ -109,11 +109,16 @@ async def emit(
 
 
 async def dispatch_job(ctx: JobContext, payload: dict[str, Any]) -> None:
-    """Hand the event to every plugin that handles events; one that fails gets a retried job of its own."""
+    """Hand the event to the webhook endpoints, the live subscriptions and every plugin that handles
+    events; a plugin that fails gets a retried job of its own."""
     event = await _load(ctx, payload["event_id"])
     if event is None:
         return
     await webhooks_out.fan_out(ctx.session, event)  # a delivery (and its job) per subscribed endpoint
+    try:
+        await ctx.platform.live.publish(event)  # GraphQL subscriptions, in every API process
+    except Exception as exc:  # live updates are best effort: a client that missed one asks again
+        log.warning("event.publish_failed", event_id=str(event.id), error=type(exc).__name__)
     for plugin in ctx.platform.hooks.event_handlers():
         try:
             await ctx.platform.hooks.handle_event(plugin, event, ctx.platform)

@@ -26,6 +26,7 @@ from legetime.core.platform.registry import ProviderRegistry, build_registry
 
 if TYPE_CHECKING:
     from legetime.core.platform.jobs.types import JobHandler, PeriodicJob
+    from legetime.core.platform.live import LiveEvents
 
 
 @dataclass
@@ -86,6 +87,13 @@ class Platform:
         return key
 
     @cached_property
+    def live(self) -> LiveEvents:
+        """Committed domain events for this process's GraphQL subscriptions (``live``)."""
+        from legetime.core.platform.live import LiveEvents
+
+        return LiveEvents(self.settings)
+
+    @cached_property
     def rate_limits(self) -> RateLimits:
         return RateLimits(self.settings)
 
@@ -102,6 +110,8 @@ class Platform:
         if "db" in self.__dict__:
             await self.db.dispose()
         await self.plugin_db.dispose()
+        if "live" in self.__dict__:
+            await self.live.close()
 
 
 def derive_key(settings: Settings, purpose: str) -> bytes:

@@ -1,0 +1,81 @@
+"""GraphQL subscriptions (``graphql-transport-ws`` on ``/graphql``): what happens to the cases a person may
+see, as it happens.
+
+An update says that a case changed (its id, the event's type and time, the case's status): the client
+asks a query for what it wants to show, under the same access rules. Each event is checked against the
+subscriber's access when it arrives, in a short read of its own (her session may have ended, the case may
+have been handed to another clinician), so a subscription shows what the same query would show her then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from datetime import datetime
+
+import strawberry
+from strawberry import relay
+
+from legetime.core.consultation.access import Unauthenticated, load_case, readable
+from legetime.core.identity.auth import authenticate
+from legetime.core.identity.ctx import Ctx
+from legetime.core.platform.errors import NotFound
+from legetime.core.platform.events import Event
+from legetime.schema.case_types import CaseStatus
+from legetime.schema.context import Context
+from legetime.schema.mutation import global_uuid
+
+
+@strawberry.type(description="A case changed: ask a query for what to show. Ids and statuses only.")
+class CaseUpdate:
+    case_id: strawberry.ID = strawberry.field(description="The case's global id (as `Case.id`).")
+    type: str = strawberry.field(
+        description="What happened: an event type of docs/events.md, e.g. `case.answered`."
+    )
+    status: CaseStatus | None  # type: ignore[valid-type]
+    occurred_at: datetime
+
+
+@strawberry.type
+class LiveSubscription:
+    @strawberry.subscription(
+        description="Updates of the cases you may read (a patient: hers and her children's; a clinician: "
+        "those she holds), or of one case (`caseId`). Log in over the socket first: the "
+        '`connection_init` payload `{"Authorization": "Bearer <token>"}`.'
+    )
+    async def case_updates(
+        self, info: strawberry.Info[Context, None], case_id: strawberry.ID | None = None
+    ) -> AsyncGenerator[CaseUpdate, None]:
+        context = info.context
+        if context.actor.person_id is None:
+            raise Unauthenticated("Logg inn for å følge sakene dine.")
+        only = global_uuid(case_id) if case_id is not None else None
+        async for event in context.platform.live.subscribe():
+            if event.case_id is None or (only is not None and event.case_id != only):
+                continue
+            if not await _may_see(context, event):
+                if context.actor.person_id is None:
+                    raise Unauthenticated("Økten er avsluttet. Logg inn på nytt.")
+                continue
+            yield CaseUpdate(
+                case_id=strawberry.ID(relay.to_base64("Case", str(event.case_id))),
+                type=event.type.value,
+                status=CaseStatus[event.case_status] if event.case_status else None,
+                occurred_at=event.occurred_at,
+            )
+
+
+async def _may_see(context: Context, event: Event) -> bool:
+    """Whether her session still stands and she may read the case now (a short read of its own)."""
+    platform = context.platform
+    async with platform.db.read_sessions() as session:
+        actor = await authenticate(session, platform, context.token)
+        if actor.person_id is None:
+            context.actor = actor  # logged out or expired: the subscription ends
+            return False
+        ctx = Ctx(session=session, platform=platform, actor=actor)
+        assert event.case_id is not None
+        try:
+            await load_case(ctx, event.case_id, readable(actor, ctx.today))
+        except NotFound:
+            return False
+        return True

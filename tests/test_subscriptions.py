@@ -1,0 +1,230 @@
+"""GraphQL subscriptions over ``graphql-transport-ws``, driven by a real client (gql's websockets
+transport) against a real server: a patient follows her case through a whole consultation and sees its
+updates in order; another patient sees nothing of it; a socket must log in before anything else."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+import websockets
+from gql import Client, gql
+from gql.transport.websockets import WebsocketsTransport
+
+from legetime.core.platform.config import Settings
+from legetime.core.platform.jobs.runner import JobRunner
+from legetime.core.platform.runtime import Platform
+from legetime.schema.app import create_app
+from tests.api import Api
+from tests.conftest import seed_demo
+from tests.migrated import upgrade
+from tests.test_flow_per_provider import CLINICIAN, MOTHER, consultation
+
+UPDATES = gql("subscription { caseUpdates { caseId type status } }")
+OTHER_PATIENT = "17889230266"  # a synthetic adult who is not in the demo
+
+
+@contextmanager
+def serving(settings: Settings) -> Iterator[str]:
+    """The platform under uvicorn (with its lifespan; without Redis its jobs run in the process) on a free
+    port."""
+    platform = Platform.create(settings, load_entry_points=False)
+    config = uvicorn.Config(
+        create_app(platform), host="127.0.0.1", port=0, log_level="warning", ws="websockets-sansio"
+    )
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.02)
+    try:
+        yield f"127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=20)
+
+
+@pytest.fixture
+def address(tmp_path: Path) -> Iterator[str]:
+    settings = Settings(data_dir=tmp_path / "data")
+    upgrade(settings.resolved_database_url)
+    seed_demo(settings)
+    with serving(settings) as address:
+        yield address
+
+
+class Follower:
+    """A subscription in a thread of its own, as a frontend keeps one open: what it received."""
+
+    def __init__(self, address: str, token: str) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.ready = threading.Event()
+        self.stop = threading.Event()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=asyncio.run, args=(self._follow(address, token),), daemon=True)
+        self.thread.start()
+        assert self.ready.wait(10), "the subscription did not start"
+
+    async def _follow(self, address: str, token: str) -> None:
+        transport = WebsocketsTransport(
+            url=f"ws://{address}/graphql",
+            subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],  # graphql-transport-ws
+            init_payload={"Authorization": f"Bearer {token}"},
+        )
+        try:
+            async with Client(transport=transport) as session:
+                stream = session.subscribe(UPDATES)
+                waiting = asyncio.ensure_future(stream.__anext__())
+                await asyncio.sleep(0.3)  # subscribed (the server has registered it) before the test acts
+                self.ready.set()
+                while not self.stop.is_set():
+                    done, _ = await asyncio.wait({waiting}, timeout=0.1)
+                    if done:
+                        self.received.append(waiting.result()["caseUpdates"])
+                        waiting = asyncio.ensure_future(stream.__anext__())
+                waiting.cancel()
+        except BaseException as exc:
+            self.error = exc
+            self.ready.set()
+
+    def close(self) -> list[dict[str, Any]]:
+        self.stop.set()
+        self.thread.join(10)
+        assert self.error is None, self.error
+        return self.received
+
+
+def test_a_patient_follows_her_case_and_another_patient_sees_none_of_it(address: str) -> None:
+    with httpx.Client(base_url=f"http://{address}", timeout=30) as client:
+        api = Api(client)  # type: ignore[arg-type]
+        mother, clinician, other = api.login(MOTHER), api.login(CLINICIAN), api.login(OTHER_PATIENT)
+        hers, theirs = Follower(address, mother), Follower(address, other)
+        consultation(api, mother, clinician, "fake", None, None)
+        case_id = api.gql("{ myCases(first: 1) { edges { node { id } } } }", mother)["myCases"]["edges"][0][
+            "node"
+        ]["id"]
+        expected = [
+            ("case.started", "DRAFT"),
+            ("case.submitted", "SUBMITTED"),
+            ("case.claimed", "IN_REVIEW"),
+            ("case.answered", "ANSWERED"),
+            ("case.closed", "CLOSED"),
+        ]
+
+        def seen() -> list[tuple[str, str]]:
+            return [(u["type"], u["status"]) for u in hers.received if u["type"].startswith("case.")]
+
+        api.wait_for(lambda: len(seen()) >= len(expected), "her case's updates")
+        time.sleep(0.5)  # anything late for the other patient would have arrived too
+        received, others = hers.close(), theirs.close()
+    assert seen() == expected
+    assert {u["caseId"] for u in received} == {case_id}
+    assert others == []
+
+
+@pytest.mark.redis
+def test_an_update_committed_through_one_api_process_reaches_a_subscriber_of_another(
+    tmp_path: Path, fresh_postgres_url: str, redis_url: str
+) -> None:
+    """Two API processes on PostgreSQL and Redis, and a worker: she follows her case on one, while her
+    requests (and the jobs they cause) are served by the other; the updates reach her through Redis."""
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=fresh_postgres_url,
+        redis_url=redis_url,
+        queue_namespace=f"legetime-test-{uuid.uuid4().hex[:8]}",
+    )
+    upgrade(settings.resolved_database_url)
+    seed_demo(settings)
+    runner = JobRunner(Platform.create(settings, load_entry_points=False))
+    runner.start_workers(threads=2)
+    try:
+        with (
+            serving(settings) as first,
+            serving(settings) as second,
+            httpx.Client(base_url=f"http://{first}", timeout=30) as client,
+        ):
+            api = Api(client)  # type: ignore[arg-type]
+            mother, clinician = api.login(MOTHER), api.login(CLINICIAN)
+            hers = Follower(second, mother)
+            consultation(api, mother, clinician, "fake", None, None)
+            api.wait_for(lambda: [u for u in hers.received if u["type"] == "case.closed"], "the closed case")
+            received = hers.close()
+    finally:
+        runner.stop()
+    kinds = [u["type"] for u in received if u["type"].startswith("case.")]
+    assert kinds == ["case.started", "case.submitted", "case.claimed", "case.answered", "case.closed"]
+
+
+def test_nothing_is_accepted_before_a_login_over_the_socket(address: str) -> None:
+    async def attempt(init: dict[str, Any] | None) -> tuple[int | None, list[Any]]:
+        messages: list[Any] = []
+        async with websockets.connect(f"ws://{address}/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+            if init is not None:
+                await ws.send(json.dumps({"type": "connection_init", "payload": init}))
+            subscribe = {"query": "subscription { caseUpdates { caseId } }"}
+            await ws.send(json.dumps({"type": "subscribe", "id": "1", "payload": subscribe}))
+            try:
+                async for message in ws:
+                    messages.append(json.loads(message))
+            except websockets.ConnectionClosed:
+                pass
+            return ws.close_code, messages
+
+    assert asyncio.run(attempt(None)) == (4401, [])  # subscribe before connection_init
+    assert asyncio.run(attempt({"Authorization": "Bearer not-a-token"})) == (4403, [])
+    assert asyncio.run(attempt({})) == (4403, [])
+
+
+def test_the_legacy_protocol_and_a_flood_of_subscriptions_are_refused(address: str) -> None:
+    """The strawberry advisories CVE-2026-35523 (the legacy graphql-ws protocol ran subscriptions without
+    connection_init) and CVE-2026-35526 (no limit on subscriptions per socket): only graphql-transport-ws
+    is offered, and a socket holds at most ten operations."""
+
+    async def legacy() -> tuple[int | None, list[Any]]:
+        messages: list[Any] = []
+        async with websockets.connect(f"ws://{address}/graphql", subprotocols=["graphql-ws"]) as ws:
+            start = {"query": "subscription { caseUpdates { caseId } }"}
+            try:
+                await ws.send(json.dumps({"type": "start", "id": "1", "payload": start}))  # no init
+                async for message in ws:
+                    messages.append(json.loads(message))
+            except websockets.ConnectionClosed:
+                pass
+            return ws.close_code, messages
+
+    assert asyncio.run(legacy()) == (4406, [])  # "Subprotocol not acceptable", before anything runs
+
+    async def flood(token: str) -> list[Any]:
+        answers: list[Any] = []
+        async with websockets.connect(f"ws://{address}/graphql", subprotocols=["graphql-transport-ws"]) as ws:
+            init = {"Authorization": f"Bearer {token}"}
+            await ws.send(json.dumps({"type": "connection_init", "payload": init}))
+            assert json.loads(await ws.recv())["type"] == "connection_ack"
+            subscribe = {"query": "subscription { caseUpdates { caseId } }"}
+            for n in range(12):
+                await ws.send(json.dumps({"type": "subscribe", "id": str(n), "payload": subscribe}))
+            while len(answers) < 2:
+                answers.append(json.loads(await asyncio.wait_for(ws.recv(), 5)))
+        return answers
+
+    with httpx.Client(base_url=f"http://{address}", timeout=30) as client:
+        token = Api(client).login(MOTHER)  # type: ignore[arg-type]
+    refused = asyncio.run(flood(token))
+    assert [(a["type"], a["id"], a["payload"][0]["message"]) for a in refused] == [
+        ("error", "10", "Subscription limit reached"),
+        ("error", "11", "Subscription limit reached"),
+    ]
