@@ -18,8 +18,8 @@ from strawberry import relay
 from legetime.core.consultation.access import Unauthenticated, load_case, readable
 from legetime.core.identity.auth import authenticate
 from legetime.core.identity.ctx import Ctx
-from legetime.core.platform.errors import NotFound
-from legetime.core.platform.events import Event
+from legetime.core.platform.errors import Forbidden, NotFound
+from legetime.core.platform.events import Event, EventType
 from legetime.schema.case_types import CaseStatus
 from legetime.schema.context import Context
 from legetime.schema.mutation import global_uuid
@@ -33,6 +33,18 @@ class CaseUpdate:
     )
     status: CaseStatus | None  # type: ignore[valid-type]
     occurred_at: datetime
+
+
+QUEUE_EVENTS = frozenset(
+    {
+        EventType.CASE_SUBMITTED,
+        EventType.CASE_CLAIMED,
+        EventType.CASE_CLAIM_RELEASED,
+        EventType.CASE_CANCELLED,
+        EventType.CASE_ANSWERED,
+    }
+)
+"""What changes the clinicians' queue (``caseQueue``): a case in, taken, given back, withdrawn, answered."""
 
 
 @strawberry.type
@@ -52,26 +64,41 @@ class LiveSubscription:
         async for event in context.platform.live.subscribe():
             if event.case_id is None or (only is not None and event.case_id != only):
                 continue
-            if not await _may_see(context, event):
-                if context.actor.person_id is None:
-                    raise Unauthenticated("Økten er avsluttet. Logg inn på nytt.")
-                continue
-            yield CaseUpdate(
-                case_id=strawberry.ID(relay.to_base64("Case", str(event.case_id))),
-                type=event.type.value,
-                status=CaseStatus[event.case_status] if event.case_status else None,
-                occurred_at=event.occurred_at,
-            )
+            if await _may_see(context, event):
+                yield _update(event)
+
+    @strawberry.subscription(
+        description="Clinicians: the queue as it changes (a case submitted, claimed, given back, withdrawn "
+        "or answered), for the cases `caseQueue` shows you. Log in over the socket first."
+    )
+    async def queue_updates(self, info: strawberry.Info[Context, None]) -> AsyncGenerator[CaseUpdate, None]:
+        context = info.context
+        if context.actor.person_id is None:
+            raise Unauthenticated("Logg inn for å følge køen.")
+        if not context.actor.is_clinician:
+            raise Forbidden("Bare leger har tilgang.")
+        async for event in context.platform.live.subscribe():
+            if event.type in QUEUE_EVENTS and await _may_see(context, event):
+                yield _update(event)
+
+
+def _update(event: Event) -> CaseUpdate:
+    return CaseUpdate(
+        case_id=strawberry.ID(relay.to_base64("Case", str(event.case_id))),
+        type=event.type.value,
+        status=CaseStatus[event.case_status] if event.case_status else None,
+        occurred_at=event.occurred_at,
+    )
 
 
 async def _may_see(context: Context, event: Event) -> bool:
-    """Whether her session still stands and she may read the case now (a short read of its own)."""
+    """Whether she may read the case now (a short read of its own); her session must still stand, or the
+    subscription ends with ``UNAUTHENTICATED``."""
     platform = context.platform
     async with platform.db.read_sessions() as session:
         actor = await authenticate(session, platform, context.token)
         if actor.person_id is None:
-            context.actor = actor  # logged out or expired: the subscription ends
-            return False
+            raise Unauthenticated("Økten er avsluttet. Logg inn på nytt.")
         ctx = Ctx(session=session, platform=platform, actor=actor)
         assert event.case_id is not None
         try:

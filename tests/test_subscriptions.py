@@ -31,6 +31,7 @@ from tests.migrated import upgrade
 from tests.test_flow_per_provider import CLINICIAN, MOTHER, consultation
 
 UPDATES = gql("subscription { caseUpdates { caseId type status } }")
+QUEUE = gql("subscription { queueUpdates { caseId type status } }")
 OTHER_PATIENT = "17889230266"  # a synthetic adult who is not in the demo
 
 
@@ -69,7 +70,8 @@ def address(tmp_path: Path) -> Iterator[str]:
 class Follower:
     """A subscription in a thread of its own, as a frontend keeps one open: what it received."""
 
-    def __init__(self, address: str, token: str) -> None:
+    def __init__(self, address: str, token: str, document: Any = UPDATES) -> None:
+        self.document = document
         self.received: list[dict[str, Any]] = []
         self.ready = threading.Event()
         self.stop = threading.Event()
@@ -86,14 +88,14 @@ class Follower:
         )
         try:
             async with Client(transport=transport) as session:
-                stream = session.subscribe(UPDATES)
+                stream = session.subscribe(self.document)
                 waiting = asyncio.ensure_future(stream.__anext__())
                 await asyncio.sleep(0.3)  # subscribed (the server has registered it) before the test acts
                 self.ready.set()
                 while not self.stop.is_set():
                     done, _ = await asyncio.wait({waiting}, timeout=0.1)
                     if done:
-                        self.received.append(waiting.result()["caseUpdates"])
+                        self.received.append(next(iter(waiting.result().values())))
                         waiting = asyncio.ensure_future(stream.__anext__())
                 waiting.cancel()
         except BaseException as exc:
@@ -105,6 +107,12 @@ class Follower:
         self.thread.join(10)
         assert self.error is None, self.error
         return self.received
+
+    def refusal(self) -> BaseException:
+        """The error that ended the subscription (the server refused it)."""
+        self.thread.join(10)
+        assert self.error is not None, "the subscription was not refused"
+        return self.error
 
 
 def test_a_patient_follows_her_case_and_another_patient_sees_none_of_it(address: str) -> None:
@@ -133,6 +141,39 @@ def test_a_patient_follows_her_case_and_another_patient_sees_none_of_it(address:
     assert seen() == expected
     assert {u["caseId"] for u in received} == {case_id}
     assert others == []
+
+
+def test_a_clinician_follows_the_queue_and_a_patient_may_not(address: str) -> None:
+    with httpx.Client(base_url=f"http://{address}", timeout=30) as client:
+        api = Api(client)  # type: ignore[arg-type]
+        mother, clinician = api.login(MOTHER), api.login(CLINICIAN)
+        queue = Follower(address, clinician, QUEUE)
+        consultation(api, mother, clinician, "fake", None, None)
+        api.wait_for(lambda: [u for u in queue.received if u["type"] == "case.answered"], "the answered case")
+        received = queue.close()
+        refused = Follower(address, mother, QUEUE).refusal()
+    assert [(u["type"], u["status"]) for u in received] == [
+        ("case.submitted", "SUBMITTED"),
+        ("case.claimed", "IN_REVIEW"),
+        ("case.answered", "ANSWERED"),
+    ]
+    assert "Bare leger har tilgang." in str(refused)
+
+
+def test_a_subscription_ends_when_its_session_ends(address: str) -> None:
+    with httpx.Client(base_url=f"http://{address}", timeout=30) as client:
+        api = Api(client)  # type: ignore[arg-type]
+        on_the_socket, in_the_app = api.login(MOTHER), api.login(MOTHER)
+        hers = Follower(address, on_the_socket)
+        case_id = api.ok("startCase", {}, "case { id }", in_the_app)["case"]["id"]
+        api.wait_for(lambda: hers.received, "the started case")
+        api.gql("mutation { logout { ok } }", on_the_socket)
+        version = api.gql("{ consentTexts { purpose version } }")["consentTexts"][0]["version"]
+        consent = {"purpose": "COMMUNICATION_STORAGE", "textVersion": version, "caseId": case_id}
+        api.ok("grantConsent", consent, "consent { granted }", in_the_app)
+        ended = hers.refusal()
+    assert [u["type"] for u in hers.received] == ["case.started"]
+    assert "Økten er avsluttet" in str(ended)
 
 
 @pytest.mark.redis
