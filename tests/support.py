@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from legetime.core.hookspecs import hookimpl
+from legetime.core.platform.db.plugin_tables import PluginDatabase
 from legetime.core.platform.hooks import Hooks
 from legetime.core.platform.plugins import create_plugin_manager
 from legetime.core.platform.providers import Capability, ProviderSpec
@@ -123,3 +129,34 @@ def person_row(
         family_name=family_name,
         birth_date=birth_date,
     )
+
+
+class HeldOpen(PluginDatabase):
+    """A process's plugin database (PostgreSQL) whose transactions stay open (``holding``), their rows
+    locked, until ``commit`` is set."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.holding, self.commit = asyncio.Event(), asyncio.Event()
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        async with super().transaction() as session:
+            yield session
+            self.holding.set()
+            await self.commit.wait()
+
+
+async def until_a_session_waits_for_a_lock(url: str) -> None:
+    probe = PluginDatabase(url)
+    waiting = (
+        "SELECT count(*) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
+    )
+    async with asyncio.timeout(10):
+        while True:
+            async with probe.transaction() as session:
+                if await session.scalar(text(waiting)):
+                    break
+            await asyncio.sleep(0.02)
+    await probe.dispose()

@@ -19,12 +19,13 @@ from legetime.core.demo import DEMO_PEOPLE
 from legetime.core.platform.config import Settings
 from legetime.core.platform.runtime import Platform
 from legetime.schema.app import create_app
-from tests.api import Api, complete_answers
+from tests.api import Api
 from tests.conftest import seed_demo
 from tests.fakes.server import serve_fake
 from tests.fakes.stripe_api import THREE_DS, THREE_DS2, THREE_DS_THEN_DECLINED, VISA, StripeFake
 from tests.fakes.stripe_js import StripeJs
 from tests.migrated import upgrade
+from tests.test_payment_lifecycle import ready_case
 
 MOTHER, CLINICIAN, OPERATOR = (DEMO_PEOPLE[i].national_id for i in (2, 0, 1))
 RETURN_URL = "https://legetime.example/betaling/ferdig"
@@ -62,16 +63,6 @@ def api(settings: Settings) -> Iterator[Api]:
 @pytest.fixture
 def browser(stripe: StripeFake) -> StripeJs:
     return StripeJs(stripe.base_url, stripe.publishable_key)
-
-
-def ready_case(api: Api, token: str) -> str:
-    case_id = str(api.ok("startCase", {}, "case { id }", token)["case"]["id"])
-    answers = complete_answers(api, for_child=False)
-    api.ok("answerQuestionnaire", {"caseId": case_id, "answers": answers}, "case { id }", token)
-    version = api.gql("{ consentTexts { purpose version } }")["consentTexts"][0]["version"]
-    consent = {"purpose": "COMMUNICATION_STORAGE", "textVersion": version}
-    api.ok("grantConsent", consent, "consent { granted }", token)
-    return case_id
 
 
 def submit(api: Api, token: str, case_id: str, method: str | None, key: str = "k1", **more: Any) -> Any:

@@ -9,17 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError as SettingsError
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 from structlog.testing import capture_logs
 
 from legetime.core.platform.db.plugin_tables import PluginDatabase
@@ -36,7 +33,7 @@ from legetime.plugins.sms.link_mobility import LinkMobilitySettings, LinkMobilit
 from legetime.testing import build_provider
 from tests.fakes.link_mobility import LinkMobilityFake
 from tests.fakes.server import serve_fake
-from tests.support import offered_specs, settings_for_fake
+from tests.support import HeldOpen, offered_specs, settings_for_fake, until_a_session_waits_for_a_lock
 
 SPEC = next(spec for spec in offered_specs(Capability.SMS) if spec.name == "link-mobility")
 TO = "+4791234567"
@@ -265,37 +262,6 @@ async def test_an_unreachable_database_is_unavailable_and_nothing_is_sent(fake: 
         await link.send(sms())
     assert fake.calls == [], "nothing may be sent without its claim"
     assert [(e["event"], e["operation"]) for e in logs] == [("sms.link_mobility.store_unavailable", "_claim")]
-
-
-class HeldOpen(PluginDatabase):
-    """A process's database whose transactions stay open (``holding``), their rows locked, until ``commit``
-    is set."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
-        self.holding, self.commit = asyncio.Event(), asyncio.Event()
-
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        async with super().transaction() as session:
-            yield session
-            self.holding.set()
-            await self.commit.wait()
-
-
-async def until_a_session_waits_for_a_lock(url: str) -> None:
-    probe = PluginDatabase(url)
-    waiting = (
-        "SELECT count(*) FROM pg_stat_activity"
-        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    )
-    async with asyncio.timeout(10):
-        while True:
-            async with probe.transaction() as session:
-                if await session.scalar(text(waiting)):
-                    break
-            await asyncio.sleep(0.02)
-    await probe.dispose()
 
 
 @pytest.mark.postgres

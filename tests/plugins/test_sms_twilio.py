@@ -7,20 +7,17 @@ contract runs it as well."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import stat
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -41,7 +38,7 @@ from legetime.plugins.sms.twilio import TwilioSettings, TwilioSmsProvider, messa
 from legetime.testing import build_provider, plugin_database
 from tests.fakes.server import serve, serve_fake
 from tests.fakes.twilio import TwilioFake, sign
-from tests.support import offered_specs, settings_for_fake
+from tests.support import HeldOpen, offered_specs, settings_for_fake, until_a_session_waits_for_a_lock
 
 SPEC = next(spec for spec in offered_specs(Capability.SMS) if spec.name == "twilio")
 PUBLIC_URL = "https://legetime.example"
@@ -321,37 +318,6 @@ async def test_an_unreachable_database_is_unavailable_and_nothing_is_sent(fake: 
         await provider.send(sms())
     assert not fake.requests, "nothing may be sent without its lease"
     assert [entry["event"] for entry in logs] == ["sms.twilio.state_unavailable"]
-
-
-class HeldOpen(PluginDatabase):
-    """A process's database whose transactions stay open (``holding``), their rows locked, until ``commit``
-    is set."""
-
-    def __init__(self, url: str) -> None:
-        super().__init__(url)
-        self.holding, self.commit = asyncio.Event(), asyncio.Event()
-
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncSession]:
-        async with super().transaction() as session:
-            yield session
-            self.holding.set()
-            await self.commit.wait()
-
-
-async def until_a_session_waits_for_a_lock(url: str) -> None:
-    probe = PluginDatabase(url)
-    waiting = (
-        "SELECT count(*) FROM pg_stat_activity"
-        " WHERE datname = current_database() AND wait_event_type = 'Lock'"
-    )
-    async with asyncio.timeout(10):
-        while True:
-            async with probe.transaction() as session:
-                if await session.scalar(text(waiting)):
-                    break
-            await asyncio.sleep(0.02)
-    await probe.dispose()
 
 
 @pytest.mark.postgres

@@ -90,10 +90,6 @@ class PluginDatabase:
         self.url = plugin_database_url(database_url)
         self._database: Database | None = None
 
-    @property
-    def is_sqlite(self) -> bool:
-        return make_url(self.url).get_backend_name() == "sqlite"
-
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A session in a transaction of its own: commits on success, rolls back on any exception."""
