@@ -30,6 +30,7 @@ from legetime.core.platform.errors import ConfigError, PluginError
 
 WS_MAX_MESSAGE = 64 * 1024
 """The largest message a client may send over a websocket (a subscription's document is small)."""
+WS_PING_SECONDS = 20.0
 
 if TYPE_CHECKING:
     from legetime.core.platform.runtime import Platform
@@ -110,8 +111,9 @@ def serve(
         asgi = create_app(platform)
     # The app logs each request itself (path, status, time; never the query string, which may hold
     # a national ID or a signature): uvicorn's access log is off.
-    # Subscriptions' sockets: the websockets library's sans-I/O implementation, and no message from a
-    # client larger than WS_MAX_MESSAGE (a subscription document is small).
+    # Subscriptions' sockets: the websockets library's sans-I/O implementation, no message from a client
+    # larger than WS_MAX_MESSAGE (a subscription document is small), and a protocol-level ping every
+    # WS_PING_SECONDS that closes a socket whose peer has gone without a word.
     config = uvicorn.Config(
         asgi,
         host=host,
@@ -121,6 +123,8 @@ def serve(
         access_log=False,
         ws="websockets-sansio",
         ws_max_size=WS_MAX_MESSAGE,
+        ws_ping_interval=WS_PING_SECONDS,
+        ws_ping_timeout=WS_PING_SECONDS,
     )
     uvicorn.Server(config).run(sockets=[_reuse_port_socket(host, port)] if reuse_port else None)
 

@@ -109,6 +109,7 @@ def create_app(platform: Platform, *, run_jobs_in_process: bool | None = None) -
         try:
             yield
         finally:
+            await graphql.sockets.stop()
             await runner.stop_scheduler()  # and the relay
             runner.stop()
             await platform.close()

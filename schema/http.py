@@ -40,6 +40,7 @@ from legetime.schema.build import build_schema
 from legetime.schema.context import Context
 from legetime.schema.errors import CLIENT_ERRORS, UNAVAILABLE_MESSAGE
 from legetime.schema.headers import graphiql_csp
+from legetime.schema.live_sockets import LiveSocketHandler, LiveSockets
 from legetime.schema.persisted_queries import PersistedQueries, not_found, requested_hash, sha256
 
 CONNECTION_INIT_WAIT = timedelta(seconds=10)
@@ -91,6 +92,8 @@ def _json_object(body: bytes | str) -> dict[str, Any]:
 
 
 class LegetimeGraphQL(GraphQL[Context, None]):
+    graphql_transport_ws_handler_class = LiveSocketHandler  # who holds which socket, and closing them
+
     def __init__(self, platform: Platform) -> None:
         self.documents = (schema := build_schema(platform)).documents
         super().__init__(
@@ -100,12 +103,14 @@ class LegetimeGraphQL(GraphQL[Context, None]):
             multipart_uploads_enabled=True,  # attachImage; bearer tokens, not cookies: no CSRF exposure
             # Subscriptions: graphql-transport-ws only (the legacy graphql-ws protocol ran operations
             # without connection_init: CVE-2026-35523), a login within CONNECTION_INIT_WAIT, and at most
-            # MAX_SUBSCRIPTIONS_PER_CONNECTION operations on a socket (CVE-2026-35526). The client pings.
+            # MAX_SUBSCRIPTIONS_PER_CONNECTION operations on a socket (CVE-2026-35526). Sessions, idle
+            # sockets and connections per person: ``live_sockets``.
             subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
             connection_init_wait_timeout=CONNECTION_INIT_WAIT,
             max_subscriptions_per_connection=MAX_SUBSCRIPTIONS_PER_CONNECTION,
         )
         self.platform = platform
+        self.sockets = LiveSockets(platform)
         settings = platform.settings
         self.persisted_queries = PersistedQueries(
             settings.redis_url, prefix=f"{settings.queue_namespace}:persisted-query"

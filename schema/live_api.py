@@ -18,11 +18,13 @@ from strawberry import relay
 from legetime.core.consultation.access import Unauthenticated, load_case, readable
 from legetime.core.identity.auth import authenticate
 from legetime.core.identity.ctx import Ctx
+from legetime.core.platform.db.base import utcnow
 from legetime.core.platform.errors import Forbidden, NotFound
 from legetime.core.platform.events import Event, EventType
 from legetime.schema.case_types import CaseStatus
 from legetime.schema.context import Context
 from legetime.schema.mutation import global_uuid
+from legetime.schema.operator_api import OperationFigures, operation_figures, require_operator
 
 
 @strawberry.type(description="A case changed: ask a query for what to show. Ids and statuses only.")
@@ -40,11 +42,17 @@ QUEUE_EVENTS = frozenset(
         EventType.CASE_SUBMITTED,
         EventType.CASE_CLAIMED,
         EventType.CASE_CLAIM_RELEASED,
+        EventType.CASE_OVERDUE,
         EventType.CASE_CANCELLED,
         EventType.CASE_ANSWERED,
     }
 )
-"""What changes the clinicians' queue (``caseQueue``): a case in, taken, given back, withdrawn, answered."""
+"""What changes the clinicians' queue (``caseQueue``): a case in, taken, given back, overdue, withdrawn,
+answered."""
+
+
+FIGURES_EVERY = 2.0
+"""How often at most the operation's figures are recomputed for a subscriber (a few aggregate queries)."""
 
 
 @strawberry.type
@@ -68,8 +76,8 @@ class LiveSubscription:
                 yield _update(event)
 
     @strawberry.subscription(
-        description="Clinicians: the queue as it changes (a case submitted, claimed, given back, withdrawn "
-        "or answered), for the cases `caseQueue` shows you. Log in over the socket first."
+        description="Clinicians: the queue as it changes (a case submitted, claimed, given back, overdue, "
+        "withdrawn or answered), for the cases `caseQueue` shows you. Log in over the socket first."
     )
     async def queue_updates(self, info: strawberry.Info[Context, None]) -> AsyncGenerator[CaseUpdate, None]:
         context = info.context
@@ -80,6 +88,33 @@ class LiveSubscription:
         async for event in context.platform.live.subscribe():
             if event.type in QUEUE_EVENTS and await _may_see(context, event):
                 yield _update(event)
+
+    @strawberry.subscription(
+        description="Operators: the operation's figures (cases by status, open, overdue, answer times), "
+        f"now and again whenever they may have changed, at most every {FIGURES_EVERY:g} seconds. Log in "
+        "over the socket first."
+    )
+    async def operation_figures(
+        self, info: strawberry.Info[Context, None]
+    ) -> AsyncGenerator[OperationFigures, None]:
+        context = info.context
+        if context.actor.person_id is None:
+            raise Unauthenticated("Logg inn for å følge driften.")
+        require_operator(context.actor)
+        yield await _figures(context)
+        async for _ in context.platform.live.batches(FIGURES_EVERY):
+            yield await _figures(context)
+
+
+async def _figures(context: Context) -> OperationFigures:
+    """The figures, in a short read of its own, for an operator whose session still stands."""
+    platform = context.platform
+    async with platform.db.read_sessions() as session:
+        actor = await authenticate(session, platform, context.token)
+        if actor.person_id is None:
+            raise Unauthenticated("Økten er avsluttet. Logg inn på nytt.")
+        require_operator(actor)
+        return await operation_figures(session, utcnow())
 
 
 def _update(event: Event) -> CaseUpdate:

@@ -225,6 +225,8 @@ class LoginMutation:
             return await auth.logout(ctx.session, ctx.actor)
 
         ok, errors = await mutate(info, work)
+        if ok:  # committed: the sockets logged in with this token close too, in every process
+            info.context.platform.live.end_sessions(session_id=info.context.actor.session_id)
         return LogoutPayload(ok=bool(ok), errors=errors)
 
     @strawberry.mutation(description="Register or change the phone number SMS notices go to.")

@@ -9,8 +9,11 @@ from typing import Any
 
 import strawberry
 from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from legetime.core.consultation.access import require_person
+from legetime.core.consultation.overdue import AWAITING_ANSWER
+from legetime.core.identity.actors import Actor
 from legetime.core.platform.db import models
 from legetime.core.platform.errors import Forbidden, ValidationError
 from legetime.core.protection import audit
@@ -18,7 +21,7 @@ from legetime.schema.case_types import CaseStatus
 from legetime.schema.context import Info
 from legetime.schema.pagination import check_page_size
 
-OPEN = (models.CaseStatus.SUBMITTED, models.CaseStatus.IN_REVIEW, models.CaseStatus.AWAITING_PATIENT)
+OPEN = AWAITING_ANSWER
 
 
 @strawberry.type
@@ -89,8 +92,8 @@ class AccessLogChain:
     )
 
 
-@strawberry.type(description="The operation at a glance.")
-class OperatorOverview:
+@strawberry.type(description="The operation's figures: cases by status, open and overdue, answer times.")
+class OperationFigures:
     by_status: list[StatusCount]
     open_cases: int
     overdue_cases: int
@@ -99,6 +102,9 @@ class OperatorOverview:
     )
     median_response_minutes: float | None
 
+
+@strawberry.type(description="The operation at a glance.")
+class OperatorOverview(OperationFigures):
     @strawberry.field(
         description='The SMS log, newest first; `status: "failed"` for texts no provider delivered.'
     )
@@ -218,36 +224,42 @@ class OperatorQuery:
     @strawberry.field(description="Operators: queue, SLA figures, SMS log and jobs.")
     async def operator_overview(self, info: Info) -> OperatorOverview:
         ctx = await info.context.read()
-        require_person(ctx.actor)
-        if not ctx.actor.is_operator:
-            raise Forbidden("Bare driftsoperatører har tilgang.")
-        counts = dict(
-            (
-                await ctx.session.execute(
-                    select(models.Case.status, func.count()).group_by(models.Case.status)
+        require_operator(ctx.actor)
+        figures = await operation_figures(ctx.session, ctx.now)
+        return OperatorOverview(**vars(figures))
+
+
+def require_operator(actor: Actor) -> None:
+    require_person(actor)
+    if not actor.is_operator:
+        raise Forbidden("Bare driftsoperatører har tilgang.")
+
+
+async def operation_figures(session: AsyncSession, now: datetime) -> OperationFigures:
+    """The figures of the overview (a few aggregate queries; no person's data)."""
+    counts = dict(
+        (await session.execute(select(models.Case.status, func.count()).group_by(models.Case.status))).all()
+    )
+    overdue = await session.scalar(
+        select(func.count()).where(models.Case.status.in_(OPEN), models.Case.sla_due_at < now)
+    )
+    answered: list[tuple[datetime, datetime, datetime]] = [
+        (submitted, answered_at, due)
+        for submitted, answered_at, due in (
+            await session.execute(
+                select(models.Case.submitted_at, models.Case.answered_at, models.Case.sla_due_at).where(
+                    models.Case.answered_at.is_not(None), models.Case.sla_due_at.is_not(None)
                 )
-            ).all()
-        )
-        overdue = await ctx.session.scalar(
-            select(func.count()).where(models.Case.status.in_(OPEN), models.Case.sla_due_at < ctx.now)
-        )
-        answered: list[tuple[datetime, datetime, datetime]] = [
-            (submitted, answered_at, due)
-            for submitted, answered_at, due in (
-                await ctx.session.execute(
-                    select(models.Case.submitted_at, models.Case.answered_at, models.Case.sla_due_at).where(
-                        models.Case.answered_at.is_not(None), models.Case.sla_due_at.is_not(None)
-                    )
-                )
-            ).all()
-            if submitted is not None and answered_at is not None and due is not None
-        ]
-        in_time = [answered_at <= due for _, answered_at, due in answered]
-        minutes = [(answered_at - submitted).total_seconds() / 60 for submitted, answered_at, _ in answered]
-        return OperatorOverview(
-            by_status=[StatusCount(status=status, count=count) for status, count in sorted(counts.items())],
-            open_cases=sum(counts.get(status, 0) for status in OPEN),
-            overdue_cases=int(overdue or 0),
-            answered_within_sla=sum(in_time) / len(in_time) if in_time else None,
-            median_response_minutes=statistics.median(minutes) if minutes else None,
-        )
+            )
+        ).all()
+        if submitted is not None and answered_at is not None and due is not None
+    ]
+    in_time = [answered_at <= due for _, answered_at, due in answered]
+    minutes = [(answered_at - submitted).total_seconds() / 60 for submitted, answered_at, _ in answered]
+    return OperationFigures(
+        by_status=[StatusCount(status=status, count=count) for status, count in sorted(counts.items())],
+        open_cases=sum(counts.get(status, 0) for status in OPEN),
+        overdue_cases=int(overdue or 0),
+        answered_within_sla=sum(in_time) / len(in_time) if in_time else None,
+        median_response_minutes=statistics.median(minutes) if minutes else None,
+    )

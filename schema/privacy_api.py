@@ -157,6 +157,8 @@ class PrivacyMutation:
     )
     async def request_erasure(self, info: Info) -> ErasurePayload:
         account, errors = await mutate(info, privacy.request_erasure)
+        if account is not None:  # committed: her sockets close too, in every process
+            info.context.platform.live.end_sessions(person_id=info.context.actor.person_id)
         return ErasurePayload(erasure=ErasureAccount.of(account) if account else None, errors=errors)
 
     @strawberry.mutation(

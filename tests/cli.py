@@ -86,3 +86,23 @@ def serving(
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+@contextmanager
+def working(log: Path, *, env: dict[str, str], threads: int = 2) -> Iterator[subprocess.Popen[bytes]]:
+    """``legetime worker`` until the block ends, as an operator starts it (its output in ``log``), with
+    ``env`` over a clean environment."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LEGETIME_")}
+    with log.open("w") as output:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "legetime.cli", "worker", "--threads", str(threads)],
+            env=clean | env | {"PYTHONPATH": str(ROOT)},
+            cwd=ROOT,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield worker
+    finally:
+        worker.terminate()
+        worker.wait(timeout=30)

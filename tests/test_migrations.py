@@ -45,6 +45,7 @@ TABLES = {
     "case_erasure",
     "retention_run",
     "domain_event",
+    "case_overdue",
     "webhook_endpoint",
     "webhook_delivery",
     "webhook_attempt",

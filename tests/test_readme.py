@@ -1,14 +1,24 @@
 """The README's GraphiQL walkthrough works as written: every ```graphql block, pasted in order by the
-person the step names, answers without errors."""
+person the step names, answers without errors; a subscription, left open in a tab of its own (a real
+``graphql-transport-ws`` client), shows the updates of what the later steps change."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-from legetime.core.platform.runtime import Platform
+import httpx
+import pytest
+from gql import gql
+
+from legetime.core.platform.config import Settings
 from tests.api import Api
 from tests.cli import ROOT
+from tests.conftest import seed_demo
+from tests.migrated import upgrade
+from tests.test_subscriptions import Follower, serving
 
 BLOCK = re.compile(r"```graphql\n(.*?)```", re.S)
 WHO = {"Sofie": "17889200022", "Nora": "14897800048", "Lars": "02818500125"}
@@ -27,12 +37,36 @@ def _blocks() -> list[tuple[str, str]]:
     return out
 
 
-def test_the_readme_walkthrough_runs(embedded: tuple[Api, Platform]) -> None:
-    api, _ = embedded
+@pytest.fixture
+def address(tmp_path: Path) -> Iterator[str]:
+    """The embedded default (SQLite, in-process jobs) with demo data, under uvicorn: HTTP and websockets."""
+    settings = Settings(data_dir=tmp_path / "data")
+    upgrade(settings.resolved_database_url)
+    seed_demo(settings)
+    with serving(settings) as address:
+        yield address
+
+
+def test_the_readme_walkthrough_runs(address: str) -> None:
+    with httpx.Client(base_url=f"http://{address}", timeout=30) as client:
+        api = Api(client)  # type: ignore[arg-type]
+        [hers] = _walk_through(api, address)
+        api.wait_for(lambda: "case.closed" in _types(hers.received), "her case's updates")
+        received = _types(hers.close())
+    steps = ["case.started", "case.submitted", "case.claimed", "case.answered", "case.closed"]
+    assert [kind for kind in received if kind in steps] == steps
+
+
+def _types(updates: list[dict[str, Any]]) -> list[str]:
+    return [update["type"] for update in updates]
+
+
+def _walk_through(api: Api, address: str) -> list[Follower]:
     blocks = _blocks()
     assert len(blocks) >= 15
     tokens: dict[str, str] = {}
     found: dict[str, str] = {}
+    followers: list[Follower] = []
     for person, operation in blocks:
         if "startLogin" in operation and person != "Sofie":
             operation = operation.replace(WHO["Sofie"], WHO[person])
@@ -41,6 +75,10 @@ def test_the_readme_walkthrough_runs(embedded: tuple[Api, Platform]) -> None:
         token = tokens.get(person)
         if "completeLogin" not in operation and "startLogin" not in operation and token is None:
             tokens[person] = token = api.login(WHO[person])
+        if operation.lstrip().startswith("subscription"):
+            assert token is not None
+            followers.append(Follower(address, token, gql(operation)))
+            continue
         result = api.raw(operation, token)
         assert "errors" not in result, (operation, result)
         payload: Any = next(iter(result["data"].values()))
@@ -51,6 +89,7 @@ def test_the_readme_walkthrough_runs(embedded: tuple[Api, Platform]) -> None:
                 lambda op=operation, t=token: api.gql(op, t)["case"]["journalNotes"], "the journal draft"
             )
             found["<note id>"] = notes[0]["id"]
+    return followers
 
 
 def _remember(payload: Any, found: dict[str, str], tokens: dict[str, str], person: str) -> None:

@@ -5,12 +5,14 @@ updates in order; another patient sees nothing of it; a socket must log in befor
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +22,28 @@ import uvicorn
 import websockets
 from gql import Client, gql
 from gql.transport.websockets import WebsocketsTransport
+from sqlalchemy import update
+from strawberry import relay
 
+from legetime.core import core_plugin
 from legetime.core.platform.config import Settings
-from legetime.core.platform.jobs.runner import JobRunner
+from legetime.core.platform.db.base import utcnow
+from legetime.core.platform.db.engine import Database
+from legetime.core.platform.db.models import AuthSession, Case
 from legetime.core.platform.runtime import Platform
+from legetime.schema import live_api, live_sockets
 from legetime.schema.app import create_app
 from tests.api import Api
+from tests.cli import serving as serving_process
+from tests.cli import working
 from tests.conftest import seed_demo
 from tests.migrated import upgrade
 from tests.test_flow_per_provider import CLINICIAN, MOTHER, consultation
+from tests.test_payment_handoff import OPERATOR
 
 UPDATES = gql("subscription { caseUpdates { caseId type status } }")
 QUEUE = gql("subscription { queueUpdates { caseId type status } }")
+FIGURES = gql("subscription { operationFigures { openCases overdueCases byStatus { status count } } }")
 OTHER_PATIENT = "17889230266"  # a synthetic adult who is not in the demo
 
 
@@ -65,6 +77,23 @@ def address(tmp_path: Path) -> Iterator[str]:
     seed_demo(settings)
     with serving(settings) as address:
         yield address
+
+
+async def expire_sessions(database_url: str) -> None:
+    database = Database(database_url)
+    async with database.transaction() as session:
+        await session.execute(update(AuthSession).values(expires_at=utcnow() - timedelta(seconds=1)))
+    await database.dispose()
+
+
+def closed_with(error: BaseException) -> tuple[int, str] | None:
+    """The close code and reason the server ended a socket with, from the client's error."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, websockets.ConnectionClosed) and cause.rcvd is not None:
+            return cause.rcvd.code, cause.rcvd.reason
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 class Follower:
@@ -160,52 +189,165 @@ def test_a_clinician_follows_the_queue_and_a_patient_may_not(address: str) -> No
     assert "Bare leger har tilgang." in str(refused)
 
 
-def test_a_subscription_ends_when_its_session_ends(address: str) -> None:
+def test_a_case_past_its_deadline_shows_in_the_queue_as_overdue_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its deadline is moved into the past while the clinician holds it (the simulated clock): the
+    periodic job flags it, once, however often it runs."""
+    monkeypatch.setattr(core_plugin, "OVERDUE_EVERY", timedelta(seconds=0.2))
+    settings = Settings(data_dir=tmp_path / "data")
+    upgrade(settings.resolved_database_url)
+    seed_demo(settings)
+
+    async def move_deadline(case_node: str) -> None:
+        database = Database(settings.resolved_database_url)
+        async with database.transaction() as session:
+            case_id = uuid.UUID(relay.GlobalID.from_id(case_node).node_id)
+            past = utcnow() - timedelta(minutes=5)
+            await session.execute(update(Case).where(Case.id == case_id).values(sla_due_at=past))
+        await database.dispose()
+
+    with serving(settings) as address, httpx.Client(base_url=f"http://{address}", timeout=30) as client:
+        api = Api(client)  # type: ignore[arg-type]
+        mother, clinician = api.login(MOTHER), api.login(CLINICIAN)
+        queue = Follower(address, clinician, QUEUE)
+
+        def overdue() -> list[dict[str, Any]]:
+            return [u for u in queue.received if u["type"] == "case.overdue"]
+
+        def late(case_id: str) -> None:
+            asyncio.run(move_deadline(case_id))
+            api.wait_for(overdue, "the overdue case")
+            time.sleep(0.6)  # the job runs three more times
+
+        consultation(api, mother, clinician, "fake", None, None, before_answer=late)
+        api.wait_for(lambda: [u for u in queue.received if u["type"] == "case.answered"], "the answer")
+        received = queue.close()
+    assert [(u["type"], u["status"]) for u in received] == [
+        ("case.submitted", "SUBMITTED"),
+        ("case.claimed", "IN_REVIEW"),
+        ("case.overdue", "IN_REVIEW"),
+        ("case.answered", "ANSWERED"),
+    ]
+
+
+def test_an_operator_follows_the_figures_and_a_clinician_may_not(
+    address: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(live_api, "FIGURES_EVERY", 0.1)
+    with httpx.Client(base_url=f"http://{address}", timeout=30) as client:
+        api = Api(client)  # type: ignore[arg-type]
+        mother, clinician, operator = api.login(MOTHER), api.login(CLINICIAN), api.login(OPERATOR)
+        figures = Follower(address, operator, FIGURES)
+        closed = {"status": "CLOSED", "count": 1}
+        consultation(api, mother, clinician, "fake", None, None)
+        api.wait_for(lambda: figures.received and figures.received[-1]["byStatus"] == [closed], "the figures")
+        received = figures.close()
+        refused = Follower(address, clinician, FIGURES).refusal()
+    assert received[0]["openCases"] == 0  # the figures at once, before any change
+    opened = [f["openCases"] for f in received]
+    assert max(opened) == 1 and opened[-1] == 0
+    assert "Bare driftsoperatører har tilgang." in str(refused)
+
+
+def test_a_logout_closes_the_sockets_of_its_session_at_once(address: str) -> None:
     with httpx.Client(base_url=f"http://{address}", timeout=30) as client:
         api = Api(client)  # type: ignore[arg-type]
         on_the_socket, in_the_app = api.login(MOTHER), api.login(MOTHER)
-        hers = Follower(address, on_the_socket)
-        case_id = api.ok("startCase", {}, "case { id }", in_the_app)["case"]["id"]
+        hers, her_other_device = Follower(address, on_the_socket), Follower(address, in_the_app)
+        api.ok("startCase", {}, "case { id }", in_the_app)
         api.wait_for(lambda: hers.received, "the started case")
         api.gql("mutation { logout { ok } }", on_the_socket)
-        version = api.gql("{ consentTexts { purpose version } }")["consentTexts"][0]["version"]
-        consent = {"purpose": "COMMUNICATION_STORAGE", "textVersion": version, "caseId": case_id}
-        api.ok("grantConsent", consent, "consent { granted }", in_the_app)
-        ended = hers.refusal()
+        ended = hers.refusal()  # no further update needed: the logout closed it
+        received = her_other_device.close()  # her other session's socket stays open
     assert [u["type"] for u in hers.received] == ["case.started"]
-    assert "Økten er avsluttet" in str(ended)
+    assert closed_with(ended) == (4403, "Session ended")
+    assert [u["type"] for u in received] == ["case.started"]
+
+
+def test_a_session_that_ended_unnoticed_is_closed_at_the_next_check(
+    address: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An expired session (or a logout signal that was lost) is found by the periodic check."""
+    monkeypatch.setattr(live_sockets, "CHECK_SECONDS", 0.2)
+    with httpx.Client(base_url=f"http://{address}", timeout=30) as client:
+        api = Api(client)  # type: ignore[arg-type]
+        token = api.login(MOTHER)
+        hers = Follower(address, token)
+        asyncio.run(expire_sessions(Settings(data_dir=tmp_path / "data").resolved_database_url))
+        ended = hers.refusal()
+    assert closed_with(ended) == (4403, "Session ended")
+
+
+def test_idle_sockets_and_one_too_many_are_closed(address: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(live_sockets, "CHECK_SECONDS", 0.2)
+    monkeypatch.setattr(live_sockets, "IDLE_SECONDS", 0.5)
+
+    async def open_sockets(token: str, count: int, subscribe: bool) -> list[tuple[int | None, str]]:
+        init = {"type": "connection_init", "payload": {"Authorization": f"Bearer {token}"}}
+        sockets = []
+        for number in range(count):
+            ws = await websockets.connect(f"ws://{address}/graphql", subprotocols=["graphql-transport-ws"])
+            await ws.send(json.dumps(init))
+            assert json.loads(await ws.recv())["type"] == "connection_ack"
+            if subscribe:
+                query = {"query": "subscription { caseUpdates { caseId } }"}
+                await ws.send(json.dumps({"type": "subscribe", "id": str(number), "payload": query}))
+            sockets.append(ws)
+        await asyncio.sleep(1.5)  # several checks, and idle for longer than IDLE_SECONDS
+        ends = []
+        for ws in sockets:
+            with contextlib.suppress(asyncio.TimeoutError, websockets.ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 0.5)
+            ends.append((ws.close_code, ws.close_reason))
+            await ws.close()
+        return ends
+
+    with httpx.Client(base_url=f"http://{address}", timeout=30) as client:
+        api = Api(client)  # type: ignore[arg-type]
+        mother, clinician = api.login(MOTHER), api.login(CLINICIAN)
+    idle = asyncio.run(open_sockets(clinician, 1, subscribe=False))
+    busy = asyncio.run(open_sockets(mother, live_sockets.MAX_CONNECTIONS_PER_PERSON + 1, subscribe=True))
+    assert idle == [(1000, "Idle")]
+    # Subscribed sockets are not idle; the sixth closed the oldest.
+    assert busy[0] == (4429, "Too many connections: the oldest was closed")
+    assert {code for code, _ in busy[1:]} == {None}
 
 
 @pytest.mark.redis
 def test_an_update_committed_through_one_api_process_reaches_a_subscriber_of_another(
     tmp_path: Path, fresh_postgres_url: str, redis_url: str
 ) -> None:
-    """Two API processes on PostgreSQL and Redis, and a worker: she follows her case on one, while her
-    requests (and the jobs they cause) are served by the other; the updates reach her through Redis."""
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        database_url=fresh_postgres_url,
-        redis_url=redis_url,
-        queue_namespace=f"legetime-test-{uuid.uuid4().hex[:8]}",
+    """Two `legetime serve` processes and a `legetime worker` on PostgreSQL and Redis, as deployed: she
+    follows her case on one, while her requests (and the jobs they cause, in the worker) go to the
+    other; the updates reach her through Redis."""
+    env = {
+        "LEGETIME_DATA_DIR": str(tmp_path / "data"),
+        "LEGETIME_DATABASE_URL": fresh_postgres_url,
+        "LEGETIME_REDIS_URL": redis_url,
+        "LEGETIME_QUEUE_NAMESPACE": f"legetime-test-{uuid.uuid4().hex[:8]}",
+    }
+    upgrade(fresh_postgres_url)
+    seed_demo(
+        Settings(
+            data_dir=tmp_path / "data",
+            database_url=fresh_postgres_url,
+            redis_url=redis_url,
+            queue_namespace=env["LEGETIME_QUEUE_NAMESPACE"],
+        )
     )
-    upgrade(settings.resolved_database_url)
-    seed_demo(settings)
-    runner = JobRunner(Platform.create(settings, load_entry_points=False))
-    runner.start_workers(threads=2)
-    try:
-        with (
-            serving(settings) as first,
-            serving(settings) as second,
-            httpx.Client(base_url=f"http://{first}", timeout=30) as client,
-        ):
-            api = Api(client)  # type: ignore[arg-type]
-            mother, clinician = api.login(MOTHER), api.login(CLINICIAN)
-            hers = Follower(second, mother)
-            consultation(api, mother, clinician, "fake", None, None)
-            api.wait_for(lambda: [u for u in hers.received if u["type"] == "case.closed"], "the closed case")
-            received = hers.close()
-    finally:
-        runner.stop()
+    with (
+        serving_process(tmp_path / "first.log", env=env) as first,
+        serving_process(tmp_path / "second.log", env=env) as second,
+        working(tmp_path / "worker.log", env=env),
+        httpx.Client(base_url=first, timeout=30) as client,
+    ):
+        api = Api(client)  # type: ignore[arg-type]
+        mother, clinician = api.login(MOTHER), api.login(CLINICIAN)
+        hers = Follower(second.removeprefix("http://"), mother)
+        consultation(api, mother, clinician, "fake", None, None)
+        api.wait_for(lambda: [u for u in hers.received if u["type"] == "case.closed"], "the closed case")
+        received = hers.close()
     kinds = [u["type"] for u in received if u["type"].startswith("case.")]
     assert kinds == ["case.started", "case.submitted", "case.claimed", "case.answered", "case.closed"]
 

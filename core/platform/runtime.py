@@ -76,7 +76,15 @@ class Platform:
     @cached_property
     def db(self) -> Database:
         # Lazily: a worker creates it inside its own event loop (asyncpg connections are loop-bound).
-        return Database(self.settings.resolved_database_url)
+        return self.open_database()
+
+    def open_database(self) -> Database:
+        """A handle on the platform's database whose commits hand their domain events to ``live``."""
+        from legetime.core.platform.events import publish_after_commit
+
+        database = Database(self.settings.resolved_database_url)
+        publish_after_commit(database, self.live.committed)
+        return database
 
     def derive_key(self, purpose: str) -> bytes:
         """The key for ``purpose`` (see ``derive_key``), derived once per process: requests ask for the

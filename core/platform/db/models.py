@@ -518,6 +518,18 @@ def _refuse_changes_to_history(session: Session, flush_context: Any, instances: 
             raise PermissionError(f"{type(obj).__name__} is append-only")
 
 
+class CaseOverdue(Base):
+    """A case whose answer deadline passed while it waited: flagged once (its ``case.overdue`` event),
+    in a table of its own so that flagging never bumps the case's version under a clinician's hands."""
+
+    __tablename__ = "case_overdue"
+
+    case_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("consultation_case.id", ondelete="CASCADE"), primary_key=True
+    )
+    flagged_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class DomainEvent(Base):
     """Something that happened to a case (or around it), written in the transaction that made it happen:
     it exists if and only if the change committed. Ids, a type, a status and a role: never health content

@@ -245,7 +245,7 @@ class JobRunner:
     def _database(self) -> Database:
         # Runs in dramatiq's event-loop thread; the database handle is made there (loop-bound drivers).
         if self._worker_db is None:
-            self._worker_db = Database(self.platform.settings.resolved_database_url)
+            self._worker_db = self.platform.open_database()
         return self._worker_db
 
     async def _run(self, job_id: str) -> None:
