@@ -20,6 +20,7 @@ from legetime.schema.documents import DocumentCache, Documents
 from legetime.schema.errors import ErrorCodes, log_errors
 from legetime.schema.execution import PlainLeafExecutor
 from legetime.schema.input_guard import InputGuard
+from legetime.schema.integrator_api import IntegratorMutation, IntegratorQuery
 from legetime.schema.live_api import LiveSubscription
 from legetime.schema.login import LoginMutation, LoginQuery
 from legetime.schema.operator_api import OperatorQuery
@@ -37,6 +38,7 @@ CORE_QUERIES: tuple[type, ...] = (
     PrivacyQuery,
     PaymentQuery,
     WebhookQuery,
+    IntegratorQuery,
 )
 CORE_MUTATIONS: tuple[type, ...] = (
     LoginMutation,
@@ -45,6 +47,7 @@ CORE_MUTATIONS: tuple[type, ...] = (
     PrivacyMutation,
     PaymentMutation,
     WebhookMutation,
+    IntegratorMutation,
 )
 
 

@@ -46,6 +46,7 @@ TABLES = {
     "retention_run",
     "domain_event",
     "case_overdue",
+    "integrator_account",
     "webhook_endpoint",
     "webhook_delivery",
     "webhook_attempt",

@@ -5,7 +5,16 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 
-from legetime.core.platform.db.models import StaffRole
+from legetime.core.platform.db.models import IntegratorScope, StaffRole
+
+
+@dataclass(frozen=True)
+class Integrator:
+    """The integrator account a request's token belongs to (``integrators``)."""
+
+    id: uuid.UUID
+    name: str
+    scopes: frozenset[IntegratorScope]
 
 
 @dataclass(frozen=True)
@@ -16,6 +25,8 @@ class Actor:
     country: str | None = None
     """Issuer of her national ID (``"NO"``, ``"SE"``; see ``countries``): which guardian rules apply to
     the cases she opened for a child. None when not known: the strictest rules apply."""
+    integrator: Integrator | None = None
+    """A machine's account, not a person: it reaches only the fields its scopes name."""
 
     @property
     def is_anonymous(self) -> bool:
@@ -36,6 +47,8 @@ class Actor:
             return "clinician"
         if self.is_operator:
             return "operator"
+        if self.integrator is not None:
+            return "integrator"
         return "anonymous" if self.is_anonymous else "patient"
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from legetime.core.identity import persons
+from legetime.core.identity import integrators, persons
 from legetime.core.identity.actors import ANONYMOUS, Actor
 from legetime.core.identity.countries import rules_for
 from legetime.core.platform.crypto import seal, unseal
@@ -173,6 +173,8 @@ async def authenticate(session: AsyncSession, platform: Platform, token: str | N
     """The actor a bearer token stands for; anonymous for none, an unknown, expired or revoked one."""
     if not token:
         return ANONYMOUS
+    if token.startswith(integrators.TOKEN_PREFIX):
+        return await integrators.authenticate(session, platform, token)
     # One statement on every request: the session with its person's staff roles (a row per role) and her
     # country (the guardian rules of ``countries``).
     rows = (

@@ -56,6 +56,17 @@ class StaffRole(StrEnum):
     OPERATOR = "operator"
 
 
+class IntegratorScope(StrEnum):
+    """What an integrator account may read (docs/integrators.md): each a narrow view, nothing else."""
+
+    READ_OPERATIONS = "read_operations"
+    """The operation's figures (counts, answer times): no person's data."""
+    READ_CASE_STATUS = "read_case_status"
+    """A case's status and times, by its id (from an event): no names, answers or messages."""
+    READ_CLOSED_JOURNAL_NOTES = "read_closed_journal_notes"
+    """The approved journal notes of closed cases (a journal system's import), each read logged."""
+
+
 class ConsentPurpose(StrEnum):
     COMMUNICATION_STORAGE = "communication_storage"
     AI_JOURNAL = "ai_journal"
@@ -516,6 +527,21 @@ def _refuse_changes_to_history(session: Session, flush_context: Any, instances: 
     for obj in list(session.dirty) + list(session.deleted):
         if isinstance(obj, APPEND_ONLY) and (obj in session.deleted or session.is_modified(obj)):
             raise PermissionError(f"{type(obj).__name__} is append-only")
+
+
+class IntegratorAccount(Base):
+    """A machine's API credentials (a clinic's journal system, a CRM, a data warehouse): a name, scopes,
+    and a bearer token of which only a keyed hash is kept (shown once, at creation)."""
+
+    __tablename__ = "integrator_account"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(100))
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
 
 
 class CaseOverdue(Base):
