@@ -54,6 +54,8 @@ class ParticipantRole(StrEnum):
 class StaffRole(StrEnum):
     CLINICIAN = "clinician"
     OPERATOR = "operator"
+    PRIVACY_OFFICER = "privacy_officer"
+    """Reviews the access log (Normen): search, unusual patterns, export."""
 
 
 class IntegratorScope(StrEnum):
@@ -131,11 +133,14 @@ class Person(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
-    staff_roles: Mapped[list[StaffMembership]] = relationship(back_populates="person", lazy="raise")
+    staff_roles: Mapped[list[StaffMembership]] = relationship(
+        back_populates="person", lazy="raise", foreign_keys="StaffMembership.person_id"
+    )
 
 
 class StaffMembership(Base):
-    """A person who works here, in a role (clinician, operator)."""
+    """A person who works here, in a role (clinician, operator, privacy officer). A role taken away, or
+    a person deactivated, keeps its row with ``ended_at`` (who held which role when stays known)."""
 
     __tablename__ = "staff_membership"
     __table_args__ = (UniqueConstraint("person_id", "role"),)
@@ -144,9 +149,15 @@ class StaffMembership(Base):
     person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("person.id", ondelete="CASCADE"))
     role: Mapped[StaffRole] = mapped_column(enum_column(StaffRole))
     hpr_number: Mapped[str | None] = mapped_column(String(20))
+    """A clinician's Norwegian health-personnel number (Helsepersonellregisteret)."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    granted_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
+    """Who gave the role (None: the command line, or the demo)."""
+    ended_at: Mapped[datetime | None]
 
-    person: Mapped[Person] = relationship(back_populates="staff_roles", lazy="raise")
+    person: Mapped[Person] = relationship(
+        back_populates="staff_roles", lazy="raise", foreign_keys=[person_id]
+    )
 
 
 # --- cases -----------------------------------------------------------------------------------------
