@@ -25,6 +25,7 @@ class DemoPerson:
     national_id: str
     phone: str | None = None
     staff_role: StaffRole | None = None
+    hpr_number: str | None = None
 
     @property
     def name(self) -> str:
@@ -32,7 +33,7 @@ class DemoPerson:
 
 
 DEMO_PEOPLE = (
-    DemoPerson("clinician", "Nora", "Haugen", "14897800048", "+4741000001", StaffRole.CLINICIAN),
+    DemoPerson("clinician", "Nora", "Haugen", "14897800048", "+4741000001", StaffRole.CLINICIAN, "9144889"),
     DemoPerson("operator", "Lars", "Berg", "02818500125", "+4741000002", StaffRole.OPERATOR),
     DemoPerson("patient (mother)", "Sofie", "Johansen", "17889200022", "+4741000003"),
     DemoPerson("child (born 2015)", "Ingrid", "Johansen", "05921550016"),
@@ -77,5 +78,7 @@ async def create_demo_data(
                     )
                 )
                 if membership is None:
-                    session.add(StaffMembership(person_id=person.id, role=demo.staff_role))
+                    session.add(
+                        StaffMembership(person_id=person.id, role=demo.staff_role, hpr_number=demo.hpr_number)
+                    )
     return people

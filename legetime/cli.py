@@ -595,6 +595,83 @@ def storage_rekey() -> None:
         raise typer.Exit(1)
 
 
+staff_app = typer.Typer(help="The staff: clinicians, operators, privacy officers.", no_args_is_help=True)
+app.add_typer(staff_app, name="staff")
+STAFF_ROLES = ("operator", "clinician", "privacy_officer")
+
+
+@staff_app.command("add")
+@fails_clearly
+def staff_add(
+    national_id: Annotated[str, typer.Argument(help="Her national ID: she logs in with BankID.")],
+    role: Annotated[str, typer.Option(help="operator, clinician or privacy_officer.")] = "operator",
+    hpr: Annotated[
+        str | None, typer.Option(help="A clinician's HPR number (required for clinicians).")
+    ] = None,
+) -> None:
+    """Give a person a staff role: how an installation gets its first operator (no default password).
+    Later staff are invited by an operator in GraphQL (`inviteStaff`). In the access log."""
+    import asyncio
+
+    from legetime.core.identity.actors import SYSTEM
+    from legetime.core.identity.ctx import Ctx
+    from legetime.core.platform.db.models import StaffRole
+    from legetime.core.platform.errors import LegetimeError
+    from legetime.core.protection import staff
+
+    if role not in STAFF_ROLES:
+        err.print(f"[bold red]Unknown role[/] {role}: one of {', '.join(STAFF_ROLES)}.")
+        raise typer.Exit(2)
+    platform = _platform()
+
+    async def run() -> Any:
+        try:
+            async with platform.db.transaction() as session:
+                ctx = Ctx(session=session, platform=platform, actor=SYSTEM)
+                return await staff.invite(ctx, national_id, StaffRole(role), hpr, from_command_line=True)
+        finally:
+            await platform.close()
+
+    try:
+        member = asyncio.run(run())
+    except LegetimeError as exc:
+        err.print(f"[bold red]Refused[/] {exc}")
+        raise typer.Exit(1) from None
+    console.print(f"Person {member.person.id} has the role {role}; she logs in with BankID.")
+
+
+@staff_app.command("list")
+@fails_clearly
+def staff_list() -> None:
+    """The staff and their roles."""
+    import asyncio
+
+    from legetime.core.identity.actors import SYSTEM
+    from legetime.core.identity.ctx import Ctx
+    from legetime.core.protection import staff
+
+    platform = _platform()
+
+    async def run() -> Any:
+        try:
+            async with platform.db.transaction() as session:
+                ctx = Ctx(session=session, platform=platform, actor=SYSTEM)
+                return await staff.members(ctx, from_command_line=True)
+        finally:
+            await platform.close()
+
+    table = Table(title="Staff")
+    for column in ("person", "name", "roles"):
+        table.add_column(column)
+    for member in asyncio.run(run()):
+        name = f"{member.person.given_name} {member.person.family_name}".strip() or "(not logged in yet)"
+        roles = ", ".join(
+            m.role.value + (f" (HPR {m.hpr_number})" if m.hpr_number else "") for m in member.active
+        )
+        table.add_row(str(member.person.id), name, roles)
+    console.print(table)
+
+
 def main() -> None:
     app(prog_name="legetime")
 

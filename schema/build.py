@@ -27,6 +27,7 @@ from legetime.schema.operator_api import OperatorQuery
 from legetime.schema.payment_api import PaymentMutation, PaymentQuery
 from legetime.schema.platform_types import PlatformQuery, node_query
 from legetime.schema.privacy_api import PrivacyMutation, PrivacyQuery
+from legetime.schema.staff_api import StaffMutation, StaffQuery
 from legetime.schema.webhooks_api import WebhookMutation, WebhookQuery
 
 CORE_QUERIES: tuple[type, ...] = (
@@ -39,6 +40,7 @@ CORE_QUERIES: tuple[type, ...] = (
     PaymentQuery,
     WebhookQuery,
     IntegratorQuery,
+    StaffQuery,
 )
 CORE_MUTATIONS: tuple[type, ...] = (
     LoginMutation,
@@ -48,6 +50,7 @@ CORE_MUTATIONS: tuple[type, ...] = (
     PaymentMutation,
     WebhookMutation,
     IntegratorMutation,
+    StaffMutation,
 )
 
 

@@ -27,6 +27,7 @@ from legetime.core.protection import content
 from legetime.schema import loaders
 from legetime.schema.context import Info
 from legetime.schema.errors import Error
+from legetime.schema.execution import NOT_LOADED, PRELOADED
 from legetime.schema.platform_types import Money
 
 CaseStatus = strawberry.enum(models.CaseStatus, name="CaseStatus")
@@ -139,6 +140,12 @@ class JournalDraftRequest:
     )
 
 
+@strawberry.type(description="Who approved a journal note: her name and HPR number (helsepersonellnummer).")
+class NoteApprover:
+    name: str
+    hpr_number: str | None
+
+
 @strawberry.type(description="A journal note: a draft until a clinician approves it; then immutable.")
 class JournalNote(relay.Node):
     note_id: relay.NodeID[str]
@@ -156,6 +163,16 @@ class JournalNote(relay.Node):
     @strawberry.field
     def text(self, info: Info) -> str:
         return content.note_content(info.context.platform.keyring, self._case, self._model)[0]
+
+    @strawberry.field(description="The clinician who approved it, with her HPR number (provenance).")
+    async def approved_by(self, info: Info) -> NoteApprover | None:
+        approver_id = self._model.approved_by_id
+        if approver_id is None:
+            return None
+        person = await info.context.loader("persons", loaders.persons).load(approver_id)
+        hpr = await info.context.loader("hpr_numbers", loaders.hpr_numbers).load(approver_id)
+        name = f"{person.given_name} {person.family_name}".strip() if person is not None else ""
+        return NoteApprover(name=name, hpr_number=hpr)
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
@@ -209,10 +226,10 @@ class Case(relay.Node):
     )
     overdue: bool = strawberry.field(description="Whether the SLA deadline has passed without an answer.")
     _model: strawberry.Private[models.Case]
-    _patient: strawberry.Private[CasePerson | None] = None
-    """Loaded with the page (``Case.page``); else ``patient`` loads it."""
-    _payment: strawberry.Private[Payment | bool | None] = False
-    """Loaded with the page: the payment or None; ``False``: not loaded, ``payment`` loads it."""
+    _patient: strawberry.Private[CasePerson] = NOT_LOADED
+    """Loaded with the page (``Case.page``); else (``NOT_LOADED``) ``patient`` loads it."""
+    _payment: strawberry.Private[Payment | None] = NOT_LOADED
+    """Loaded with the page: the payment or None; else (``NOT_LOADED``) ``payment`` loads it."""
 
     @classmethod
     def of(cls, case: models.Case, *, now: datetime | None = None) -> Case:
@@ -242,7 +259,7 @@ class Case(relay.Node):
     @classmethod
     async def page(cls, info: Info, rows: Sequence[models.Case], relations: set[str]) -> list[Case]:
         """Cases of a page; the ``relations`` asked for (``patient``, ``payment``) loaded for the whole
-        page at once, with the same DataLoaders (one query each), so that each case's field is a value,
+        page at once (one query each, as their DataLoaders would), so that each case's field is a value,
         not one awaitable per case."""
         now = utcnow()
         out = [cls.of(row, now=now) for row in rows]
@@ -250,20 +267,17 @@ class Case(relay.Node):
         if not rows or not wanted:
             return out
         context = info.context
-        persons = reservations = None
+        ctx = await context.read()
         if "patient" in wanted:
-            persons = context.loader("persons", loaders.persons).load_many([row.subject_id for row in rows])
-        if "payment" in wanted:
-            ids = [row.id for row in rows]
-            reservations = context.loader("reservations", loaders.reservations).load_many(ids)
-        if persons is not None:
-            today = (await context.read()).today
+            persons = await loaders.persons_by_id(ctx.session, (row.subject_id for row in rows))
             reader = context.actor.person_id
-            for case, person in zip(out, await persons, strict=True):
-                case._patient = _case_person(case._model, person, reader, today)
-        if reservations is not None:
-            for case, rows_of_case in zip(out, await reservations, strict=True):
-                case._payment = _payment(rows_of_case)
+            for case in out:
+                model = case._model
+                case._patient = _case_person(model, persons[model.subject_id], reader, ctx.today)
+        if "payment" in wanted:
+            grouped = await loaders.rows_by_key(ctx.session, *loaders.RESERVATIONS, (row.id for row in rows))
+            for case in out:
+                case._payment = _payment(grouped.get(case._model.id, ()))
         return out
 
     @classmethod
@@ -313,9 +327,9 @@ class Case(relay.Node):
             for n in rows
         ]
 
-    @strawberry.field(graphql_type=CasePerson)
+    @strawberry.field(graphql_type=CasePerson, metadata={PRELOADED: "_patient"})
     def patient(self, info: Info) -> CasePerson | Awaitable[CasePerson]:
-        if self._patient is not None:
+        if self._patient is not NOT_LOADED:
             return self._patient
         return self._load_patient(info)
 
@@ -346,10 +360,10 @@ class Case(relay.Node):
             for row in rows
         ]
 
-    @strawberry.field(graphql_type=Payment | None)
+    @strawberry.field(graphql_type=Payment | None, metadata={PRELOADED: "_payment"})
     def payment(self, info: Info) -> Payment | Awaitable[Payment | None] | None:
-        if self._payment is not False:
-            return cast(Payment | None, self._payment)
+        if self._payment is not NOT_LOADED:
+            return self._payment
         return self._load_payment(info)
 
     async def _load_payment(self, info: Info) -> Payment | None:

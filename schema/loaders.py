@@ -1,27 +1,51 @@
 """DataLoaders, made per request (``Context.loader``): each relation of a page of cases costs one
-query, whatever the page size."""
+query, whatever the page size. A page that knows all its keys at once (``Case.page``) calls the batch
+functions (``rows_by_key``, ``persons_by_id``) itself: the same query, without a future per key."""
 
 from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry.dataloader import DataLoader
 
-from legetime.core.platform.db.models import Attachment, JournalNote, Message, PaymentReservation, Person
+from legetime.core.platform.db.models import (
+    Attachment,
+    JournalNote,
+    Message,
+    PaymentReservation,
+    Person,
+    StaffMembership,
+    StaffRole,
+)
 from legetime.schema.context import Context
+
+
+async def rows_by_key(
+    session: AsyncSession, model: Any, column: Any, order: Any, keys: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, list[Any]]:
+    """The rows whose ``column`` is one of ``keys``, in ``order``, by key (one query)."""
+    wanted = list(dict.fromkeys(keys))
+    rows = (await session.scalars(select(model).where(column.in_(wanted)).order_by(order))).all()
+    grouped: dict[uuid.UUID, list[Any]] = defaultdict(list)
+    for row in rows:
+        grouped[getattr(row, column.key)].append(row)
+    return grouped
+
+
+async def persons_by_id(session: AsyncSession, keys: Iterable[uuid.UUID]) -> dict[uuid.UUID, Person]:
+    wanted = list(dict.fromkeys(keys))
+    return {p.id: p for p in (await session.scalars(select(Person).where(Person.id.in_(wanted)))).all()}
 
 
 def _by_key(context: Context, model: Any, column: Any, order: Any) -> DataLoader[uuid.UUID, list[Any]]:
     async def load(keys: Sequence[uuid.UUID]) -> list[list[Any]]:
         ctx = await context.read()
-        rows = (await ctx.session.scalars(select(model).where(column.in_(keys)).order_by(order))).all()
-        grouped: dict[uuid.UUID, list[Any]] = defaultdict(list)
-        for row in rows:
-            grouped[getattr(row, column.key)].append(row)
+        grouped = await rows_by_key(ctx.session, model, column, order, keys)
         return [grouped.get(key, []) for key in keys]
 
     return DataLoader(load_fn=load)
@@ -39,14 +63,34 @@ def journal_notes(context: Context) -> DataLoader[uuid.UUID, list[JournalNote]]:
     return _by_key(context, JournalNote, JournalNote.case_id, JournalNote.created_at)
 
 
+def hpr_numbers(context: Context) -> DataLoader[uuid.UUID, str | None]:
+    """A clinician's HPR number by person id (kept when her role has ended: it names her notes)."""
+
+    async def load(keys: Sequence[uuid.UUID]) -> list[str | None]:
+        ctx = await context.read()
+        rows = await ctx.session.execute(
+            select(StaffMembership.person_id, StaffMembership.hpr_number).where(
+                StaffMembership.person_id.in_(list(dict.fromkeys(keys))),
+                StaffMembership.role == StaffRole.CLINICIAN,
+            )
+        )
+        numbers = {person_id: hpr for person_id, hpr in rows.all()}
+        return [numbers.get(key) for key in keys]
+
+    return DataLoader(load_fn=load)
+
+
+RESERVATIONS = (PaymentReservation, PaymentReservation.case_id, PaymentReservation.created_at)
+
+
 def reservations(context: Context) -> DataLoader[uuid.UUID, list[PaymentReservation]]:
-    return _by_key(context, PaymentReservation, PaymentReservation.case_id, PaymentReservation.created_at)
+    return _by_key(context, *RESERVATIONS)
 
 
 def persons(context: Context) -> DataLoader[uuid.UUID, Person | None]:
     async def load(keys: Sequence[uuid.UUID]) -> list[Person | None]:
         ctx = await context.read()
-        rows = {p.id: p for p in (await ctx.session.scalars(select(Person).where(Person.id.in_(keys)))).all()}
+        rows = await persons_by_id(ctx.session, keys)
         return [rows.get(key) for key in keys]
 
     return DataLoader(load_fn=load)

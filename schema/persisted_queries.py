@@ -24,8 +24,6 @@ from typing import Any
 import structlog
 from cross_web import HTTPException
 from graphql import GraphQLError
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from legetime.core.platform.errors import ErrorCode
 from legetime.schema.documents import MAX_DOCUMENT_CHARACTERS
@@ -95,6 +93,9 @@ class PersistedQueries:
             return text
         if self.redis_url is None:
             return None
+        from redis.asyncio import Redis  # only with a Redis URL: the embedded default starts without it
+        from redis.exceptions import RedisError
+
         try:
             # A connection of its own: Redis is asked only for a hash this process has not seen yet.
             async with Redis.from_url(self.redis_url, socket_connect_timeout=2, socket_timeout=2) as redis:
@@ -119,6 +120,9 @@ class PersistedQueries:
         self._remember(digest, text)
         if self.redis_url is None:
             return
+        from redis.asyncio import Redis
+        from redis.exceptions import RedisError
+
         try:
             async with Redis.from_url(self.redis_url, socket_connect_timeout=2, socket_timeout=2) as redis:
                 await redis.set(f"{self.prefix}:{digest}", text, ex=REDIS_TTL_SECONDS)

@@ -116,6 +116,69 @@ def test_default_start_loads_no_sdk_of_a_provider_not_enabled(tmp_path: Path) ->
     assert heavy == []
 
 
+# What the embedded default (SQLite, no Redis URL) does not use before its first request: Redis, image
+# decoding, phone-number metadata, migrations, the database driver, the HTTP client and the SDKs behind
+# the providers not enabled. Each is imported where it is first used (start-up time, issue 12).
+NOT_FOR_DEFAULT_START = (
+    "redis",
+    "PIL",
+    "phonenumbers",
+    "alembic",
+    "aiosqlite",
+    "asyncpg",
+    "httpx",
+    "boto3",
+    "botocore",
+    "stripe",
+    "twilio",
+    "openai",
+    "authlib",
+    "joserfc",
+    "legetime.core.consultation.images",
+)
+
+LOADED_UNTIL_SERVING = """
+import asyncio, json, sys
+from legetime.core.platform.config import load_settings
+from legetime.core.platform.runtime import Platform
+from legetime.schema.app import create_app
+
+app = create_app(Platform.create(load_settings()))
+
+async def start():
+    async with app.router.lifespan_context(app):  # the platform's start, the in-process jobs
+        return sorted(sys.modules)
+
+print(json.dumps(asyncio.run(start())), file=sys.stderr)
+"""
+
+
+def test_embedded_default_serves_without_what_it_does_not_use(tmp_path: Path) -> None:
+    """Started as `legetime serve` starts it (the app and its lifespan, jobs in-process), the embedded
+    default has loaded none of ``NOT_FOR_DEFAULT_START`` when it is ready for its first request."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEGETIME_")} | {
+        "PYTHONPATH": str(ROOT),
+        "LEGETIME_DATA_DIR": str(tmp_path / "data"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", LOADED_UNTIL_SERVING],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    loaded = json.loads(done.stderr.splitlines()[-1])
+    assert "legetime.core.platform.jobs.runner" in loaded  # it did start
+    heavy = sorted(
+        name
+        for name in loaded
+        if any(name == part or name.startswith(part + ".") for part in NOT_FOR_DEFAULT_START)
+    )
+    assert heavy == []
+
+
 def test_serve_stops_without_idle_waiting(tmp_path: Path) -> None:
     """SIGTERM to an idle `legetime serve` (the embedded default, in-process workers): it exits well
     within a second, not after the job workers' idle polling (2 s before)."""

@@ -12,7 +12,7 @@ import strawberry
 from graphql.execution import Executor
 
 from legetime.schema.build import build_schema
-from legetime.schema.execution import PlainLeafExecutor, plain_leaves
+from legetime.schema.execution import NOT_LOADED, PRELOADED, PlainLeafExecutor, plain_leaves, read_fields
 
 
 @strawberry.enum
@@ -108,3 +108,76 @@ def test_the_platform_schema_uses_it(platform: Any) -> None:
     case_leaves = plain_leaves(schema._schema.type_map["Case"])  # type: ignore[arg-type]
     assert {"number", "status", "createdAt"} <= set(case_leaves)
     assert "patient" not in case_leaves and "id" not in case_leaves  # resolvers
+
+
+# --- fields read without their resolver: objects, relay ids, values loaded beforehand -------------------
+
+
+@strawberry.type
+class Tag:
+    label: str
+
+
+@strawberry.type
+class Thing(strawberry.relay.Node):
+    thing_id: strawberry.relay.NodeID[str]
+    tag: Tag
+    maybe_tag: Tag | None
+    tags: list[Tag]
+    _owner: strawberry.Private[Any] = NOT_LOADED
+
+    @strawberry.field(graphql_type=Tag, metadata={PRELOADED: "_owner"})
+    def owner(self) -> Any:
+        return self._owner if self._owner is not NOT_LOADED else Tag(label="loaded late")
+
+
+@strawberry.type
+class NodeQuery:
+    @strawberry.field
+    def things(self) -> list[Thing]:
+        return [
+            Thing(
+                thing_id="1", tag=Tag(label="a"), maybe_tag=None, tags=[Tag(label="b")], _owner=Tag(label="o")
+            ),
+            Thing(thing_id="2", tag=Tag(label="c"), maybe_tag=Tag(label="d"), tags=[]),
+        ]
+
+    @strawberry.field
+    def broken(self) -> list[Thing | None]:
+        return [
+            Thing(thing_id="3", tag=None, maybe_tag=None, tags=[]),  # type: ignore[arg-type]
+            Thing(thing_id="4", tag=Tag(label="e"), maybe_tag="not a tag", tags=[], _owner=None),  # type: ignore[arg-type]
+        ]
+
+
+def _run_nodes(executor: type[Executor] | None, query: str) -> dict[str, Any]:
+    schema = strawberry.Schema(query=NodeQuery, execution_context_class=executor)
+    result = asyncio.run(schema.execute(query))
+    errors = sorted((e.message, str(e.path)) for e in result.errors or [])
+    return {"data": result.data, "errors": errors}
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "{ things { id tag { label } maybeTag { label } tags { label } owner { label } } }",
+        "{ things { a: id b: id t: tag { l: label } ...on Thing { owner { label } } } }",
+        "{ broken { id tag { label } } }",  # a non-null object that is missing: the item is nulled
+        "{ broken { maybeTag { label } } }",  # an object of the wrong type: graphql-core's error
+        "{ broken { owner { label } } }",  # a value loaded as null for a non-null field
+    ],
+)
+def test_fields_read_without_their_resolver_answer_as_graphql_core(query: str) -> None:
+    assert _run_nodes(PlainLeafExecutor, query) == _run_nodes(None, query)
+
+
+def test_read_fields_are_objects_node_ids_and_preloaded_values() -> None:
+    schema = strawberry.Schema(query=NodeQuery)
+    reads = read_fields(schema._schema.type_map["Thing"])  # type: ignore[arg-type]
+    assert {name: read[0] for name, read in reads.items()} == {
+        "id": "node_id",
+        "tag": "object",
+        "maybeTag": "object",
+        "tags": "object",
+        "owner": PRELOADED,
+    }

@@ -16,6 +16,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -23,7 +24,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from legetime.core.consultation import consents
 from legetime.core.consultation.access import as_patient, load_case, require_person
-from legetime.core.consultation.images import CleanImage, sanitize_image
 from legetime.core.identity.actors import Actor
 from legetime.core.identity.ctx import Ctx
 from legetime.core.platform import idempotency
@@ -32,6 +32,9 @@ from legetime.core.platform.errors import NotFound, ValidationError
 from legetime.core.platform.providers import STORAGE
 from legetime.core.platform.runtime import Platform
 from legetime.core.protection import audit, content
+
+if TYPE_CHECKING:
+    from legetime.core.consultation.images import CleanImage
 
 OPEN_FOR_IMAGES = (CaseStatus.DRAFT, CaseStatus.SUBMITTED, CaseStatus.IN_REVIEW, CaseStatus.AWAITING_PATIENT)
 EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp"}
@@ -51,6 +54,13 @@ class PreparedImage:
     raw: bytes
     clean: CleanImage | None
     """None for a retry of an upload already attached: it is not decoded again."""
+
+
+def sanitize_image(data: bytes) -> CleanImage:
+    """``images.sanitize_image``, imported at the first upload: Pillow is not loaded at start-up."""
+    from legetime.core.consultation.images import sanitize_image
+
+    return sanitize_image(data)
 
 
 def _sanitize_in_turn(data: bytes) -> CleanImage:

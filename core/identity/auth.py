@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from legetime.core.identity import integrators, persons
@@ -169,22 +169,28 @@ async def upsert_person(session: AsyncSession, platform: Platform, identity: Ver
     return person
 
 
+# One statement on every request: the session with its person's current staff roles (a row per role) and her
+# country (the guardian rules of ``countries``). Built once: building it costs more than running it.
+_SESSION_OF_TOKEN = (
+    select(AuthSession.id, AuthSession.person_id, AuthSession.revoked_at, AuthSession.expires_at)
+    .add_columns(StaffMembership.role, Person.country)
+    .join(Person, Person.id == AuthSession.person_id)
+    .outerjoin(
+        StaffMembership,
+        and_(StaffMembership.person_id == AuthSession.person_id, StaffMembership.ended_at.is_(None)),
+    )
+    .where(AuthSession.token_hash == bindparam("token_hash"))
+)
+
+
 async def authenticate(session: AsyncSession, platform: Platform, token: str | None) -> Actor:
     """The actor a bearer token stands for; anonymous for none, an unknown, expired or revoked one."""
     if not token:
         return ANONYMOUS
     if token.startswith(integrators.TOKEN_PREFIX):
         return await integrators.authenticate(session, platform, token)
-    # One statement on every request: the session with its person's staff roles (a row per role) and her
-    # country (the guardian rules of ``countries``).
     rows = (
-        await session.execute(
-            select(AuthSession.id, AuthSession.person_id, AuthSession.revoked_at, AuthSession.expires_at)
-            .add_columns(StaffMembership.role, Person.country)
-            .join(Person, Person.id == AuthSession.person_id)
-            .outerjoin(StaffMembership, StaffMembership.person_id == AuthSession.person_id)
-            .where(AuthSession.token_hash == _hash(platform, "session-token", token))
-        )
+        await session.execute(_SESSION_OF_TOKEN, {"token_hash": _hash(platform, "session-token", token)})
     ).all()
     if not rows or rows[0].revoked_at is not None or rows[0].expires_at <= utcnow():
         return ANONYMOUS

@@ -9,12 +9,14 @@ fails. Types come from Google's numbering-plan metadata (``phonenumbers``): ``MO
 
 from __future__ import annotations
 
-import phonenumbers
-from phonenumbers import PhoneNumberFormat, PhoneNumberType
+from typing import TYPE_CHECKING
 
 from legetime.core.platform.errors import ErrorCode, ValidationError
 
-SMS_CAPABLE_TYPES = frozenset({PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE})
+if TYPE_CHECKING:
+    from phonenumbers import PhoneNumber
+
+# phonenumbers (its numbering-plan metadata) is imported when a number is checked, not at start-up.
 MAX_INPUT_LENGTH = 64
 """Longer input is not a phone number someone typed; refuse it before parsing."""
 
@@ -44,6 +46,9 @@ def normalize_phone(value: str, default_region: str = "NO") -> str:
         raise InvalidPhoneNumber(
             "Telefonnummeret er ugyldig. Bruk bare siffer, mellomrom og +.", reason="format"
         )
+    import phonenumbers
+    from phonenumbers import PhoneNumberFormat
+
     try:
         number = phonenumbers.parse(text, default_region)
     except phonenumbers.NumberParseException:
@@ -54,7 +59,7 @@ def normalize_phone(value: str, default_region: str = "NO") -> str:
         )
     if number.extension:
         raise InvalidPhoneNumber("Telefonnummeret kan ikke ha internnummer.", reason="extension")
-    if phonenumbers.number_type(number) not in SMS_CAPABLE_TYPES:
+    if not _sms_capable(number):
         raise InvalidPhoneNumber(
             "Telefonnummeret kan ikke motta SMS. Oppgi et mobilnummer.", reason="not_mobile"
         )
@@ -68,12 +73,17 @@ def is_mobile(e164: str) -> bool:
     """
     if not e164.startswith("+"):
         return False
+    import phonenumbers
+
     try:
         number = phonenumbers.parse(e164, None)
     except phonenumbers.NumberParseException:
         return False
-    return (
-        phonenumbers.is_valid_number(number)
-        and not number.extension
-        and phonenumbers.number_type(number) in SMS_CAPABLE_TYPES
-    )
+    return phonenumbers.is_valid_number(number) and not number.extension and _sms_capable(number)
+
+
+def _sms_capable(number: PhoneNumber) -> bool:
+    import phonenumbers
+    from phonenumbers import PhoneNumberType
+
+    return phonenumbers.number_type(number) in (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE)
