@@ -10,6 +10,7 @@ from legetime.core.consultation.journal import DRAFT_JOB, draft_job
 from legetime.core.consultation.notifications import SEND_SMS_JOB, send_sms_job
 from legetime.core.consultation.overdue import OVERDUE_EVERY, flag_overdue_cases
 from legetime.core.consultation.payments import CAPTURE_JOB, RELEASE_JOB, capture_job, release_job
+from legetime.core.consultation.sla_alerts import SLA_ALERT_EVERY, alert_cases_near_deadline
 from legetime.core.consultation.sms_delivery import FAILOVER_JOB, REPORT_JOB, failover_job, report_job
 from legetime.core.consultation.submission import REFRESH_JOB, Reconciliation, reconcile, refresh_job
 from legetime.core.hookspecs import hookimpl
@@ -68,6 +69,7 @@ def register_periodic_jobs() -> list[PeriodicJob]:
         PeriodicJob(PURGE_LOGINS_JOB, purge_logins, lambda settings: LOGIN_PURGE_EVERY),
         PeriodicJob(CHAIN_JOB, chain_access_log, lambda settings: CHAIN_EVERY),
         PeriodicJob("cases.flag_overdue", flag_overdue_cases, lambda settings: OVERDUE_EVERY),
+        PeriodicJob("cases.sla_alerts", alert_cases_near_deadline, lambda settings: SLA_ALERT_EVERY),
     ]
 
 

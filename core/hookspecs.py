@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from legetime.core.platform.jobs.types import JobHandler, PeriodicJob
     from legetime.core.platform.providers import ProviderSpec
     from legetime.core.platform.runtime import Platform
+    from legetime.core.platform.summary_care import SummaryCareRecord
 
 PROJECT_NAME = "legetime"
 
@@ -69,6 +70,19 @@ def verify_guardianship(
 
     Return True (confirmed), False (refused: the case is not opened) or None (no opinion). May return an
     awaitable. With no plugin giving an opinion, the guardian's own declaration is recorded and accepted.
+    """
+
+
+@hookspec(firstresult=True)
+def fetch_summary_care_record(
+    national_id: str, clinician_hpr_number: str | None, platform: Platform
+) -> SummaryCareRecord | Awaitable[SummaryCareRecord | None] | None:
+    """Fetch the patient's summary care record (Kjernejournal) for the clinician who holds her case.
+
+    Called only while the patient consents to the look-up (``kjernejournal_lookup``) and only for the
+    case's clinician (``clinician_hpr_number``: her HPR number); every call is in the access log. Return
+    a ``SummaryCareRecord``, or None (no record here: the next plugin is asked). The first record wins;
+    the built-in simulation is asked last. May return an awaitable. Never store or log the record.
     """
 
 

@@ -51,6 +51,7 @@ from legetime.core.platform.providers import (
     CapabilityDescription,
     HttpsUrl,
     NoSettings,
+    ProviderCheck,
     ProviderContext,
     ProviderSettings,
     ProviderSpec,
@@ -98,6 +99,13 @@ from legetime.core.platform.providers.sms import (
 from legetime.core.platform.providers.sms_segments import encode_info
 from legetime.core.platform.providers.storage import StorageProvider, StoredObject
 from legetime.core.platform.runtime import Platform
+from legetime.core.platform.summary_care import (
+    CriticalInformation,
+    CriticalInformationKind,
+    Medication,
+    SpecialistVisit,
+    SummaryCareRecord,
+)
 
 __all__ = [  # noqa: RUF022 - grouped by purpose, as docs/plugins.md lists them
     # hooks and the platform a hook receives
@@ -116,6 +124,7 @@ __all__ = [  # noqa: RUF022 - grouped by purpose, as docs/plugins.md lists them
     "CapabilityDescription",
     "HttpsUrl",
     "NoSettings",
+    "ProviderCheck",
     "ProviderContext",
     "ProviderSettings",
     "ProviderSpec",
@@ -171,6 +180,12 @@ __all__ = [  # noqa: RUF022 - grouped by purpose, as docs/plugins.md lists them
     "JournalMessage",
     "JournalProvider",
     "Provenance",
+    # the summary care record (fetch_summary_care_record)
+    "CriticalInformation",
+    "CriticalInformationKind",
+    "Medication",
+    "SpecialistVisit",
+    "SummaryCareRecord",
     # jobs
     "JobContext",
     "JobHandler",

@@ -22,6 +22,7 @@ from legetime.core.consultation.submission import receive_payment_webhook
 from legetime.core.platform.errors import NotFound
 from legetime.core.platform.jobs.runner import JobRunner
 from legetime.core.platform.runtime import Platform
+from legetime.core.platform.runtime_settings import follow_changes
 from legetime.core.platform.webhooks import WebhookOutcome
 from legetime.schema.case_api import MAX_UPLOAD_BYTES
 from legetime.schema.headers import SecurityHeaders, cors
@@ -100,6 +101,7 @@ def create_app(platform: Platform, *, run_jobs_in_process: bool | None = None) -
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         await platform.start()
+        stop_following = await follow_changes(platform)  # operators' settings changes, from any process
         if in_process:
             runner.start_workers(threads=2)
             runner.start_scheduler()
@@ -109,6 +111,7 @@ def create_app(platform: Platform, *, run_jobs_in_process: bool | None = None) -
         try:
             yield
         finally:
+            stop_following()
             await graphql.sockets.stop()
             await runner.stop_scheduler()  # and the relay
             runner.stop()

@@ -15,6 +15,7 @@ from strawberry.types import ExecutionContext
 from legetime.core.platform.errors import PluginError
 from legetime.core.platform.runtime import Platform
 from legetime.schema.access_log_api import AccessLogQuery
+from legetime.schema.access_review_api import AccessReviewQuery
 from legetime.schema.case_api import CaseQuery, ClinicianMutation, PatientMutation
 from legetime.schema.documents import DocumentCache, Documents
 from legetime.schema.errors import ErrorCodes, log_errors
@@ -27,7 +28,10 @@ from legetime.schema.operator_api import OperatorQuery
 from legetime.schema.payment_api import PaymentMutation, PaymentQuery
 from legetime.schema.platform_types import PlatformQuery, node_query
 from legetime.schema.privacy_api import PrivacyMutation, PrivacyQuery
+from legetime.schema.settings_api import SettingsMutation, SettingsQuery
+from legetime.schema.sla_alerts_api import SlaAlertMutation, SlaAlertQuery
 from legetime.schema.staff_api import StaffMutation, StaffQuery
+from legetime.schema.summary_care_api import SummaryCareQuery
 from legetime.schema.webhooks_api import WebhookMutation, WebhookQuery
 
 CORE_QUERIES: tuple[type, ...] = (
@@ -36,11 +40,15 @@ CORE_QUERIES: tuple[type, ...] = (
     CaseQuery,
     OperatorQuery,
     AccessLogQuery,
+    AccessReviewQuery,
     PrivacyQuery,
     PaymentQuery,
     WebhookQuery,
     IntegratorQuery,
+    SlaAlertQuery,
     StaffQuery,
+    SummaryCareQuery,
+    SettingsQuery,
 )
 CORE_MUTATIONS: tuple[type, ...] = (
     LoginMutation,
@@ -50,7 +58,9 @@ CORE_MUTATIONS: tuple[type, ...] = (
     PaymentMutation,
     WebhookMutation,
     IntegratorMutation,
+    SlaAlertMutation,
     StaffMutation,
+    SettingsMutation,
 )
 
 

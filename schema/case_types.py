@@ -18,6 +18,7 @@ from legetime.core.consultation.access import require_person
 from legetime.core.consultation.attachments import image_url
 from legetime.core.consultation.case_states import allowed_events
 from legetime.core.consultation.sla import is_overdue
+from legetime.core.consultation.sms_texts import SLA_WARNING
 from legetime.core.identity.nationalid import age_on
 from legetime.core.platform.db import models
 from legetime.core.platform.db.base import utcnow
@@ -313,7 +314,10 @@ class Case(relay.Node):
         ctx = await info.context.read()
         rows = await ctx.session.scalars(
             select(models.Notification)
-            .where(models.Notification.case_id == self._model.id)
+            .where(
+                models.Notification.case_id == self._model.id,
+                models.Notification.event != SLA_WARNING,  # to the staff on duty, not to the patient
+            )
             .order_by(models.Notification.created_at)
         )
         return [

@@ -43,12 +43,13 @@ QUEUE_EVENTS = frozenset(
         EventType.CASE_CLAIMED,
         EventType.CASE_CLAIM_RELEASED,
         EventType.CASE_OVERDUE,
+        EventType.CASE_SLA_WARNING,
         EventType.CASE_CANCELLED,
         EventType.CASE_ANSWERED,
     }
 )
-"""What changes the clinicians' queue (``caseQueue``): a case in, taken, given back, overdue, withdrawn,
-answered."""
+"""What changes the clinicians' queue (``caseQueue``): a case in, taken, given back, near its deadline,
+overdue, withdrawn, answered."""
 
 
 FIGURES_EVERY = 2.0

@@ -37,6 +37,7 @@ class SmsAttemptView:
     error: str | None = strawberry.field(description="The provider's code and reason of a failure.")
     segments: int | None
     encoding: str | None
+    sender: str | None = strawberry.field(description="The sender name it went out with.")
     created_at: datetime
     status_at: datetime | None
 
@@ -134,6 +135,7 @@ class OperatorOverview(OperationFigures):
                         error=a.error,
                         segments=a.segments,
                         encoding=a.encoding,
+                        sender=a.sender,
                         created_at=a.created_at,
                         status_at=a.status_at,
                     )

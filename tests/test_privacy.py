@@ -650,7 +650,7 @@ def test_a_guardian_loses_access_on_the_childs_16th_birthday(tmp_path: Path) -> 
     settings = Settings(data_dir=tmp_path / "data")
     upgrade(settings.resolved_database_url)
     seed_demo(settings)
-    today = utcnow().date()
+    today = utcnow().astimezone(settings.zone).date()  # the service's day (Oslo), as ages are counted
     teenager = synthetic_national_id(date(today.year - 16, today.month, today.day) + timedelta(days=1))
     platform = Platform.create(settings, load_entry_points=False)
     with TestClient(create_app(platform)) as client:

@@ -5,6 +5,7 @@ person the step names, answers without errors; a subscription, left open in a ta
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,7 @@ from gql import gql
 
 from legetime.core.platform.config import Settings
 from tests.api import Api
-from tests.cli import ROOT
-from tests.conftest import seed_demo
+from tests.cli import ROOT, run_cli
 from tests.migrated import upgrade
 from tests.test_subscriptions import Follower, serving
 
@@ -29,7 +29,7 @@ def _blocks() -> list[tuple[str, str]]:
     readme = (ROOT / "README.md").read_text()
     walkthrough = readme[readme.index("## A consultation in GraphiQL") :]
     out, person = [], "Sofie"
-    for part in re.split(r"(\*\*\d\..*?\*\*)", walkthrough):
+    for part in re.split(r"(\*\*\d\..*?\*\*)", walkthrough, flags=re.S):
         if part.startswith("**"):
             person = next((name for name in WHO if name in part), person)
             continue
@@ -37,12 +37,21 @@ def _blocks() -> list[tuple[str, str]]:
     return out
 
 
+COMMAND = re.compile(r"^\.venv/bin/legetime (.+)$", re.M)
+
+
 @pytest.fixture
 def address(tmp_path: Path) -> Iterator[str]:
-    """The embedded default (SQLite, in-process jobs) with demo data, under uvicorn: HTTP and websockets."""
+    """An empty installation of the embedded default (SQLite, in-process jobs; no demo data) after the
+    README's commands, under uvicorn: HTTP and websockets."""
     settings = Settings(data_dir=tmp_path / "data")
     upgrade(settings.resolved_database_url)
-    seed_demo(settings)
+    walkthrough = (ROOT / "README.md").read_text().split("## A consultation in GraphiQL")[1]
+    commands = COMMAND.findall(walkthrough)
+    assert commands, "the walkthrough runs no command"
+    for command in commands:
+        done = run_cli(*shlex.split(command), env={"LEGETIME_DATA_DIR": str(settings.data_dir)})
+        assert done.returncode == 0, done.stderr
     with serving(settings) as address:
         yield address
 
@@ -53,8 +62,11 @@ def test_the_readme_walkthrough_runs(address: str) -> None:
         [hers] = _walk_through(api, address)
         api.wait_for(lambda: "case.closed" in _types(hers.received), "her case's updates")
         received = _types(hers.close())
+        texts = api.gql("{ operatorOverview { sms { attempts { sender } } } }", api.login(WHO["Lars"]))
     steps = ["case.started", "case.submitted", "case.claimed", "case.answered", "case.closed"]
     assert [kind for kind in received if kind in steps] == steps
+    senders = {a["sender"] for notice in texts["operatorOverview"]["sms"] for a in notice["attempts"]}
+    assert senders == {"Klinikken"}  # the sender Lars set, without a restart
 
 
 def _types(updates: list[dict[str, Any]]) -> list[str]:

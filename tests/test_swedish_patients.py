@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from starlette.testclient import TestClient
@@ -44,6 +45,8 @@ ASTRID = FakeUser("199001012385", "Astrid", "Lindqvist")  # Luhn-valid, born 1 J
 CASE = (
     "query($id: ID!) { case(id: $id) { status patient { givenName age } messages { kind authorRole body } } }"
 )
+
+OSLO = ZoneInfo("Europe/Oslo")
 
 
 def personnummer(born: date, birth_number: int = 242) -> str:
@@ -196,7 +199,7 @@ def test_a_swedish_guardian_opens_a_case_for_her_17_year_old_and_not_for_an_18_y
     Norwegian guardian stops at 16. A clinician may keep things from the Swedish guardian of a 17-year-old."""
     api = world.api
     astrid = swedish_login(world, ASTRID)
-    today = utcnow().date()
+    today = utcnow().astimezone(OSLO).date()  # the service's day, as ages are counted
     seventeen = personnummer(years_before(today, 17) - timedelta(days=30))
     eighteen = personnummer(years_before(today, 18) - timedelta(days=1))
 
@@ -239,7 +242,7 @@ def test_a_swedish_guardian_opens_a_case_for_her_17_year_old_and_not_for_an_18_y
 def test_a_child_must_be_of_the_guardians_country(world: World) -> None:
     api = world.api
     astrid = swedish_login(world, ASTRID)
-    today = utcnow().date()
+    today = utcnow().astimezone(OSLO).date()  # the service's day, as ages are counted
     norwegian_child = synthetic_national_id(years_before(today, 8))
     swedish_child = personnummer(years_before(today, 8))
 
@@ -286,7 +289,7 @@ def test_the_swedish_guardians_access_ends_on_the_childs_18th_birthday(world: Wo
     personnummer), and the access rule cuts off at 18 for her, computed at request time."""
     api = world.api
     astrid = swedish_login(world, ASTRID)
-    today = utcnow().date()
+    today = utcnow().astimezone(OSLO).date()  # the service's day, as ages are counted
     tomorrow = today + timedelta(days=1)
     child_id = personnummer(years_before(tomorrow, 18))  # turns 18 tomorrow
     child = {"child": {"nationalId": child_id, "guardianDeclared": True}}

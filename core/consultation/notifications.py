@@ -23,6 +23,9 @@ dramatiq hands the jobs to several workers at once and in any order:
   back, and its retry sends again with the same reference, for which the provider returns the first
   receipt. A settled notice is never sent again. Which provider sends, failover and delivery reports:
   ``sms_delivery``.
+
+A notice goes to the requester's phone, except the SLA warning (``notify_on_duty``): it goes to the
+operators' on-duty number, fixed in the notice (``to``) when the alert is raised, never to the patient.
 """
 
 from __future__ import annotations
@@ -35,8 +38,9 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from legetime.core.consultation.overdue import AWAITING_ANSWER
 from legetime.core.consultation.sms_delivery import deliver
-from legetime.core.consultation.sms_texts import notice_text
+from legetime.core.consultation.sms_texts import SLA_WARNING, notice_text
 from legetime.core.identity.ctx import Ctx
 from legetime.core.platform.db.base import utcnow
 from legetime.core.platform.db.models import (
@@ -61,6 +65,7 @@ NO_PHONE = "no_phone"
 NOT_AWAITING = "skipped_not_awaiting"  # a question, but the case no longer waits for her
 REPLIED = "skipped_replied"  # a question she has written since (the case waits for a later one)
 GONE = "skipped_gone"  # the message is no longer there to read (its communication was deleted)
+NOT_OPEN = "skipped_not_open"  # an SLA warning, but the case no longer waits for its answer
 
 _PATIENT_SIDE = (ParticipantRole.PATIENT, ParticipantRole.GUARDIAN)
 
@@ -77,10 +82,22 @@ def _about(notice: Notification) -> uuid.UUID:
 async def notify(ctx: Ctx, case: Case, event: str, about: str) -> None:
     """Text the requester about the event (``about``: the message), once and in the case's order.
     The caller holds the case's row lock: that orders the case's notices (see the module docstring)."""
-    reference = _reference(case.id, event, about)
-    exists = await ctx.session.scalar(select(Notification.id).where(Notification.reference == reference))
+    await _add_notice(ctx.session, case, event, _reference(case.id, event, about))
+
+
+async def notify_on_duty(session: AsyncSession, case: Case, threshold_minutes: int, phone: str) -> None:
+    """Text the on-duty number that the case nears its deadline, once per case and threshold. The caller
+    holds the case's row lock, as for ``notify``."""
+    reference = _reference(case.id, SLA_WARNING, str(threshold_minutes))
+    await _add_notice(session, case, SLA_WARNING, reference, to=phone)
+
+
+async def _add_notice(
+    session: AsyncSession, case: Case, event: str, reference: str, *, to: str | None = None
+) -> None:
+    exists = await session.scalar(select(Notification.id).where(Notification.reference == reference))
     if exists is None:
-        latest = await ctx.session.scalar(
+        latest = await session.scalar(
             select(Notification.created_at)
             .where(Notification.case_id == case.id)
             .order_by(Notification.created_at.desc())
@@ -89,11 +106,13 @@ async def notify(ctx: Ctx, case: Case, event: str, about: str) -> None:
         at = utcnow()
         if latest is not None and at <= latest:  # this host's clock is behind the one of the last notice
             at = latest + timedelta(microseconds=1)
-        ctx.session.add(
-            Notification(case_id=case.id, event=event, reference=reference, status=PENDING, created_at=at)
+        session.add(
+            Notification(
+                case_id=case.id, event=event, reference=reference, to=to, status=PENDING, created_at=at
+            )
         )
     await enqueue(
-        ctx.session,
+        session,
         SEND_SMS_JOB,
         {"case_id": str(case.id), "event": event, "reference": reference},
         dedupe_key=f"sms:{reference}",
@@ -137,8 +156,8 @@ async def _settle(ctx: JobContext, notice: Notification) -> None:
     case = await session.get(Case, notice.case_id, populate_existing=True)
     assert case is not None  # a notice's case is never deleted (erasure leaves a tombstone)
     why_not = await _untrue(session, case, notice)
-    requester = await session.get(Person, case.requester_id)
-    if why_not is None and (requester is None or not requester.phone):
+    phone = await _recipient(session, case, notice)
+    if why_not is None and not phone:
         why_not = NO_PHONE
     if why_not is not None:
         notice.status = why_not
@@ -150,12 +169,21 @@ async def _settle(ctx: JobContext, notice: Notification) -> None:
             reason=why_not,
         )
         return
-    assert requester is not None and requester.phone
-    await deliver(ctx, notice, requester.phone, notice_text(ctx.platform, notice.event), after=None)
+    assert phone is not None
+    await deliver(ctx, notice, phone, notice_text(ctx.platform, notice.event, case), after=None)
+
+
+async def _recipient(session: AsyncSession, case: Case, notice: Notification) -> str | None:
+    if notice.event == SLA_WARNING:
+        return notice.to  # the on-duty number when the alert was raised
+    requester = await session.get(Person, case.requester_id)
+    return requester.phone if requester is not None else None
 
 
 async def _untrue(session: AsyncSession, case: Case, notice: Notification) -> str | None:
     """Why the notice is no longer true (a status), or ``None`` while it is."""
+    if notice.event == SLA_WARNING:
+        return None if case.status in AWAITING_ANSWER else NOT_OPEN
     message = await session.get(Message, _about(notice))
     if message is None:
         return GONE

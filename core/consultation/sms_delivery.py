@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from legetime.core.consultation import case_events
 from legetime.core.consultation.sms_texts import notice_text
 from legetime.core.platform.db.base import utcnow
-from legetime.core.platform.db.models import Notification, SmsAttempt
+from legetime.core.platform.db.models import Case, Notification, SmsAttempt
 from legetime.core.platform.errors import ProviderError, ProviderUnavailable
 from legetime.core.platform.events import EventType
 from legetime.core.platform.jobs.outbox import enqueue
@@ -106,6 +106,7 @@ async def deliver(ctx: JobContext, notice: Notification, to: str, body: str, *, 
                 provider_id=receipt.provider_id,
                 segments=receipt.segments,
                 encoding=receipt.encoding.value,
+                sender=message.sender,
                 status=receipt.status.value,
             )
         )
@@ -222,7 +223,10 @@ async def failover_job(ctx: JobContext, payload: dict[str, Any]) -> None:
     if notice is None or attempt is None or notice.status != SENT or not _is_latest(notice, attempt):
         return  # settled since: delivered after all, failed over already
     assert notice.to is not None
-    await deliver(ctx, notice, notice.to, notice_text(ctx.platform, notice.event), after=attempt.provider)
+    case = await session.get(Case, notice.case_id)
+    assert case is not None  # a notice's case is never deleted (erasure leaves a tombstone)
+    text = notice_text(ctx.platform, notice.event, case)
+    await deliver(ctx, notice, notice.to, text, after=attempt.provider)
 
 
 def _is_latest(notice: Notification, attempt: SmsAttempt) -> bool:

@@ -41,12 +41,19 @@ class Actor:
         return StaffRole.OPERATOR in self.staff_roles
 
     @property
+    def is_privacy_officer(self) -> bool:
+        """Reviews the access log (``legetime.core.protection.access_review``)."""
+        return StaffRole.PRIVACY_OFFICER in self.staff_roles
+
+    @property
     def role(self) -> str:
         """The role an access-log entry names (a clinician who is also an operator acts as clinician)."""
         if self.is_clinician:
             return "clinician"
         if self.is_operator:
             return "operator"
+        if self.is_privacy_officer:
+            return "privacy_officer"
         if self.integrator is not None:
             return "integrator"
         return "anonymous" if self.is_anonymous else "patient"

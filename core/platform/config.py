@@ -37,6 +37,8 @@ NameList = Annotated[list[str], NoDecode]
 
 ORIGIN = re.compile(r"https?://[A-Za-z0-9.\-\[\]:]+/?")
 MIN_SECRET_BITS = 128
+MAX_SLA_ALERT_MINUTES = 48 * 60
+"""An alert threshold is at most two days before the deadline: no deadline is further away than that."""
 
 
 def estimated_entropy_bits(secret: str) -> float:
@@ -100,6 +102,11 @@ class Settings(BaseSettings):
     currency: str = Field(default="NOK", pattern=r"^[A-Z]{3}$")
     sla_cutoff: time = time(20, 0)
     timezone: str = "Europe/Oslo"
+    sla_alert_minutes: Annotated[list[int], NoDecode] = Field(
+        default_factory=lambda: [60, 15],
+        description="Minutes before an open case's deadline when clinicians and operators are alerted "
+        "(comma-separated, once per case and threshold; empty: no alerts).",
+    )
 
     # Logins and sessions.
     session_ttl_hours: float = Field(default=12, gt=0, description="How long a login session lasts.")
@@ -175,6 +182,24 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool = False
 
+    # Metrics and traces (docs/operations.md, "Metrics and traces").
+    metrics_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token that /metrics requires (16+ characters); in production /metrics answers "
+        "404 without it, in development it is open while unset.",
+    )
+    metrics_dir: Path | None = Field(
+        default=None,
+        description="Prometheus multiprocess mode: a directory the processes of one machine share (serve "
+        "--workers, worker), so that /metrics adds up all of them. `serve --workers N` uses a temporary one "
+        "when this is unset.",
+    )
+    otel_enabled: bool | None = Field(
+        default=None,
+        description="OpenTelemetry traces, exported as the standard OTEL_* variables say; by default on "
+        "when OTEL_EXPORTER_OTLP_ENDPOINT (or _TRACES_ENDPOINT) is set.",
+    )
+
     @field_validator(
         "identity_providers", "payment_providers", "sms_providers", "disabled_plugins", mode="before"
     )
@@ -185,6 +210,32 @@ class Settings(BaseSettings):
             if value.lstrip().startswith("["):
                 return json.loads(value)
             return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("sla_alert_minutes", mode="before")
+    @classmethod
+    def _alert_minutes(cls, value: Any) -> Any:
+        if isinstance(value, str):  # "60,15" from the environment; "" turns the alerts off
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("sla_alert_minutes")
+    @classmethod
+    def _alert_thresholds(cls, value: list[int]) -> list[int]:
+        for minutes in value:
+            if not 1 <= minutes <= MAX_SLA_ALERT_MINUTES:
+                raise ValueError(
+                    f"{minutes} is not a number of minutes between 1 and {MAX_SLA_ALERT_MINUTES}"
+                )
+        return sorted(set(value), reverse=True)
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value().strip()) < 16:
+            raise ValueError("use a random token of at least 16 characters")
         return value
 
     @field_validator("database_url")

@@ -57,6 +57,7 @@ class EventType(StrEnum):
     CASE_CLAIMED = "case.claimed"
     CASE_CLAIM_RELEASED = "case.claim_released"
     CASE_OVERDUE = "case.overdue"
+    CASE_SLA_WARNING = "case.sla_warning"
     CASE_FOLLOW_UP_ASKED = "case.follow_up_asked"
     CASE_PATIENT_REPLIED = "case.patient_replied"
     CASE_ANSWERED = "case.answered"

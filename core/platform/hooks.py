@@ -14,6 +14,7 @@ from legetime.core.platform.errors import PluginError
 from legetime.core.platform.jobs.types import JobHandler, PeriodicJob
 from legetime.core.platform.plugins import answers_by_plugin
 from legetime.core.platform.providers import ProviderSpec
+from legetime.core.platform.summary_care import SummaryCareRecord
 
 if TYPE_CHECKING:
     from legetime.core.platform.events import Event
@@ -91,6 +92,33 @@ class Hooks:
             if result is False:
                 return False
         return True
+
+    async def fetch_summary_care_record(
+        self, national_id: str, clinician_hpr_number: str | None, platform: Platform
+    ) -> SummaryCareRecord | None:
+        """The first record a plugin has (the latest registered first, the simulation last); None if none.
+
+        Plugins are called one at a time and each answer awaited before the next is asked: pluggy's own
+        ``firstresult`` would stop at an async implementation's coroutine even when it comes to None.
+        A simulated record is never shown in production."""
+        name = "fetch_summary_care_record"
+        plugins = self.pm.get_plugins()
+        for impl in reversed(getattr(self.pm.hook, name).get_hookimpls()):  # pluggy's calling order
+            others = [plugin for plugin in plugins if plugin is not impl.plugin]
+            result = self.pm.subset_hook_caller(name, remove_plugins=others)(
+                national_id=national_id, clinician_hpr_number=clinician_hpr_number, platform=platform
+            )
+            if inspect.isawaitable(result):
+                result = await result
+            if result is None:
+                continue
+            if not isinstance(result, SummaryCareRecord):  # named by its type: the value is health data
+                kind = type(result).__name__
+                raise PluginError(f"plugin {impl.plugin_name!r} returned a {kind}, not a SummaryCareRecord")
+            if result.simulated and platform.settings.is_production:
+                continue
+            return result
+        return None
 
     def event_handlers(self) -> list[str]:
         """The plugins that implement ``handle_event``, by name (each gets its own delivery job)."""

@@ -6,8 +6,9 @@ process that committed it, in commit order. With Redis configured they go throug
 first socket on; on the embedded default they go straight to this process's subscribers (a job ran in a
 worker thread with an event loop of its own, so each subscriber is handed events in its own loop).
 
-The same channel carries one signal besides events: sessions ended (a logout, an erasure), so that every
-process closes the sockets logged in with them at once (``schema/live_sockets.py``).
+The same channel carries two signals besides events: sessions ended (a logout, an erasure), so that every
+process closes the sockets logged in with them at once (``schema/live_sockets.py``); and settings changed
+(an operator's change), so that every process applies it (``runtime_settings``).
 
 What travels is the event itself: ids, type, status, role — never content. A subscriber decides, per
 event and with the access rules, what its person may see (``schema/live_api.py``). Delivery is at most
@@ -49,6 +50,7 @@ class LiveEvents:
         self.channel = f"{settings.queue_namespace}:live-events"
         self._subscribers: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Queue[Event]]] = {}
         self._session_watchers: list[tuple[asyncio.AbstractEventLoop, SessionsEnded]] = []
+        self._settings_watchers: list[tuple[asyncio.AbstractEventLoop, Callable[[], None]]] = []
         self._lock = threading.Lock()
         self._listener: asyncio.Task[None] | None = None
         self._outgoing: queue.SimpleQueue[str | None] = queue.SimpleQueue()
@@ -88,6 +90,29 @@ class LiveEvents:
         def stop() -> None:
             with self._lock, contextlib.suppress(ValueError):
                 self._session_watchers.remove(entry)
+
+        return stop
+
+    def settings_changed(self) -> None:
+        """Tell every process (this one included) that operators changed settings. After the commit."""
+        if self.redis_url is None:
+            self._settings_changed()
+            return
+        self._send(json.dumps({"kind": "settings_changed"}))
+
+    def watch_settings(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` (in the caller's loop) whenever settings change, in any process. Returns the
+        function that stops it."""
+        loop = asyncio.get_running_loop()
+        entry = (loop, callback)
+        with self._lock:
+            self._settings_watchers.append(entry)
+        if self.redis_url is not None:
+            self._listen(loop)
+
+        def stop() -> None:
+            with self._lock, contextlib.suppress(ValueError):
+                self._settings_watchers.remove(entry)
 
         return stop
 
@@ -179,6 +204,13 @@ class LiveEvents:
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(callback, session_id, person_id)
 
+    def _settings_changed(self) -> None:
+        with self._lock:
+            watchers = list(self._settings_watchers)
+        for loop, callback in watchers:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(callback)
+
     def _listen(self, loop: asyncio.AbstractEventLoop) -> None:
         """Listen to the Redis channel in this (the API's) loop, from the first socket on."""
         if self._listener is None or self._listener.done():
@@ -212,6 +244,8 @@ class LiveEvents:
     def _received(self, data: dict[str, Any]) -> None:
         if data.get("kind") == "sessions_ended":
             self._sessions_ended(_uuid(data["session_id"]), _uuid(data["person_id"]))
+        elif data.get("kind") == "settings_changed":
+            self._settings_changed()
         else:
             self._fan_out(_decode(data))
 

@@ -43,6 +43,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "plugins.storage.s3",
     "plugins.journal.template",
     "plugins.journal.openai_chat",
+    "plugins.summary_care.simulated",
 )
 
 

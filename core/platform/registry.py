@@ -54,7 +54,10 @@ def build_registry(
     settings: Settings,
     derive_key: Callable[[str], bytes],
     database: PluginDatabase,
+    stored_values: Callable[[ProviderSpec], dict[str, Any]] | None = None,
 ) -> ProviderRegistry:
+    """The registry ``settings`` ask for; ``stored_values`` gives each provider's settings operators stored
+    (``runtime_settings``; the environment's win), on top of its environment."""
     by_capability: dict[Capability, dict[str, ProviderSpec]] = defaultdict(dict)
     for spec in specs:
         if spec.name in by_capability[spec.capability]:
@@ -83,15 +86,19 @@ def build_registry(
                     variable,
                     f"{capability} provider {name!r} is a simulation and is refused in production",
                 )
-            registry.enabled[capability].append(instantiate(chosen, context))
+            values = stored_values(chosen) if stored_values is not None else {}
+            registry.enabled[capability].append(instantiate(chosen, context, values))
     return registry
 
 
-def instantiate(spec: ProviderSpec, context: ProviderContext) -> EnabledProvider:
-    """Build one provider from its own settings (read from the environment) and check its Protocol."""
+def instantiate(
+    spec: ProviderSpec, context: ProviderContext, values: dict[str, Any] | None = None
+) -> EnabledProvider:
+    """Build one provider from its own settings (the environment's, and ``values`` for the fields it does
+    not give) and check its Protocol."""
     prefix = str(spec.settings_model.model_config.get("env_prefix", ""))
     try:
-        provider_settings = spec.settings_model()
+        provider_settings = spec.settings_model(**(values or {}))
     except ValidationError as exc:
         raise describe_validation_error(exc, prefix) from None
     instance = spec.factory(provider_settings, context)

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 import pluggy
+import structlog
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
@@ -24,9 +26,12 @@ from legetime.core.platform.plugins import DEFAULT_PLUGINS, create_plugin_manage
 from legetime.core.platform.rate_limits import RateLimits
 from legetime.core.platform.registry import ProviderRegistry, build_registry
 
+log = structlog.get_logger(__name__)
+
 if TYPE_CHECKING:
     from legetime.core.platform.jobs.types import JobHandler, PeriodicJob
     from legetime.core.platform.live import LiveEvents
+    from legetime.core.platform.runtime_settings import Stored
 
 
 @dataclass
@@ -39,7 +44,11 @@ class Platform:
     """The database handle of the plugins' own tables (``ProviderContext.database``)."""
     jobs: dict[str, JobHandler] = field(default_factory=dict)
     periodic_jobs: list[PeriodicJob] = field(default_factory=list)
+    base_settings: Settings | None = None
+    """The settings the process started with (the environment's); ``settings`` adds what operators
+    changed since (``runtime_settings``)."""
     _derived_keys: dict[str, bytes] = field(default_factory=dict, repr=False)
+    _settings_version: datetime | None = field(default=None, repr=False)
 
     @classmethod
     def create(
@@ -65,6 +74,7 @@ class Platform:
         )
         return cls(
             settings=settings,
+            base_settings=settings,
             pm=pm,
             hooks=hooks,
             providers=providers,
@@ -112,7 +122,41 @@ class Platform:
         return KeyRing(parse_master_keys(self.settings.master_key_entries(), local))
 
     async def start(self) -> None:
+        try:
+            await self.apply_runtime_settings()
+        except Exception as exc:  # a database not migrated yet (``/readyz`` says so), a broken stored value:
+            # the process starts on the environment's settings; following changes tries again.
+            log.error("settings.apply_failed", error=type(exc).__name__)
         await self.hooks.startup(self)
+
+    def configured(self, stored: Stored) -> tuple[Settings, ProviderRegistry]:
+        """The settings and providers ``stored`` asks for, on top of the environment's (raises
+        ``ConfigError``/``PluginError``/pydantic's ``ValidationError`` for what cannot be built)."""
+        from legetime.core.platform import runtime_settings
+
+        base = self.base_settings or self.settings
+        settings = runtime_settings.effective_settings(base, stored)
+        registry = build_registry(
+            self.hooks.providers(),
+            settings,
+            self.derive_key,
+            self.plugin_db,
+            lambda spec: runtime_settings.provider_values(spec, stored),
+        )
+        return settings, registry
+
+    async def apply_runtime_settings(self) -> bool:
+        """Use what operators stored, if it changed since this process last looked; True if it did."""
+        from legetime.core.platform import runtime_settings
+
+        async with self.db.read_sessions() as session:
+            newest = await runtime_settings.version(session)
+            if newest == self._settings_version:
+                return False
+            stored = await runtime_settings.load(session, self.keyring)
+        self.settings, self.providers = self.configured(stored)
+        self._settings_version = stored.version
+        return True
 
     async def close(self) -> None:
         if "db" in self.__dict__:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, or_, select
 
 from legetime.core.platform.crypto import WrappedKey
-from legetime.core.platform.db.models import Attachment, Case, Person, WebhookEndpoint
+from legetime.core.platform.db.models import Attachment, Case, Person, RuntimeSettings, WebhookEndpoint
 
 if TYPE_CHECKING:
     from legetime.core.platform.runtime import Platform
@@ -23,6 +23,7 @@ WRAPPED: tuple[tuple[Any, tuple[tuple[str, str], ...]], ...] = (
     # An image's own key; an image stored before revision 0012 has none (NULL ``key_id``: never stale).
     (Attachment, (("key_id", "wrapped_key"),)),
     (WebhookEndpoint, (("key_id", "wrapped_key"),)),  # its signing secrets
+    (RuntimeSettings, (("key_id", "wrapped_key"),)),  # settings operators changed (provider secrets)
 )
 
 

@@ -45,6 +45,7 @@ from legetime.sdk import (
     NotFound,
     PluginDatabase,
     PluginTables,
+    ProviderCheck,
     ProviderContext,
     ProviderError,
     ProviderSettings,
@@ -239,6 +240,12 @@ class OutboxSmsProvider:
         return DeliveryReport(provider_id=provider_id, status=status, at=when, error=error)
 
     # --- operators and tests -------------------------------------------------------------------------
+
+    async def check(self) -> ProviderCheck:
+        """Its table answers (nothing is sent: it is a simulation)."""
+        async with self._db.transaction() as session:
+            await session.execute(select(messages.c.seq).limit(1))
+        return ProviderCheck(ok=True, message="The SMS outbox (a simulation) stores messages.")
 
     async def messages(self, limit: int = 100) -> list[StoredSms]:
         """Stored messages, newest first."""

@@ -353,6 +353,10 @@ class AuditEvent(Base):
     __tablename__ = "audit_event"
     __table_args__ = (
         Index("ix_audit_event_person", "person_id", "occurred_at"),
+        # A privacy officer's review (core/protection/access_review.py): a period, newest first, and
+        # a staff member's entries (also the windows of the MANY_PATIENTS flag).
+        Index("ix_audit_event_occurred", "occurred_at", "id"),
+        Index("ix_audit_event_actor", "actor_id", "occurred_at"),
         # What the sequencer looks for: only the few rows not chained yet are in this index.
         Index(
             "ix_audit_event_unchained",
@@ -473,6 +477,8 @@ class SmsAttempt(Base):
     """The provider's id of the message; None when the provider refused it."""
     segments: Mapped[int | None] = mapped_column(Integer)
     encoding: Mapped[str | None] = mapped_column(String(10))
+    sender: Mapped[str | None] = mapped_column(String(20))
+    """The sender name it went out with (``sms_sender`` then: operators may change it)."""
     status: Mapped[str] = mapped_column(String(20))
     """refused, queued, sent, delivered or failed."""
     error: Mapped[str | None] = mapped_column(String(200))
@@ -540,6 +546,23 @@ def _refuse_changes_to_history(session: Session, flush_context: Any, instances: 
             raise PermissionError(f"{type(obj).__name__} is append-only")
 
 
+class RuntimeSettings(Base):
+    """Settings operators changed through GraphQL, one row per scope: ``platform`` (the editable platform
+    settings) or ``provider:<capability>:<name>`` (a provider's settings model). The values are sealed with
+    a data key of the row's own; only who changed them and when is in the clear. An environment variable
+    still wins over a stored value (``core.platform.runtime_settings``)."""
+
+    __tablename__ = "runtime_settings"
+
+    scope: Mapped[str] = mapped_column(String(120), primary_key=True)
+    key_id: Mapped[str] = mapped_column(String(50))
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
+    values_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    """A JSON object of setting name → value (secrets included: sealed)."""
+    changed_by_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("person.id", ondelete="SET NULL"))
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+
+
 class IntegratorAccount(Base):
     """A machine's API credentials (a clinic's journal system, a CRM, a data warehouse): a name, scopes,
     and a bearer token of which only a keyed hash is kept (shown once, at creation)."""
@@ -565,6 +588,32 @@ class CaseOverdue(Base):
         ForeignKey("consultation_case.id", ondelete="CASCADE"), primary_key=True
     )
     flagged_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CaseSlaAlert(Base):
+    """An open case that came within an alert threshold of its deadline (``LEGETIME_SLA_ALERT_MINUTES``):
+    one row per case and threshold, so each alert (its ``case.sla_warning`` event and text) happens once.
+    A table of its own, like ``CaseOverdue``, so that alerting never bumps the case's version."""
+
+    __tablename__ = "case_sla_alert"
+
+    case_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("consultation_case.id", ondelete="CASCADE"), primary_key=True
+    )
+    threshold_minutes: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    alerted_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class OnDutyPhone(Base):
+    """The number operators set for SLA alerts by SMS (the clinicians on duty): one row, ``id`` 1, or none
+    when no number is set."""
+
+    __tablename__ = "on_duty_phone"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    phone: Mapped[str] = mapped_column(String(20))
+    """E.164, a number that can receive SMS (``identity.phone``)."""
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class DomainEvent(Base):

@@ -380,11 +380,15 @@ def run_forever(platform: Platform) -> None:
     runner.start_workers()
 
     async def main() -> None:
+        from legetime.core.platform.runtime_settings import follow_changes
+
         await platform.start()
+        stop_following = await follow_changes(platform)  # operators' settings changes
         runner.start_scheduler()
         try:
             await asyncio.Event().wait()
         finally:
+            stop_following()
             await runner.stop_scheduler()
             runner.stop()
             await platform.close()

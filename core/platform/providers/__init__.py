@@ -115,6 +115,16 @@ class ProviderContext:
 
 
 @dataclass(frozen=True)
+class ProviderCheck:
+    """What a provider's optional ``async def check(self) -> ProviderCheck`` reports: whether its
+    configuration works (credentials accepted, service reachable), found without side effects — no text
+    sent, no money reserved. ``message`` is for operators: no secrets."""
+
+    ok: bool
+    message: str
+
+
+@dataclass(frozen=True)
 class ProviderSpec:
     """One provider a plugin offers. ``factory(settings, context)`` builds the provider object."""
 
@@ -142,6 +152,7 @@ __all__ = [
     "JournalProvider",
     "NoSettings",
     "PaymentProvider",
+    "ProviderCheck",
     "ProviderContext",
     "ProviderSettings",
     "ProviderSpec",

@@ -37,7 +37,7 @@ def setting_rows(spec: ProviderSpec) -> list[SettingRow]:
     return [
         SettingRow(
             variable=f"{prefix}{name.upper()}",
-            kind=_kind(info.annotation),
+            kind=kind_of(info.annotation),
             default=_default(info),
             secret=_is_secret(info.annotation),
             description=" ".join((info.description or "").split()),
@@ -58,7 +58,7 @@ def _flatten(annotation: Any) -> list[Any]:
     return [annotation]
 
 
-def _kind(annotation: Any) -> str:
+def kind_of(annotation: Any) -> str:
     names = [_name(arg) for arg in _flatten(annotation) if arg is not type(None)]
     return " or ".join(dict.fromkeys(names)) or "any"
 

@@ -1,0 +1,1 @@
+"""Summary care record (Kjernejournal) look-ups."""
