@@ -36,7 +36,8 @@ lint: $(STAMP)
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-## Regenerate what the docs take from the code: the settings reference in docs/providers.md and schema/schema.graphql
+## Regenerate what the docs take from the code: the settings reference in docs/providers.md, schema/schema.graphql
+## and the README walkthrough's operations (from legetime.schema.playground_examples, the playground's examples)
 docs: $(STAMP)
 	$(BIN)/python -m tools.docs
 

@@ -21,9 +21,13 @@ class Counts:
 
 
 class CountingProxy:
-    def __init__(self, listen_port: int, target_host: str, target_port: int) -> None:
+    def __init__(self, listen_port: int, target_host: str, target_port: int, *, trace: bool = False) -> None:
         self.listen_port, self.target = listen_port, (target_host, target_port)
         self.counts = Counts()
+        self.trace: list[str] | None = [] if trace else None
+        """With ``trace``: each round trip's statements as text (``Query``, or a ``Parse``'s text; a
+        prepared statement's by its name), for reading what a request sends (``python -m bench.profile``)."""
+        self._prepared: dict[bytes, str] = {}
         self._lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -70,6 +74,8 @@ class CountingProxy:
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, count: bool) -> None:
         buffer = b""
+        pending: list[str] = []  # the statements of the round trip under way (trace)
+        bound = ""
         started = False  # the startup packets (SSLRequest, StartupMessage) have no type byte
         try:
             while data := await reader.read(65536):
@@ -93,7 +99,23 @@ class CountingProxy:
                     kind, length = buffer[:1], struct.unpack("!i", buffer[1:5])[0]
                     if len(buffer) < 1 + length:
                         break
-                    buffer = buffer[1 + length :]
+                    body, buffer = buffer[5 : 1 + length], buffer[1 + length :]
+                    if self.trace is not None:
+                        if kind == b"P":  # Parse: name, text
+                            name, _, rest = body.partition(b"\0")
+                            self._prepared[name] = rest.partition(b"\0")[0].decode(errors="replace")
+                            bound = self._prepared[name]
+                        elif kind == b"B":  # Bind: portal, statement name
+                            statement = body.split(b"\0", 2)[1]
+                            bound = self._prepared.get(statement, f"<prepared {statement!r}>")
+                        elif kind == b"E":
+                            pending.append(bound)
+                        elif kind == b"Q":
+                            pending.append(body.rstrip(b"\0").decode(errors="replace"))
+                        if kind in (b"Q", b"S"):
+                            with self._lock:
+                                self.trace.append(" | ".join(pending) or "(sync)")
+                            pending = []
                     with self._lock:
                         if kind in (b"Q", b"S"):
                             self.counts.round_trips += 1

@@ -147,10 +147,25 @@ def _supervise(host: str, port: int, workers: int) -> None:
     one that dies is started again; SIGTERM or Ctrl-C stops them all (each finishes its requests).
     Nothing is shared between them but the database and Redis: the access log, the outbox relay, rate
     limits and persisted queries are made for that."""
+    import shutil
     import signal
     import subprocess
     import sys
+    import tempfile
     import time
+
+    from legetime.core.platform import metrics
+
+    # Prometheus multiprocess mode: /metrics of any process adds up all of them. The directory is cleared
+    # of ended processes' files first (a previous run's); without LEGETIME_METRICS_DIR, a temporary one.
+    temporary = None
+    if metrics.multiprocess_dir() is None and not os.environ.get("LEGETIME_METRICS_DIR"):
+        temporary = tempfile.mkdtemp(prefix="legetime-metrics-")
+        os.environ[metrics.MULTIPROC_ENV] = temporary
+    directory = metrics.multiprocess_dir() or Path(os.environ["LEGETIME_METRICS_DIR"])
+    directory.mkdir(parents=True, exist_ok=True)
+    metrics.remove_ended_processes(directory)
+    os.environ[metrics.MULTIPROC_ENV] = str(directory.resolve())
 
     command = [sys.executable, "-m", "legetime.cli", "serve", "--host", host, "--port", str(port)]
     command.append("--reuse-port")
@@ -170,10 +185,14 @@ def _supervise(host: str, port: int, workers: int) -> None:
         for index, child in enumerate(children):
             if child.poll() is not None and not stopping:
                 err.print(f"API process {child.pid} ended ({child.returncode}); starting another")
+                metrics.mark_process_dead(child.pid)
                 children[index] = subprocess.Popen(command)
         time.sleep(0.2)
     for child in children:
         child.wait()
+        metrics.mark_process_dead(child.pid)
+    if temporary is not None:
+        shutil.rmtree(temporary, ignore_errors=True)
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""The ASGI app: GraphQL at /graphql (GraphiQL in development), /healthz, /readyz, plugin routes.
+"""The ASGI app: GraphQL at /graphql (GraphiQL in development), /healthz, /readyz, /metrics, plugin routes.
 
 Without Redis, jobs run in this process (dramatiq's in-process broker and worker threads, plus the
 outbox relay), so the embedded default is one command.
@@ -19,6 +19,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from legetime.core.consultation.sms_delivery import receive_delivery_report
 from legetime.core.consultation.submission import receive_payment_webhook
+from legetime.core.platform import metrics, tracing
 from legetime.core.platform.errors import NotFound
 from legetime.core.platform.jobs.runner import JobRunner
 from legetime.core.platform.runtime import Platform
@@ -26,8 +27,9 @@ from legetime.core.platform.runtime_settings import follow_changes
 from legetime.core.platform.webhooks import WebhookOutcome
 from legetime.schema.case_api import MAX_UPLOAD_BYTES
 from legetime.schema.headers import SecurityHeaders, cors
-from legetime.schema.http import LegetimeGraphQL
 from legetime.schema.limits import BodyLimit
+from legetime.schema.observability import ObservedGraphQL, metrics_endpoint
+from legetime.schema.playground import ide_routes
 from legetime.schema.request_log import RequestLog
 
 log = structlog.get_logger(__name__)
@@ -35,8 +37,10 @@ log = structlog.get_logger(__name__)
 
 def create_app(platform: Platform, *, run_jobs_in_process: bool | None = None) -> Starlette:
     in_process = not platform.settings.redis_url if run_jobs_in_process is None else run_jobs_in_process
+    metrics.configure(platform.settings)  # multiprocess mode before anything is counted
+    tracing.configure(platform.settings)  # opt-in: nothing of OpenTelemetry is imported when off
     runner = JobRunner(platform)
-    graphql = LegetimeGraphQL(platform)
+    graphql = ObservedGraphQL(platform)
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok"})
@@ -120,8 +124,10 @@ def create_app(platform: Platform, *, run_jobs_in_process: bool | None = None) -
     routes = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        Route("/metrics", metrics_endpoint(platform), methods=["GET"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),  # subscriptions (graphql-transport-ws)
+        *ide_routes(platform.settings),  # GraphiQL's own assets and examples (legetime.schema.playground)
         Route("/files/{attachment_id}", file),
         Route("/webhooks/payments/{provider}", payment_webhook, methods=["POST"]),
         Route("/webhooks/sms/{provider}", sms_report, methods=["POST"]),

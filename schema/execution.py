@@ -22,6 +22,28 @@ extension chain) are not run for them: their values are completed by graphql-cor
 with a real resolve info and path, so sub-selections, errors and nulls are graphql-core's. An object that
 is there and of its type goes straight to its sub-selection (``direct_object``), where ``complete_value``
 would have sent it, without the resolve info nothing would read.
+
+**Plans** (``PlainLeafExecutor.plan``). graphql-core collects a selection once per execution and hands
+the same grouped field set to ``execute_fields`` for every object of a list (``collect_subfields`` is
+memoised on the field group), with fragments, aliases and ``@skip``/``@include`` already applied. The
+first time a grouped field set comes, its fields are sorted into steps, once per execution, and every
+node of the page is completed by running them: a plain leaf (LEAF), ``__typename`` (TYPENAME: the type's
+name, as graphql-core's meta field answers), a relay ``id`` of type ``ID!`` (NODE_LEAF: the global id
+coerced as ``complete_leaf_value`` does), an object of a ``direct_object`` type (SUBOBJECT) or a list of
+them, ``[T!]`` or ``[T!]!`` (SUBLIST): their sub-selection is collected once and run by its own plan,
+without ``complete_value``'s dispatch; anything else (READ, FIELD) as before. A plan is per execution,
+not per document: variables and the request's ``@skip``/``@include`` are graphql-core's to apply, and
+nothing outlives the request.
+
+Why it answers as graphql-core does: each step takes only a value it can complete the way
+``complete_value`` ends for it (a value that coerces; an object that is there and passes its
+``is_type_of``; a list or tuple whose items are all such objects, checked before any is completed), and
+hands anything else — null for a non-null field, an exception, a wrong type, a value that does not
+coerce, an awaitable — to graphql-core's ``execute_field`` or ``complete_value`` with a real path and
+resolve info. Errors raised inside a sub-selection are handled where ``execute_field`` and
+``complete_list_item_value`` would handle them (``handle_field_error`` at the item's or the field's path),
+so null propagation is the spec's. Incremental delivery (``@defer``, ``@stream``, a position context) is
+never planned. tests/test_plain_leaf_execution.py compares answers, errors and paths with graphql-core's.
 """
 
 from __future__ import annotations
@@ -32,6 +54,7 @@ from typing import Any
 
 from graphql import (
     GraphQLField,
+    GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
@@ -164,8 +187,71 @@ def _node_id_attribute(cls: type) -> str | None:
     return _NODE_ID_ATTRIBUTES[cls]
 
 
+# The steps of a plan (``PlainLeafExecutor.plan``): what each response key of a selection costs.
+LEAF, NODE_LEAF, TYPENAME, SUBOBJECT, SUBLIST, READ, FIELD = range(7)
+Step = tuple[Any, ...]
+"""(kind, response name, field details list, …): LEAF (python name, reader, coercion, nullable);
+NODE_LEAF (coercion); TYPENAME (the type's name); SUBOBJECT and SUBLIST (the read, its object type, the
+return type, a one-item list for the sub-selection, filled at first use); READ (the read); FIELD (none:
+graphql-core's ``execute_field``)."""
+
+
 class PlainLeafExecutor(StrawberryGraphQLCoreExecutionContext):
-    """strawberry's execution context, with plain leaf fields read in place (see the module's doc)."""
+    """strawberry's execution context, with plain fields read in place (see the module's doc)."""
+
+    _plans: dict[int, tuple[GroupedFieldSet, GraphQLObjectType, list[Step]]] | None = None
+
+    def plan(self, parent_type: GraphQLObjectType, grouped_field_set: GroupedFieldSet) -> list[Step]:
+        """The steps that complete ``grouped_field_set`` on objects of ``parent_type``, made once per
+        execution: graphql-core collects a selection once per execution for all the objects of a list
+        (``collect_subfields`` is memoised on the same field group), so the same grouped field set comes
+        back for every node of a page, with ``@skip``/``@include`` and fragments already applied."""
+        plans = self._plans
+        if plans is None:
+            plans = self._plans = {}
+        entry = plans.get(id(grouped_field_set))
+        if entry is not None and entry[0] is grouped_field_set and entry[1] is parent_type:
+            return entry[2]
+        leaves, reads = plain_leaves(parent_type), read_fields(parent_type)
+        steps: list[Step] = []
+        for response_name, field_details_list in grouped_field_set.items():
+            field_name = field_details_list[0].node.name.value
+            leaf = leaves.get(field_name)
+            read = reads.get(field_name)
+            if field_name == "__typename":
+                steps.append((TYPENAME, response_name, field_details_list, parent_type.name))
+            elif leaf is not None:
+                steps.append((LEAF, response_name, field_details_list, *leaf))
+            elif read is None:
+                steps.append((FIELD, response_name, field_details_list))
+            elif read[0] == NODE_ID:
+                named = read[2].type
+                named = named.of_type if isinstance(named, GraphQLNonNull) else named
+                if is_leaf_type(named) and read[2].type is not named:  # ``ID!``
+                    steps.append((NODE_LEAF, response_name, field_details_list, named.coerce_output_value))
+                else:
+                    steps.append((READ, response_name, field_details_list, read))
+            elif read[4] is not None:
+                steps.append((SUBOBJECT, response_name, field_details_list, read, read[4], read[2].type, []))
+            elif (item := _direct_list_item(read[2].type)) is not None and not _streamed(field_details_list):
+                steps.append((SUBLIST, response_name, field_details_list, read, item, read[2].type, []))
+            else:
+                steps.append((READ, response_name, field_details_list, read))
+        plans[id(grouped_field_set)] = (grouped_field_set, parent_type, steps)
+        return steps
+
+    def sub_selection(
+        self, step: Step, object_type: GraphQLObjectType, position_context: Any
+    ) -> GroupedFieldSet | None:
+        """The grouped field set of a SUBOBJECT or SUBLIST step's objects, or None when graphql-core must
+        complete them (deferred fragments, incremental delivery under way)."""
+        if position_context is not None:
+            return None
+        cached = step[6]
+        if not cached:
+            grouped_field_set, new_defer_usages, _ = self.collect_subfields(object_type, step[2])
+            cached.append(None if new_defer_usages else grouped_field_set)
+        return cached[0]
 
     def execute_fields(
         self,
@@ -176,37 +262,65 @@ class PlainLeafExecutor(StrawberryGraphQLCoreExecutionContext):
         position_context: Any,
     ) -> AwaitableOrValue[dict[str, Any]]:
         middleware = self.middleware_manager
-        wrapped = middleware is not None and middleware.middlewares  # strawberry passes an empty manager
-        leaves = {} if wrapped else plain_leaves(parent_type)
-        reads = {} if wrapped else read_fields(parent_type)
-        if not leaves and not reads:
+        if middleware is not None and middleware.middlewares:  # strawberry passes an empty manager
             return super().execute_fields(
                 parent_type, source_value, path, grouped_field_set, position_context
             )
-        # graphql-core's loop (``Executor.execute_fields``), with the plain-leaf branch in front: the
-        # response keeps the selection's order.
+        # graphql-core's loop (``Executor.execute_fields``), a step per response key: the response keeps
+        # the selection's order. Any value a step does not take as it is goes to graphql-core.
         results: dict[str, Any] = {}
         is_awaitable = self.is_awaitable
         awaitable_fields: list[str] = []
         try:
-            for response_name, field_details_list in grouped_field_set.items():
-                field_name = field_details_list[0].node.name.value
-                leaf = leaves.get(field_name)
-                if leaf is not None:
-                    value = _read(leaf, source_value)
-                    if value is not Undefined:
-                        results[response_name] = value
-                        continue
+            for step in self.plan(parent_type, grouped_field_set):
+                kind, response_name, field_details_list = step[0], step[1], step[2]
+                if kind == LEAF:
+                    try:
+                        value = step[4](source_value, step[3])
+                        if value is None:
+                            if step[6]:
+                                results[response_name] = None
+                                continue
+                        else:
+                            value = step[5](value)
+                            if value is not None and value is not Undefined:
+                                results[response_name] = value
+                                continue
+                    except Exception:  # graphql-core's path raises it again, located, with its path
+                        pass
+                    read = None
+                elif kind == TYPENAME:
+                    results[response_name] = step[3]
+                    continue
+                elif kind == NODE_LEAF:
+                    id_attribute = _node_id_attribute(type(source_value))
+                    node_id = None if id_attribute is None else getattr(source_value, id_attribute, None)
+                    if type(node_id) is str:
+                        try:
+                            value = step[3](GlobalID(parent_type.name, node_id))
+                        except Exception:  # strawberry's resolver and graphql-core say what went wrong
+                            value = None
+                        if value is not None and value is not Undefined:
+                            results[response_name] = value
+                            continue
+                    read = None
+                elif kind == FIELD:
+                    read = None
+                else:
+                    read = step[3]
                 field_path = Path(path, response_name, parent_type.name)
-                read = reads.get(field_name)
                 value = Undefined if read is None else _read_value(read, parent_type, source_value)
-                if read is None or value is Undefined:
+                if value is Undefined:
                     result = self.execute_field(
                         parent_type, source_value, field_details_list, field_path, position_context
                     )
+                elif kind == SUBOBJECT:
+                    result = self.complete_object(step, parent_type, field_path, value, position_context)
+                elif kind == SUBLIST:
+                    result = self.complete_list(step, parent_type, field_path, value, position_context)
                 else:
                     result = self.complete_read(
-                        parent_type, read, field_details_list, field_path, value, position_context
+                        parent_type, step[3], field_details_list, field_path, value, position_context
                     )
                 if result is not Undefined:
                     results[response_name] = result
@@ -229,6 +343,96 @@ class PlainLeafExecutor(StrawberryGraphQLCoreExecutionContext):
             return results
 
         return get_results()
+
+    def complete_object(
+        self, step: Step, parent_type: GraphQLObjectType, path: Path, value: Any, position_context: Any
+    ) -> Any:
+        """A SUBOBJECT step's value: an object of its type goes straight to its sub-selection's plan (what
+        ``complete_value`` → ``complete_object_value`` → ``collect_and_execute_subfields`` end in);
+        anything else (null, an exception, another type) to ``complete_read``."""
+        read, object_type, return_type, field_details_list = step[3], step[4], step[5], step[2]
+        if value is None or isinstance(value, Exception) or not _is_type_of(object_type, value):
+            return self.complete_read(parent_type, read, field_details_list, path, value, position_context)
+        grouped_field_set = self.sub_selection(step, object_type, position_context)
+        if grouped_field_set is None:
+            return self.complete_read(parent_type, read, field_details_list, path, value, position_context)
+        try:
+            completed = self.execute_fields(object_type, value, path, grouped_field_set, None)
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, return_type, field_details_list, path)
+            return None
+        if self.is_awaitable(completed):
+            return self._await_field(completed, return_type, field_details_list, path)
+        return completed
+
+    def complete_list(
+        self, step: Step, parent_type: GraphQLObjectType, path: Path, value: Any, position_context: Any
+    ) -> Any:
+        """A SUBLIST step's value (``[T!]`` or ``[T!]!`` of a plain object type): a list or tuple whose
+        items are all objects of the type — checked before any is completed — is completed item by item
+        as ``complete_iterable_value`` does, each through the sub-selection's plan. Anything else goes to
+        ``complete_read``, whole."""
+        read, object_type, return_type, field_details_list = step[3], step[4], step[5], step[2]
+        grouped_field_set = None
+        if (type(value) is list or type(value) is tuple) and all(
+            item is not None and _is_type_of(object_type, item) for item in value
+        ):
+            grouped_field_set = self.sub_selection(step, object_type, position_context)
+        if grouped_field_set is None:
+            return self.complete_read(parent_type, read, field_details_list, path, value, position_context)
+        item_type = (return_type.of_type if isinstance(return_type, GraphQLNonNull) else return_type).of_type
+        is_awaitable = self.is_awaitable
+        execute_fields = self.execute_fields
+        completed_results: list[Any] = []
+        awaitable_indices: list[int] = []
+        try:
+            try:
+                for index, item in enumerate(value):
+                    item_path = path.add_key(index, None)
+                    try:
+                        completed = execute_fields(object_type, item, item_path, grouped_field_set, None)
+                    except Exception as raw_error:
+                        self.handle_field_error(raw_error, item_type, field_details_list, item_path)
+                        completed = None
+                    if is_awaitable(completed):
+                        awaitable_indices.append(index)
+                        completed = self._await_field(completed, item_type, field_details_list, item_path)
+                    completed_results.append(completed)
+            except Exception:
+                if awaitable_indices:
+                    self.settle_in_background([completed_results[index] for index in awaitable_indices])
+                raise
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, return_type, field_details_list, path)
+            return None
+        if not awaitable_indices:
+            return completed_results
+
+        async def get_completed_results() -> list[Any]:
+            if len(awaitable_indices) == 1:
+                index = awaitable_indices[0]
+                completed_results[index] = await completed_results[index]
+            else:
+                awaited = await gather_with_cancel(*(completed_results[i] for i in awaitable_indices))
+                for index, result in zip(awaitable_indices, awaited, strict=True):
+                    completed_results[index] = result
+            return completed_results
+
+        return self._await_field(get_completed_results(), return_type, field_details_list, path)
+
+    async def _await_field(
+        self,
+        completed: Any,
+        return_type: GraphQLOutputType,
+        field_details_list: FieldDetailsList,
+        path: Path,
+    ) -> Any:
+        """An awaitable completion, its error handled at ``path`` as ``execute_field`` does."""
+        try:
+            return await completed
+        except Exception as raw_error:
+            self.handle_field_error(raw_error, return_type, field_details_list, path)
+            return None
 
     def complete_read(
         self,
@@ -292,14 +496,25 @@ def _read_value(read: Read, parent_type: GraphQLObjectType, source: Any) -> Any:
     return Undefined if value is NOT_LOADED else value
 
 
-def _read(leaf: Leaf, source: Any) -> Any:
-    """The field's completed value, or ``Undefined`` when graphql-core must complete it (an error)."""
-    python_name, reader, coerce, nullable = leaf
-    try:
-        value = reader(source, python_name)
-        if value is None:
-            return None if nullable else Undefined
-        coerced = coerce(value)
-    except Exception:  # graphql-core's path raises it again, located, with its path
-        return Undefined
-    return Undefined if coerced is None or coerced is Undefined else coerced
+def _is_type_of(object_type: GraphQLObjectType, value: Any) -> bool:
+    """``complete_object_value``'s check, for a ``direct_object`` type (no ``is_type_of`` or strawberry's
+    own, which ignores the info)."""
+    is_type_of = object_type.is_type_of
+    return is_type_of is None or is_type_of(value, _NO_INFO) is True
+
+
+def _direct_list_item(field_type: GraphQLOutputType) -> GraphQLObjectType | None:
+    """The object type of a ``[T!]`` or ``[T!]!`` field whose items ``direct_object`` completes."""
+    list_type = field_type.of_type if isinstance(field_type, GraphQLNonNull) else field_type
+    if not isinstance(list_type, GraphQLList) or not isinstance(list_type.of_type, GraphQLNonNull):
+        return None
+    return direct_object(list_type.of_type)
+
+
+def _streamed(field_details_list: FieldDetailsList) -> bool:
+    """Whether a list field carries ``@stream`` (incremental delivery: graphql-core's own path)."""
+    return any(
+        directive.name.value == "stream"
+        for details in field_details_list
+        for directive in details.node.directives or ()
+    )

@@ -24,7 +24,7 @@ from typing import Any
 import structlog
 from cross_web import HTTPException
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import JSONResponse, Response
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
@@ -39,9 +39,9 @@ from legetime.core.platform.runtime import Platform
 from legetime.schema.build import build_schema
 from legetime.schema.context import Context
 from legetime.schema.errors import CLIENT_ERRORS, UNAVAILABLE_MESSAGE
-from legetime.schema.headers import graphiql_csp
 from legetime.schema.live_sockets import LiveSocketHandler, LiveSockets
 from legetime.schema.persisted_queries import PersistedQueries, not_found, requested_hash, sha256
+from legetime.schema.playground import page_response
 
 CONNECTION_INIT_WAIT = timedelta(seconds=10)
 """How long a socket may stay open without logging in (``connection_init``)."""
@@ -117,9 +117,8 @@ class LegetimeGraphQL(GraphQL[Context, None]):
         )
 
     async def render_graphql_ide(self, request: Any) -> Response:
-        html = self.graphql_ide_html
-        headers = {"Content-Security-Policy": graphiql_csp(html), "Cache-Control": "no-store"}
-        return HTMLResponse(html, headers=headers)
+        # Our own page (``playground``): self-hosted assets, a strict CSP, the login panel, the examples.
+        return page_response(self.platform.settings, request.scope.get("root_path", ""))
 
     def should_render_graphql_ide(self, request: Any) -> bool:
         # A GET naming a persisted query by its hash (no ``query``) asks for an answer, not for the IDE.

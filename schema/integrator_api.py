@@ -11,6 +11,7 @@ from sqlalchemy import select
 from strawberry import relay
 
 from legetime.core.consultation.sla import is_overdue
+from legetime.core.identity.actors import require_operator
 from legetime.core.identity.ctx import Ctx
 from legetime.core.identity.integrators import SCOPES
 from legetime.core.platform.db import models
@@ -21,7 +22,7 @@ from legetime.schema.case_types import CaseOutcome, CaseStatus
 from legetime.schema.context import Info
 from legetime.schema.errors import Error
 from legetime.schema.mutation import global_uuid, mutate
-from legetime.schema.operator_api import OperationFigures, operation_figures, require_operator
+from legetime.schema.operator_api import OperationFigures, operation_figures
 
 IntegratorScope = strawberry.enum(
     models.IntegratorScope,

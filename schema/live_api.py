@@ -16,6 +16,7 @@ import strawberry
 from strawberry import relay
 
 from legetime.core.consultation.access import Unauthenticated, load_case, readable
+from legetime.core.identity.actors import require_operator
 from legetime.core.identity.auth import authenticate
 from legetime.core.identity.ctx import Ctx
 from legetime.core.platform.db.base import utcnow
@@ -24,7 +25,7 @@ from legetime.core.platform.events import Event, EventType
 from legetime.schema.case_types import CaseStatus
 from legetime.schema.context import Context
 from legetime.schema.mutation import global_uuid
-from legetime.schema.operator_api import OperationFigures, operation_figures, require_operator
+from legetime.schema.operator_api import OperationFigures, operation_figures
 
 
 @strawberry.type(description="A case changed: ask a query for what to show. Ids and statuses only.")

@@ -11,11 +11,10 @@ import strawberry
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from legetime.core.consultation.access import require_person
 from legetime.core.consultation.overdue import AWAITING_ANSWER
-from legetime.core.identity.actors import Actor
+from legetime.core.identity.actors import require_operator
 from legetime.core.platform.db import models
-from legetime.core.platform.errors import Forbidden, ValidationError
+from legetime.core.platform.errors import ValidationError
 from legetime.core.protection import audit
 from legetime.schema.case_types import CaseStatus
 from legetime.schema.context import Info
@@ -229,12 +228,6 @@ class OperatorQuery:
         require_operator(ctx.actor)
         figures = await operation_figures(ctx.session, ctx.now)
         return OperatorOverview(**vars(figures))
-
-
-def require_operator(actor: Actor) -> None:
-    require_person(actor)
-    if not actor.is_operator:
-        raise Forbidden("Bare driftsoperatører har tilgang.")
 
 
 async def operation_figures(session: AsyncSession, now: datetime) -> OperationFigures:

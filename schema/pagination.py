@@ -44,8 +44,13 @@ class CappedConnection(relay.ListConnection[NodeType], Generic[NodeType]):
         return super().resolve_connection(nodes, info=info, **kwargs)
 
 
+_CURSOR_ENCODER = json.JSONEncoder(default=str)
+"""``json.dumps(values, default=str)``'s encoder, made once: ``dumps`` makes a new one on every call that
+passes ``default`` (a page encodes one cursor per row)."""
+
+
 def encode_cursor(values: list[Any]) -> str:
-    return base64.urlsafe_b64encode(json.dumps(values, default=str).encode()).decode()
+    return base64.urlsafe_b64encode(_CURSOR_ENCODER.encode(values).encode()).decode()
 
 
 def decode_cursor(cursor: str) -> list[Any]:

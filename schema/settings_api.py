@@ -77,8 +77,9 @@ class ProviderSettings:
 
 @strawberry.input
 class ChangePlatformSettingsInput:
-    values: JSON = strawberry.field(
-        default_factory=dict,
+    # Null rather than {} by default: a default object of the JSON scalar breaks introspection.
+    values: JSON | None = strawberry.field(
+        default=None,
         description='Names and new values, e.g. `{"sms_sender": "Klinikken", "sms_providers": ["twilio", '
         '"outbox"]}` (the first provider of a capability is the default).',
     )
@@ -91,8 +92,8 @@ class ChangePlatformSettingsInput:
 class ChangeProviderSettingsInput:
     capability: Capability  # type: ignore[valid-type]
     provider: str
-    values: JSON = strawberry.field(
-        default_factory=dict, description="Names and new values; a secret is given here and never shown."
+    values: JSON | None = strawberry.field(
+        default=None, description="Names and new values; a secret is given here and never shown."
     )
     clear: list[str] = strawberry.field(default_factory=list)
 
@@ -126,6 +127,8 @@ class CheckProviderPayload:
 
 
 def _object(values: Any) -> dict[str, Any]:
+    if values is None:
+        return {}
     if not isinstance(values, dict):
         raise ValidationError("`values` must be an object of names and values.", field="values")
     return values

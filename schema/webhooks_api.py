@@ -8,6 +8,7 @@ from datetime import datetime
 
 import strawberry
 
+from legetime.core.identity.actors import require_operator
 from legetime.core.identity.ctx import Ctx
 from legetime.core.platform.db import models
 from legetime.core.platform.errors import ValidationError
@@ -205,7 +206,7 @@ class WebhookQuery:
     @strawberry.field(description="Operators: one webhook endpoint.")
     async def webhook_endpoint(self, info: Info, id: strawberry.ID) -> WebhookEndpoint:
         ctx = await info.context.read()
-        endpoints.require_operator(ctx)
+        require_operator(ctx.actor)
         return WebhookEndpoint.of(await endpoints.get(ctx, global_uuid(id, field="id")))
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import schemathesis
-from graphql import NullValueNode
+from graphql import NameNode, NullValueNode, ObjectFieldNode, ObjectValueNode, StringValueNode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from starlette.testclient import TestClient
@@ -32,6 +32,21 @@ PEOPLE = {"patient": DEMO_PEOPLE[2].national_id, "clinician": DEMO_PEOPLE[0].nat
 
 # A JSON body cannot carry a file (uploads are multipart, tested in test_consultation_flow): null here.
 schemathesis.graphql.scalar("Upload", st.just(NullValueNode()))
+
+
+def _json_object(items: dict[str, str]) -> ObjectValueNode:
+    fields = tuple(
+        ObjectFieldNode(name=NameNode(value=key), value=StringValueNode(value=value))
+        for key, value in items.items()
+    )
+    return ObjectValueNode(fields=fields)
+
+
+# The JSON scalar (settings' values): an object literal of names and strings.
+schemathesis.graphql.scalar(
+    "JSON",
+    st.dictionaries(st.from_regex(r"\A[a-z_]{1,20}\Z"), st.text(max_size=20), max_size=3).map(_json_object),
+)
 
 
 @pytest.fixture(scope="module")

@@ -215,3 +215,14 @@ def test_sdl_file_is_up_to_date() -> None:
 
     assert SDL_FILE.exists(), "run `make docs` to write schema/schema.graphql"
     assert SDL_FILE.read_text() == default_sdl(), "schema/schema.graphql is out of date: run `make docs`"
+
+
+def test_the_full_introspection_query_answers(client: TestClient) -> None:
+    """What GraphiQL and code generators send first: every type, field, argument and default value
+    (a default the JSON scalar cannot print broke it once)."""
+    from graphql import get_introspection_query
+
+    body = client.post("/graphql", json={"query": get_introspection_query(descriptions=True)}).json()
+    assert "errors" not in body, body.get("errors")
+    names = {t["name"] for t in body["data"]["__schema"]["types"]}
+    assert {"ChangePlatformSettingsInput", "Case", "JSON"} <= names

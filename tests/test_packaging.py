@@ -38,6 +38,10 @@ PACKAGE_DATA = (
     "legetime/core/platform/db/migrations/script.py.mako",
     "legetime/core/consultation/questionnaires/general.v1.json",
     "legetime/schema/schema.graphql",
+    "legetime/schema/static/graphiql/manifest.json",  # the playground's vendored IDE, with its licences
+    "legetime/schema/static/graphiql/graphiql-3.8.3/graphiql.min.js",
+    "legetime/schema/static/graphiql/graphiql-3.8.3/LICENSE",
+    "legetime/schema/static/playground/playground.js",
 )
 
 
@@ -170,6 +174,8 @@ def test_the_installed_app_answers_graphql(installed: Installed, tmp_path: Path)
             json={"query": "{ platform { version } questionnaire { key version title } }"},
             timeout=30,
         ).json()
+        ide = httpx.get(f"{base}/graphql/ide/graphiql/graphiql-3.8.3/graphiql.min.js", timeout=5)
+    assert ide.status_code == 200 and "javascript" in ide.headers["content-type"]  # served from the wheel
     assert "errors" not in answer, answer
     assert answer["data"]["platform"]["version"] == legetime.__version__
     questionnaire = answer["data"]["questionnaire"]  # read from the wheel's questionnaire JSON

@@ -149,10 +149,26 @@ class NodeQuery:
             Thing(thing_id="4", tag=Tag(label="e"), maybe_tag="not a tag", tags=[], _owner=None),  # type: ignore[arg-type]
         ]
 
+    @strawberry.field
+    def odd(self) -> list[Thing | None]:
+        """Lists of objects that are not all there: an item's error, a missing item, a wrong item."""
+        return [
+            Thing(thing_id="5", tag=Tag(label="f"), maybe_tag=None, tags=[Tag(label="g"), Tag(label=None)]),  # type: ignore[arg-type]
+            Thing(thing_id="6", tag=Tag(label="h"), maybe_tag=None, tags=[Tag(label="i"), None]),  # type: ignore[list-item]
+            Thing(thing_id="7", tag=Tag(label="j"), maybe_tag=None, tags=[Tag(label="k"), "not a tag"]),  # type: ignore[list-item]
+            Thing(thing_id="8", tag=Tag(label="l"), maybe_tag=None, tags=(Tag(label="m"),)),  # type: ignore[arg-type]
+        ]
 
-def _run_nodes(executor: type[Executor] | None, query: str) -> dict[str, Any]:
+    @strawberry.field
+    async def later_things(self) -> list[Thing]:
+        return self.things()
+
+
+def _run_nodes(
+    executor: type[Executor] | None, query: str, variables: dict[str, Any] | None = None
+) -> dict[str, Any]:
     schema = strawberry.Schema(query=NodeQuery, execution_context_class=executor)
-    result = asyncio.run(schema.execute(query))
+    result = asyncio.run(schema.execute(query, variable_values=variables))
     errors = sorted((e.message, str(e.path)) for e in result.errors or [])
     return {"data": result.data, "errors": errors}
 
@@ -169,6 +185,63 @@ def _run_nodes(executor: type[Executor] | None, query: str) -> dict[str, Any]:
 )
 def test_fields_read_without_their_resolver_answer_as_graphql_core(query: str) -> None:
     assert _run_nodes(PlainLeafExecutor, query) == _run_nodes(None, query)
+
+
+# --- the plans: each node of a list completed by the steps made for its selection ----------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "variables"),
+    [
+        ("{ things { __typename id t: __typename tags { __typename label } } }", None),
+        # aliases, the same field twice, fragments spread and inline, in the selection's order
+        (
+            "{ things { x: tags { l: label } tags { label } ...F ... on Thing { id x: tags { l: label } } } }"
+            " fragment F on Thing { tag { label } id }",
+            None,
+        ),
+        # @skip/@include with variables: the plan follows what graphql-core collected for this request
+        (
+            "query($s: Boolean!, $i: Boolean!) { things { id @skip(if: $s) tag @include(if: $i) { label }"
+            " tags { label @include(if: $i) __typename } } }",
+            {"s": True, "i": False},
+        ),
+        (
+            "query($s: Boolean!, $i: Boolean!) { things { id @skip(if: $s) tag @include(if: $i) { label }"
+            " tags { label @include(if: $i) __typename } } }",
+            {"s": False, "i": True},
+        ),
+        # a list item's error nulls the item, then the list, then the nearest nullable parent; a missing
+        # item and an item of another type are graphql-core's errors; a tuple is a list
+        ("{ odd { id tags { label } } }", None),
+        ("{ odd { tag { label } maybeTag { label } } tags: odd { tags { __typename } } }", None),
+        ("{ laterThings { id tags { label } owner { label } } }", None),
+        ("{ broken { id tag { label } tags { label } } }", None),
+    ],
+)
+def test_plans_answer_as_graphql_core(query: str, variables: dict[str, Any] | None) -> None:
+    assert _run_nodes(PlainLeafExecutor, query, variables) == _run_nodes(None, query, variables)
+
+
+def test_a_deferred_fragment_is_graphql_cores() -> None:
+    """Incremental delivery is not planned (``sub_selection``): the same answer, or as here, where the
+    schema does not enable it, the same refusal as graphql-core's."""
+    query = "{ things { id ... @defer { tags { label } } } }"
+    assert _run_nodes(PlainLeafExecutor, query) == _run_nodes(None, query)
+
+
+def test_a_page_of_objects_builds_no_resolve_info(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The point of the plans: a list's objects, their objects and node ids cost no resolve info."""
+    resolved: list[str] = []
+    original = PlainLeafExecutor.build_resolve_info
+
+    def counting(self: PlainLeafExecutor, field_def: Any, nodes: Any, parent: Any, path: Any) -> Any:
+        resolved.append(f"{parent.name}.{nodes[0].name.value}")
+        return original(self, field_def, nodes, parent, path)
+
+    monkeypatch.setattr(PlainLeafExecutor, "build_resolve_info", counting)
+    _run_nodes(PlainLeafExecutor, "{ things { id tag { label } tags { label } owner { label } } }")
+    assert resolved == ["NodeQuery.things", "Thing.owner"]  # the second thing's owner was not loaded
 
 
 def test_read_fields_are_objects_node_ids_and_preloaded_values() -> None:

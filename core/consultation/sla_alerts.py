@@ -30,11 +30,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from legetime.core.consultation.case_events import emit_as_system
 from legetime.core.consultation.notifications import notify_on_duty
 from legetime.core.consultation.overdue import AWAITING_ANSWER
+from legetime.core.identity.actors import require_operator
 from legetime.core.identity.ctx import Ctx
 from legetime.core.identity.phone import normalize_phone
 from legetime.core.platform.db.base import utcnow
 from legetime.core.platform.db.models import Case, CaseSlaAlert, OnDutyPhone
-from legetime.core.platform.errors import ErrorCode, Forbidden
 from legetime.core.platform.events import EventType
 from legetime.core.protection import audit
 
@@ -131,23 +131,16 @@ async def _alert(session: AsyncSession, case: Case, minutes: int, phone: str | N
 # --- the on-duty number ---------------------------------------------------------------------------------
 
 
-def require_operator(ctx: Ctx) -> None:
-    if ctx.actor.person_id is None:
-        raise Forbidden("Du må logge inn.", code=ErrorCode.UNAUTHENTICATED)
-    if not ctx.actor.is_operator:
-        raise Forbidden("Bare driftsoperatører har tilgang.")
-
-
 async def on_duty_phone(ctx: Ctx) -> OnDutyPhone | None:
     """Operators: the number SLA alerts are texted to, if one is set."""
-    require_operator(ctx)
+    require_operator(ctx.actor)
     return await ctx.session.get(OnDutyPhone, ON_DUTY_ROW)
 
 
 async def set_on_duty_phone(ctx: Ctx, phone: str | None) -> OnDutyPhone | None:
     """Operators: set the on-duty number (normalised to E.164; a number that cannot receive SMS is
     refused), or clear it with ``None`` or an empty string. Every change is in the access log."""
-    require_operator(ctx)
+    require_operator(ctx.actor)
     if phone is None or not phone.strip():
         await ctx.session.execute(delete(OnDutyPhone).where(OnDutyPhone.id == ON_DUTY_ROW))
         await _log(ctx, "clear")

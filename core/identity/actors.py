@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass, field
 
 from legetime.core.platform.db.models import IntegratorScope, StaffRole
+from legetime.core.platform.errors import ErrorCode, Forbidden
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,14 @@ class Actor:
 
 
 ANONYMOUS = Actor(person_id=None)
+
+
+def require_operator(actor: Actor) -> None:
+    """Operators only: ``UNAUTHENTICATED`` for nobody logged in, ``FORBIDDEN`` for anyone else."""
+    if actor.person_id is None:
+        raise Forbidden("Du må logge inn.", code=ErrorCode.UNAUTHENTICATED)
+    if not actor.is_operator:
+        raise Forbidden("Bare driftsoperatører har tilgang.")
 
 
 class _System(Actor):

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from legetime.core.identity import integrators
-from legetime.core.identity.actors import Integrator
+from legetime.core.identity.actors import Integrator, require_operator
 from legetime.core.identity.ctx import Ctx
 from legetime.core.platform.db.base import new_id
 from legetime.core.platform.db.models import IntegratorAccount, IntegratorScope
@@ -27,13 +27,6 @@ class WithToken:
     account: IntegratorAccount
     token: str
     """Shown this once."""
-
-
-def require_operator(ctx: Ctx) -> None:
-    if ctx.actor.person_id is None:
-        raise Forbidden("Du må logge inn.", code=ErrorCode.UNAUTHENTICATED)
-    if not ctx.actor.is_operator:
-        raise Forbidden("Bare driftsoperatører har tilgang.")
 
 
 def require_scope(ctx: Ctx, scope: IntegratorScope) -> Integrator:
@@ -61,7 +54,7 @@ async def log_read(ctx: Ctx, *, person_id: uuid.UUID | None, object_type: str, o
 
 
 async def create(ctx: Ctx, *, name: str, scopes: Sequence[IntegratorScope]) -> WithToken:
-    require_operator(ctx)
+    require_operator(ctx.actor)
     name = name.strip()
     if not name or len(name) > MAX_NAME:
         raise ValidationError(f"Gi kontoen et navn på 1–{MAX_NAME} tegn.", field="name")
@@ -83,7 +76,7 @@ async def create(ctx: Ctx, *, name: str, scopes: Sequence[IntegratorScope]) -> W
 
 async def revoke(ctx: Ctx, account_id: uuid.UUID) -> IntegratorAccount:
     """End the account: its token stands for nobody from the next request on."""
-    require_operator(ctx)
+    require_operator(ctx.actor)
     account = await ctx.session.get(IntegratorAccount, account_id, with_for_update=True)
     if account is None:
         raise NotFound("Fant ikke integrasjonskontoen.", field="id")
@@ -94,7 +87,7 @@ async def revoke(ctx: Ctx, account_id: uuid.UUID) -> IntegratorAccount:
 
 
 async def accounts(ctx: Ctx) -> list[IntegratorAccount]:
-    require_operator(ctx)
+    require_operator(ctx.actor)
     return list(await ctx.session.scalars(select(IntegratorAccount).order_by(IntegratorAccount.created_at)))
 
 

@@ -19,13 +19,12 @@ from typing import Any
 import pydantic
 from pydantic_core import PydanticUndefined
 
+from legetime.core.identity.actors import require_operator
 from legetime.core.identity.ctx import Ctx
 from legetime.core.platform import runtime_settings
 from legetime.core.platform.config import ENV_PREFIX, Settings
 from legetime.core.platform.errors import (
     ConfigError,
-    ErrorCode,
-    Forbidden,
     NotFound,
     PluginError,
     ValidationError,
@@ -64,19 +63,12 @@ class ProviderView:
     settings: list[SettingView]
 
 
-def require_operator(ctx: Ctx) -> None:
-    if ctx.actor.person_id is None:
-        raise Forbidden("Du må logge inn.", code=ErrorCode.UNAUTHENTICATED)
-    if not ctx.actor.is_operator:
-        raise Forbidden("Bare driftsoperatører har tilgang.")
-
-
 async def _stored(ctx: Ctx) -> Stored:
     return await runtime_settings.load(ctx.session, ctx.platform.keyring)
 
 
 async def platform_settings(ctx: Ctx) -> list[SettingView]:
-    require_operator(ctx)
+    require_operator(ctx.actor)
     base = _base(ctx)
     stored = (await _stored(ctx)).of(PLATFORM)
     locked = runtime_settings.platform_locked(base)
@@ -102,7 +94,7 @@ async def platform_settings(ctx: Ctx) -> list[SettingView]:
 
 
 async def providers(ctx: Ctx, capability: Capability | None = None) -> list[ProviderView]:
-    require_operator(ctx)
+    require_operator(ctx.actor)
     stored = await _stored(ctx)
     views = []
     for spec in sorted(ctx.platform.providers.offered, key=lambda s: (s.capability.value, s.name)):
@@ -161,7 +153,7 @@ def pydantic_settings_values(spec: ProviderSpec) -> dict[str, Any]:
 async def change_platform(ctx: Ctx, values: dict[str, Any], clear: Sequence[str]) -> list[str]:
     """Store platform settings (``clear``: back to the environment's or the default); returns the names
     changed. Raises ``ValidationError`` with the setting's name as ``field``."""
-    require_operator(ctx)
+    require_operator(ctx.actor)
     names = _names(values, clear, runtime_settings.EDITABLE, runtime_settings.platform_locked(_base(ctx)))
     stored = await _stored(ctx)
     merged = {k: v for k, v in {**stored.of(PLATFORM), **values}.items() if k not in clear}
@@ -175,7 +167,7 @@ async def change_provider(
     ctx: Ctx, capability: Capability, name: str, values: dict[str, Any], clear: Sequence[str]
 ) -> list[str]:
     """Store a provider's settings (``clear``: back to its environment's or the default)."""
-    require_operator(ctx)
+    require_operator(ctx.actor)
     spec = _spec(ctx, capability, name)
     fields = tuple(spec.settings_model.model_fields)
     names = _names(values, clear, fields, runtime_settings.provider_locked(spec))
@@ -190,7 +182,7 @@ async def change_provider(
 
 async def provider_to_check(ctx: Ctx, capability: Capability, name: str) -> object:
     """The enabled provider an operator asks to test itself (the asking is in the access log)."""
-    require_operator(ctx)
+    require_operator(ctx.actor)
     _spec(ctx, capability, name)
     if name not in ctx.platform.providers.names(capability):
         raise NotFound("Leverandøren er ikke slått på.", field="provider")

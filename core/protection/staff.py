@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 
 from legetime.core.identity import auth, persons
+from legetime.core.identity.actors import require_operator
 from legetime.core.identity.countries import identify
 from legetime.core.identity.ctx import Ctx
 from legetime.core.identity.nationalid import InvalidNationalId
 from legetime.core.platform.db.models import Person, StaffMembership, StaffRole
-from legetime.core.platform.errors import ErrorCode, Forbidden, NotFound, ValidationError
+from legetime.core.platform.errors import NotFound, ValidationError
 from legetime.core.protection import audit
 
 HPR_NUMBER = re.compile(r"\d{6,9}")
@@ -45,20 +46,13 @@ class Member:
         return [m for m in self.memberships if m.ended_at is None]
 
 
-def require_operator(ctx: Ctx) -> None:
-    if ctx.actor.person_id is None:
-        raise Forbidden("Du må logge inn.", code=ErrorCode.UNAUTHENTICATED)
-    if not ctx.actor.is_operator:
-        raise Forbidden("Bare driftsoperatører har tilgang.")
-
-
 async def invite(
     ctx: Ctx, national_id: str, role: StaffRole, hpr_number: str | None, *, from_command_line: bool = False
 ) -> Member:
     """Give ``role`` to the person with ``national_id``, creating her if she has never logged in.
     ``from_command_line``: the first operator, with no one logged in to ask."""
     if not from_command_line:
-        require_operator(ctx)
+        require_operator(ctx.actor)
     rules = identify(national_id)
     if rules is None:
         raise ValidationError("Ugyldig fødselsnummer.", field="nationalId")
@@ -78,7 +72,7 @@ async def invite(
 
 
 async def grant(ctx: Ctx, person_id: uuid.UUID, role: StaffRole, hpr_number: str | None) -> Member:
-    require_operator(ctx)
+    require_operator(ctx.actor)
     person = await _staff_person(ctx, person_id)
     await _grant(ctx, person, role, hpr_number)
     return await member(ctx, person.id)
@@ -86,7 +80,7 @@ async def grant(ctx: Ctx, person_id: uuid.UUID, role: StaffRole, hpr_number: str
 
 async def revoke(ctx: Ctx, person_id: uuid.UUID, role: StaffRole) -> Member:
     """End one of her roles (from her next request on)."""
-    require_operator(ctx)
+    require_operator(ctx.actor)
     person = await _staff_person(ctx, person_id)
     membership = await _membership(ctx, person.id, role)
     if membership is None or membership.ended_at is not None:
@@ -99,7 +93,7 @@ async def revoke(ctx: Ctx, person_id: uuid.UUID, role: StaffRole) -> Member:
 
 async def deactivate(ctx: Ctx, person_id: uuid.UUID) -> Member:
     """End all her roles and all her sessions."""
-    require_operator(ctx)
+    require_operator(ctx.actor)
     person = await _staff_person(ctx, person_id)
     active = [m for m in await _memberships(ctx, person.id) if m.ended_at is None]
     if not active:
@@ -117,7 +111,7 @@ async def deactivate(ctx: Ctx, person_id: uuid.UUID) -> Member:
 async def members(ctx: Ctx, *, include_ended: bool = False, from_command_line: bool = False) -> list[Member]:
     """The staff (people with a role; with ``include_ended``, those who had one), by name."""
     if not from_command_line:
-        require_operator(ctx)
+        require_operator(ctx.actor)
     query = select(StaffMembership).order_by(StaffMembership.created_at.desc())
     if not include_ended:
         query = query.where(StaffMembership.ended_at.is_(None))

@@ -12,10 +12,11 @@ from typing import Any
 
 from sqlalchemy import delete, select
 
+from legetime.core.identity.actors import require_operator
 from legetime.core.identity.ctx import Ctx
 from legetime.core.platform.db.base import new_id
 from legetime.core.platform.db.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from legetime.core.platform.errors import ErrorCode, Forbidden, NotFound, ValidationError
+from legetime.core.platform.errors import NotFound, ValidationError
 from legetime.core.platform.events import EventType
 from legetime.core.platform.jobs.outbox import enqueue
 from legetime.core.platform.webhooks_out import addresses, delivery, signing
@@ -38,13 +39,6 @@ class WithSecret:
     endpoint: WebhookEndpoint
     secret: str
     """Shown this once."""
-
-
-def require_operator(ctx: Ctx) -> None:
-    if ctx.actor.person_id is None:
-        raise Forbidden("Du må logge inn.", code=ErrorCode.UNAUTHENTICATED)
-    if not ctx.actor.is_operator:
-        raise Forbidden("Bare driftsoperatører har tilgang.")
 
 
 def _event_types(values: Sequence[str] | None) -> list[str] | None:
@@ -78,7 +72,7 @@ async def create(
     description: str | None = None,
     enabled: bool = True,
 ) -> WithSecret:
-    require_operator(ctx)
+    require_operator(ctx.actor)
     url = url.strip()
     await addresses.check(url, production=ctx.platform.settings.is_production)
     endpoint = WebhookEndpoint(
@@ -102,7 +96,7 @@ async def create(
 
 
 async def get(ctx: Ctx, endpoint_id: uuid.UUID, *, for_update: bool = False) -> WebhookEndpoint:
-    require_operator(ctx)
+    require_operator(ctx.actor)
     query = select(WebhookEndpoint).where(WebhookEndpoint.id == endpoint_id)
     endpoint = await ctx.session.scalar(query.with_for_update() if for_update else query)
     if endpoint is None:
@@ -164,7 +158,7 @@ async def remove(ctx: Ctx, endpoint_id: uuid.UUID) -> uuid.UUID:
 
 async def redeliver(ctx: Ctx, delivery_id: uuid.UUID) -> WebhookDelivery:
     """Send a delivery once more, now (whatever became of it: delivered, failed or still being tried)."""
-    require_operator(ctx)
+    require_operator(ctx.actor)
     row = await ctx.session.get(WebhookDelivery, delivery_id)
     if row is None:
         raise NotFound("Fant ikke leveransen.", field="deliveryId")
@@ -177,7 +171,7 @@ async def redeliver(ctx: Ctx, delivery_id: uuid.UUID) -> WebhookDelivery:
 
 
 async def endpoints(ctx: Ctx) -> list[WebhookEndpoint]:
-    require_operator(ctx)
+    require_operator(ctx.actor)
     rows = await ctx.session.scalars(select(WebhookEndpoint).order_by(WebhookEndpoint.created_at))
     return list(rows)
 

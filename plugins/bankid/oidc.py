@@ -32,13 +32,14 @@ import hashlib
 import hmac
 import importlib
 import json
+import re
 import secrets
 import time
 import warnings
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 
 from pydantic import Field, SecretStr
 from pydantic_settings import SettingsConfigDict
@@ -59,6 +60,7 @@ from legetime.sdk import (
     LoginPending,
     LoginRequest,
     LoginStart,
+    ProviderCheck,
     ProviderContext,
     ProviderError,
     ProviderSettings,
@@ -72,6 +74,7 @@ from legetime.sdk import (
 # authlib, joserfc and httpx are imported when the provider is constructed (see ``_load_sdk``), not when
 # the plugin is loaded: a default plugin whose provider is not enabled costs start-up nothing.
 if TYPE_CHECKING:
+    import httpx
     from authlib.integrations.httpx_client import AsyncOAuth2Client
     from joserfc.jwk import KeySet
 
@@ -292,6 +295,81 @@ class BankIdOidcProvider:
     async def cancel(self, state: Mapping[str, Any]) -> None:
         return None  # nothing is held at the provider before the code is exchanged
 
+    # --- Operators ----------------------------------------------------------------------------------
+
+    async def check(self) -> ProviderCheck:
+        """Read the discovery document and the JWKS (read-only), then test the client credentials at the
+        token endpoint with an authorization code that was never issued: an OpenID provider authenticates
+        the client first (RFC 6749 §5.2), so ``invalid_client`` (401) means the credentials were refused and
+        ``invalid_grant`` that they were accepted. No login is started and no token is issued."""
+        import httpx
+        from joserfc.errors import JoseError
+        from joserfc.jwk import KeySet
+
+        settings = self.settings
+        try:
+            async with httpx.AsyncClient(timeout=settings.timeout_seconds) as client:
+                discovery = await client.get(f"{settings.issuer}/.well-known/openid-configuration")
+                if discovery.status_code != 200:
+                    return ProviderCheck(
+                        False, f"The discovery document answered HTTP {discovery.status_code}."
+                    )
+                metadata = _json_object(discovery)
+                if metadata is None or str(metadata.get("issuer", "")).rstrip("/") != settings.issuer:
+                    return ProviderCheck(False, "The discovery document does not name the configured issuer.")
+                if not all(
+                    metadata.get(name) for name in ("authorization_endpoint", "token_endpoint", "jwks_uri")
+                ):
+                    return ProviderCheck(False, "The discovery document lacks an endpoint or the JWKS.")
+                jwks = await client.get(str(metadata["jwks_uri"]))
+                if jwks.status_code != 200:
+                    return ProviderCheck(False, f"The JWKS answered HTTP {jwks.status_code}.")
+                try:
+                    keys = KeySet.import_key_set(_json_object(jwks))  # type: ignore[arg-type]
+                except (JoseError, ValueError, TypeError):
+                    return ProviderCheck(False, "The JWKS holds no usable keys.")
+                if not keys.keys:
+                    return ProviderCheck(False, "The JWKS holds no keys.")
+                refused = await self._probe_client(client, str(metadata["token_endpoint"]))
+        except httpx.TimeoutException:
+            return ProviderCheck(
+                False, f"The OpenID provider did not answer within {settings.timeout_seconds:g} s."
+            )
+        except httpx.HTTPError:
+            return ProviderCheck(False, "The OpenID provider is unreachable.")
+        if refused:
+            return ProviderCheck(False, refused)
+        return ProviderCheck(
+            True,
+            f"The OpenID provider answers (discovery, {len(keys.keys)} signing keys) and accepts the client.",
+        )
+
+    async def _probe_client(self, client: httpx.AsyncClient, token_endpoint: str) -> str | None:
+        """Why the token endpoint refuses our client, or None when it authenticated it."""
+        settings = self.settings
+        secret = settings.client_secret.get_secret_value()
+        form = {
+            "grant_type": "authorization_code",
+            "code": "legetime-check-" + secrets.token_urlsafe(24),  # never issued
+            "redirect_uri": self.redirect_uri,
+            "code_verifier": secrets.token_urlsafe(48),
+        }
+        headers = {"Accept": "application/json"}
+        if settings.token_endpoint_auth_method == "client_secret_basic":
+            pair = f"{quote(settings.client_id, safe='')}:{quote(secret, safe='')}"
+            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+        else:
+            form |= {"client_id": settings.client_id, "client_secret": secret}
+        response = await client.post(token_endpoint, data=form, headers=headers)
+        body = _json_object(response) or {}
+        error = body.get("error")
+        if response.status_code == 401 or error == "invalid_client":
+            return f"The OpenID provider refused the client ID or secret (HTTP {response.status_code})."
+        if error == "invalid_grant":
+            return None
+        named = f"{error}, " if isinstance(error, str) and re.fullmatch(r"[a-z_]{1,40}", error) else ""
+        return f"The token endpoint did not confirm the client ({named}HTTP {response.status_code})."
+
     # --- The callback's part ----------------------------------------------------------------------
 
     def check_return_url(self, return_url: str) -> None:
@@ -493,6 +571,14 @@ def _oauth_http_errors() -> tuple[type[Exception], ...]:
     except ImportError:
         return (httpx.HTTPError,)
     return (httpx.HTTPError, httpx2.HTTPError)
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any] | None:
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) else None
 
 
 def _load_sdk() -> None:

@@ -47,6 +47,7 @@ from legetime.sdk import (
     LoginRequest,
     LoginStart,
     NationalId,
+    ProviderCheck,
     ProviderContext,
     ProviderSettings,
     ProviderSpec,
@@ -184,6 +185,10 @@ class SimulatedBankId:
     async def cancel(self, state: Mapping[str, Any]) -> None:
         # Nothing to tell a remote service; only make sure the state is ours.
         _State.from_json(state)
+
+    async def check(self) -> ProviderCheck:
+        """Nothing to reach and no state of its own (a login lives in its state)."""
+        return ProviderCheck(True, "BankID test (a simulation) needs nothing outside the platform.")
 
     def _accept(self, value: str, *, field: str | None) -> NationalId:
         try:

@@ -40,6 +40,7 @@ import secrets
 import ssl
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,7 @@ from legetime.sdk import (
     LoginPending,
     LoginRequest,
     LoginStart,
+    ProviderCheck,
     ProviderContext,
     ProviderError,
     ProviderSettings,
@@ -453,6 +455,51 @@ class SwedishBankId:
             # at BankID by itself, so cancelling is best effort.
             log.info("bankid_se.cancel_failed", error_code=getattr(error, "error_code", error.code.value))
 
+    async def check(self) -> ProviderCheck:
+        """``collect`` of an order that was never started (a random orderRef), over mutual TLS: the RP API
+        has no status call, and collect is its read-only one. BankID answers 400 ``invalidParameters`` for
+        an unknown order only after the TLS handshake accepted our certificate and its CA vouched for the
+        server, so that answer means the certificate and the endpoint work; ``unauthorized`` means BankID
+        knows the certificate but the RP may not use the service. No order is started."""
+        import httpx
+
+        url = f"{self.settings.base_url}/collect"
+        try:
+            async with httpx.AsyncClient(verify=self._ssl, timeout=self.settings.timeout_seconds) as client:
+                response = await client.post(url, json={"orderRef": str(uuid.uuid4())})
+        except httpx.TimeoutException:
+            return ProviderCheck(False, f"BankID did not answer within {self.settings.timeout_seconds:g} s.")
+        except httpx.HTTPError as error:
+            if _tls_failure(error):
+                return ProviderCheck(
+                    False,
+                    "The TLS handshake failed: BankID refused the RP certificate, or the server's "
+                    "certificate is not issued by the configured CA.",
+                )
+            if isinstance(error, httpx.ReadError | httpx.WriteError | httpx.RemoteProtocolError):
+                # Under TLS 1.3 the server checks our certificate after the client's side of the handshake
+                # is done, and a refusal reaches the client as a dropped connection.
+                return ProviderCheck(
+                    False, "BankID closed the connection: it probably refused the RP certificate."
+                )
+            return ProviderCheck(False, "BankID is unreachable.")
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        given = answer.get("errorCode") if isinstance(answer, dict) else None
+        code = given if isinstance(given, str) else None
+        if response.status_code == 400 and code == "invalidParameters":
+            return ProviderCheck(
+                True, "BankID accepted the RP certificate (mutual TLS) and the RP API answers."
+            )
+        if code == "unauthorized" or response.status_code in (401, 403):
+            return ProviderCheck(
+                False, f"BankID accepted the TLS connection but refused the RP (HTTP {response.status_code})."
+            )
+        known = f"{code}, " if code in KNOWN_ERROR_CODES else ""
+        return ProviderCheck(False, f"BankID answered {known}HTTP {response.status_code}.")
+
     # -- helpers
 
     def qr_now(self, login: _State) -> str:
@@ -552,6 +599,20 @@ def _tls_failure(error: BaseException) -> bool:
 
 
 RETRYABLE_ERRORS = frozenset({"requestTimeout", "internalError", "maintenance"})
+KNOWN_ERROR_CODES = frozenset(
+    {
+        "alreadyInProgress",
+        "invalidParameters",
+        "unauthorized",
+        "notFound",
+        "methodNotAllowed",
+        "requestTimeout",
+        "unsupportedMediaType",
+        "internalError",
+        "maintenance",
+    }
+)
+"""The RP API's documented errorCodes (only these are repeated to operators)."""
 
 
 def _api_error(operation: str, status: int, error_code: str | None) -> ProviderError:

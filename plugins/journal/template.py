@@ -17,6 +17,7 @@ from legetime.sdk import (
     JournalDraft,
     JournalMessage,
     Provenance,
+    ProviderCheck,
     ProviderContext,
     ProviderSettings,
     ProviderSpec,
@@ -107,6 +108,10 @@ class TemplateJournalDrafter:
                 drafter=NAME, version=__version__, model=None, prompt_version=PROMPT_VERSION
             ),
         )
+
+    async def check(self) -> ProviderCheck:
+        """Nothing to reach: the template is in the plugin."""
+        return ProviderCheck(True, "The template drafter needs no model and nothing outside the platform.")
 
 
 def _factory(settings: TemplateJournalSettings, context: ProviderContext) -> TemplateJournalDrafter:

@@ -80,6 +80,7 @@ from legetime.sdk import (
     PaymentStatus,
     PluginDatabase,
     PluginTables,
+    ProviderCheck,
     ProviderContext,
     ProviderError,
     ProviderSettings,
@@ -380,6 +381,14 @@ class FakePaymentProvider:
         return WebhookEvent(
             payment_id=payment_id, event=event, event_id=event_id if isinstance(event_id, str) else None
         )
+
+    # --- Operators ----------------------------------------------------------------------------------
+
+    async def check(self) -> ProviderCheck:
+        """Its table answers (a read; no money moves: it is a simulation)."""
+        async with self._db.transaction() as session:
+            await session.execute(select(payments.c.payment_id).limit(1))
+        return ProviderCheck(True, "The fake card PSP (a simulation) keeps its payments.")
 
     # --- Simulation controls -----------------------------------------------------------------------
 

@@ -53,6 +53,7 @@ from legetime.sdk import (
     PaymentMethodKind,
     PaymentOption,
     PaymentStateError,
+    ProviderCheck,
     ProviderContext,
     ProviderError,
     ProviderSettings,
@@ -251,6 +252,30 @@ class StripeProvider:
         return WebhookEvent(
             payment_id=str(payment_id), event=str(event.get("type", "changed")), event_id=event.get("id")
         )
+
+    async def check(self) -> ProviderCheck:
+        """List one PaymentIntent (``GET /v1/payment_intents?limit=1``) with the secret key: read-only.
+
+        Not the Balance: a restricted key needs only PaymentIntents and Refunds (write, which includes
+        read), and may not read the balance. Listing PaymentIntents asks for exactly what payments need.
+        """
+        import stripe
+
+        mode = _mode(self.settings.secret_key.get_secret_value()) or "unknown"
+        try:
+            async with self._client() as client:
+                await client.v1.payment_intents.list_async({"limit": 1})
+        except stripe.AuthenticationError as exc:
+            return ProviderCheck(False, f"Stripe refused the secret key (HTTP {exc.http_status}).")
+        except stripe.PermissionError as exc:
+            return ProviderCheck(
+                False, f"Stripe accepted the key, but it may not use PaymentIntents (HTTP {exc.http_status})."
+            )
+        except stripe.APIConnectionError:
+            return ProviderCheck(False, "Stripe is unreachable.")
+        except stripe.StripeError as exc:
+            return ProviderCheck(False, f"Stripe answered HTTP {exc.http_status}.")
+        return ProviderCheck(True, f"Stripe accepted the secret key ({mode} mode).")
 
     # --- Internals ----------------------------------------------------------------------------------
 

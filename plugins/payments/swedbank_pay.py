@@ -57,6 +57,7 @@ from legetime.sdk import (
     PaymentStateError,
     PluginDatabase,
     PluginTables,
+    ProviderCheck,
     ProviderContext,
     ProviderError,
     ProviderSettings,
@@ -75,6 +76,8 @@ from legetime.sdk import (
 
 NAME = "swedbank-pay"
 ORDERS = "/psp/paymentorders"
+NIL_ORDER = "00000000-0000-0000-0000-000000000000"
+"""A payment order id that is never issued: ``check`` reads it to test the token."""
 EXPAND = "$expand=paid,cancelled,financialtransactions"
 CALLBACK_KEY_PURPOSE = "payments-swedbank-pay-callback"
 CLAIM = timedelta(minutes=2)
@@ -348,21 +351,52 @@ class SwedbankPayProvider:
             action_url=_operation(order, "pay") if pending else None,
         )
 
-    # --- HTTP ---------------------------------------------------------------------------------------
+    # --- Operators ------------------------------------------------------------------------------------
 
-    async def _request(self, method: str, href: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    async def check(self) -> ProviderCheck:
+        """GET a payment order that cannot exist (the nil GUID) with the access token: an authenticated read
+        that creates nothing. 404 means the token was accepted (401/403: refused). The payeeId is only
+        checked when an order is created, so this check cannot confirm it."""
         import httpx
 
-        url = href if href.startswith(("http://", "https://")) else f"{self.settings.base_url}{href}"
-        headers = {
+        try:
+            async with httpx.AsyncClient(timeout=self.settings.timeout_seconds) as client:
+                response = await client.get(
+                    f"{self.settings.base_url}{ORDERS}/{NIL_ORDER}", headers=self._headers()
+                )
+        except httpx.TimeoutException:
+            return ProviderCheck(
+                False, f"Swedbank Pay did not answer within {self.settings.timeout_seconds:g} s."
+            )
+        except httpx.HTTPError:
+            return ProviderCheck(False, "Swedbank Pay is unreachable.")
+        status = response.status_code
+        if status in (401, 403):
+            return ProviderCheck(False, f"Swedbank Pay refused the access token (HTTP {status}).")
+        if status in (200, 404):
+            return ProviderCheck(
+                True,
+                "Swedbank Pay accepted the access token (the payeeId is checked with the first payment).",
+            )
+        return ProviderCheck(False, f"Swedbank Pay answered HTTP {status}.")
+
+    # --- HTTP ---------------------------------------------------------------------------------------
+
+    def _headers(self) -> dict[str, str]:
+        return {
             "Authorization": f"Bearer {self.settings.access_token.get_secret_value()}",
             "Content-Type": f"application/json;version={self.settings.api_version}",
             "Accept": "application/problem+json; q=1.0, "
             f"application/json; q=0.9;version={self.settings.api_version}",
         }
+
+    async def _request(self, method: str, href: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        import httpx
+
+        url = href if href.startswith(("http://", "https://")) else f"{self.settings.base_url}{href}"
         try:
             async with httpx.AsyncClient(timeout=self.settings.timeout_seconds) as client:
-                response = await client.request(method, url, headers=headers, json=body)
+                response = await client.request(method, url, headers=self._headers(), json=body)
         except httpx.HTTPError:
             raise ProviderUnavailable(UNAVAILABLE) from None
         if response.status_code >= 500 or response.status_code == 429:

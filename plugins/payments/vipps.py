@@ -52,6 +52,7 @@ from legetime.sdk import (
     PaymentMethodKind,
     PaymentOption,
     PaymentStateError,
+    ProviderCheck,
     ProviderContext,
     ProviderError,
     ProviderSettings,
@@ -285,6 +286,35 @@ class VippsProvider:
             return None
         moment = datetime.fromisoformat(str(min(authorized)).replace("Z", "+00:00"))
         return moment + timedelta(days=self.settings.reservation_days)
+
+    async def check(self) -> ProviderCheck:
+        """Ask the Access Token API for a token (``POST /accesstoken/get``): it authenticates the client_id,
+        client_secret and subscription key and changes nothing. The token is not kept. The merchant serial
+        number is not part of it: it is checked with the first payment."""
+        headers = {
+            **self._system_headers(),
+            "client_id": self.settings.client_id,
+            "client_secret": self.settings.client_secret.get_secret_value(),
+        }
+        try:
+            response = await self._send("POST", "/accesstoken/get", headers, None)
+        except ProviderUnavailable:
+            return ProviderCheck(False, "Vipps MobilePay is unreachable.")
+        status = response.status_code
+        if status in (401, 403):
+            return ProviderCheck(False, f"Vipps MobilePay refused the API keys (HTTP {status}).")
+        try:
+            data = response.json() if status == 200 else None
+        except ValueError:
+            data = None
+        issued = isinstance(data, dict) and bool(data.get("access_token"))
+        if not issued:
+            return ProviderCheck(False, f"Vipps MobilePay answered HTTP {status} without an access token.")
+        return ProviderCheck(
+            True,
+            "Vipps MobilePay accepted the API keys and issued an access token (the merchant serial number "
+            "is checked with the first payment).",
+        )
 
     async def _access_token(self, *, fresh: bool = False) -> str:
         if not fresh and self._token is not None and time.monotonic() < self._token[0]:

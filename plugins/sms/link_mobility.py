@@ -68,6 +68,7 @@ from legetime.sdk import (
     IdempotencyConflict,
     PluginDatabase,
     PluginTables,
+    ProviderCheck,
     ProviderContext,
     ProviderError,
     ProviderSettings,
@@ -343,6 +344,52 @@ class LinkMobilitySms:
             await self._recover(ref_id, provider_id, status)
         log.info("sms.link_mobility.report", provider_id=provider_id, result_code=code, status=status.value)
         return DeliveryReport(provider_id=provider_id, status=status, at=at, error=error)
+
+    # --- Operators --------------------------------------------------------------------------------------
+
+    async def check(self) -> ProviderCheck:
+        """Whether LINK accepts the credentials, without sending anything.
+
+        LINK's SMS REST API has no read-only call (its only resource is ``POST /sms/send``), so the check is
+        a send request that cannot be a message: the account's ``platformId``/``platformPartnerId`` and no
+        ``source``, ``destination`` or ``userData``. LINK authenticates first (401, 106100), then checks the
+        platform pair (403, 106101) and the message (400): a 400 means the credentials and the platform were
+        accepted and nothing was sent, since there is no one to send to.
+        """
+        import httpx
+
+        probe = {
+            "platformId": self.settings.platform_id,
+            "platformPartnerId": self.settings.platform_partner_id,
+            "useDeliveryReport": False,
+        }
+        try:
+            async with httpx.AsyncClient(timeout=self.settings.timeout_seconds) as client:
+                response = await client.post(
+                    f"{self.settings.base_url}{SEND_PATH}",
+                    json=probe,
+                    auth=(self.settings.username, self.settings.password.get_secret_value()),
+                    headers={"Accept": "application/json"},
+                )
+        except httpx.TimeoutException:
+            return ProviderCheck(
+                False, f"LINK Mobility did not answer within {self.settings.timeout_seconds:g} s."
+            )
+        except httpx.HTTPError:
+            return ProviderCheck(False, "LINK Mobility is unreachable.")
+        status = response.status_code
+        if status == 401:
+            return ProviderCheck(False, "LINK Mobility refused the user name or password (HTTP 401).")
+        if status == 403:
+            return ProviderCheck(
+                False,
+                "LINK Mobility accepted the credentials but refused platformId/platformPartnerId (HTTP 403).",
+            )
+        if status == 400:
+            return ProviderCheck(
+                True, "LINK Mobility accepted the credentials (a probe without recipient; nothing was sent)."
+            )
+        return ProviderCheck(False, f"LINK Mobility answered HTTP {status}.")
 
     # --- HTTP ----------------------------------------------------------------------------------------
 

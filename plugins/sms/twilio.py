@@ -84,6 +84,7 @@ from legetime.sdk import (
     IdempotencyConflict,
     PluginDatabase,
     PluginTables,
+    ProviderCheck,
     ProviderContext,
     ProviderError,
     ProviderSettings,
@@ -284,6 +285,29 @@ class TwilioSmsProvider:
 
     # --- Operators and tests --------------------------------------------------------------------------
 
+    async def check(self) -> ProviderCheck:
+        """Fetch the Account resource (``GET /2010-04-01/Accounts/{AccountSid}.json``) with the configured
+        credentials: read-only, nothing is sent. Its status must be ``active``."""
+        import aiohttp
+        from twilio.base.exceptions import TwilioRestException
+
+        try:
+            async with asyncio.timeout(self.settings.timeout_seconds), self._client() as client:
+                account = await client.api.v2010.accounts(self.settings.account_sid).fetch_async()
+        except TwilioRestException as exc:
+            if exc.status in (401, 403):
+                return ProviderCheck(False, f"Twilio refused the credentials (HTTP {exc.status}).")
+            return ProviderCheck(False, f"Twilio answered HTTP {exc.status}.")
+        except TimeoutError:
+            return ProviderCheck(False, f"Twilio did not answer within {self.settings.timeout_seconds:g} s.")
+        except aiohttp.ClientError:
+            return ProviderCheck(False, "Twilio is unreachable.")
+        if account.status != "active":
+            return ProviderCheck(
+                False, f"Twilio accepted the credentials, but the account is {account.status}."
+            )
+        return ProviderCheck(True, "Twilio accepted the credentials; the account is active.")
+
     async def reference_of(self, message_sid: str) -> str | None:
         """The reference whose message Twilio gave this MessageSid (None: not one of ours, or not known)."""
         return await self._reference_of(message_sid)
@@ -371,6 +395,11 @@ class TwilioSmsProvider:
 
     @contextlib.asynccontextmanager
     async def _messages(self) -> AsyncIterator[Any]:
+        async with self._client() as client:
+            yield client.api.v2010.accounts(self.settings.account_sid).messages
+
+    @contextlib.asynccontextmanager
+    async def _client(self) -> AsyncIterator[Any]:
         from twilio.http.async_http_client import AsyncTwilioHttpClient
         from twilio.rest import Client
 
@@ -384,7 +413,7 @@ class TwilioSmsProvider:
         try:
             client = Client(username, password, settings.account_sid, http_client=http, environment=_NO_ENV)
             client.api.base_url = settings.base_url
-            yield client.api.v2010.accounts(settings.account_sid).messages
+            yield client
         finally:
             await http.close()
 

@@ -32,6 +32,7 @@ from starlette.routing import Route
 from legetime.sdk import (
     Capability,
     ErrorCode,
+    ProviderCheck,
     ProviderContext,
     ProviderSettings,
     ProviderSpec,
@@ -201,6 +202,31 @@ class LocalStorageProvider:
             f"{self.public_base_url}{ROUTE_PREFIX}{quote(key, safe='/')}"
             f"?expires={expires_at}&signature={signature}"
         )
+
+    # --- operators ---------------------------------------------------------------------------------
+
+    async def check(self) -> ProviderCheck:
+        """The root is a directory this process may write: a temporary file is made in it and removed at
+        once (a side effect inside the storage directory only; its name starts with ".", which no key's
+        file can). A root that does not exist yet is made at the first upload: then the nearest existing
+        parent must be writable."""
+        return await asyncio.to_thread(self._check)
+
+    def _check(self) -> ProviderCheck:
+        if not self.root.exists():
+            parent = next((p for p in self.root.parents if p.exists()), None)
+            if parent is None or not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+                return ProviderCheck(False, "The storage directory does not exist and cannot be created.")
+            return ProviderCheck(True, "The storage directory will be created at the first upload.")
+        if not self.root.is_dir():
+            return ProviderCheck(False, "The storage root is not a directory.")
+        try:
+            descriptor, name = tempfile.mkstemp(prefix=".check-", dir=self.root)
+        except OSError as exc:
+            return ProviderCheck(False, f"The storage directory is not writable ({type(exc).__name__}).")
+        os.close(descriptor)
+        os.unlink(name)
+        return ProviderCheck(True, "The storage directory exists and is writable.")
 
     # --- signed URLs -------------------------------------------------------------------------------
 

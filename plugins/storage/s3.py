@@ -35,6 +35,7 @@ from legetime.sdk import (
     ConfigError,
     HttpsUrl,
     Platform,
+    ProviderCheck,
     ProviderContext,
     ProviderError,
     ProviderSettings,
@@ -442,6 +443,40 @@ class S3StorageProvider:
         return url
 
     # --- operations -----------------------------------------------------------------------------------
+
+    async def check(self) -> ProviderCheck:
+        """HeadBucket on the configured bucket (read-only; needs s3:ListBucket, as start-up does), then
+        whether the bucket's region (``x-amz-bucket-region``) is the configured one."""
+        bucket = self.settings.bucket
+        try:
+            response = await asyncio.to_thread(lambda: self.client.head_bucket(Bucket=bucket))
+        except Exception as exc:
+            details = _s3_error(exc)
+            if details is None:
+                error = translate(exc, "check")
+                if isinstance(error, ProviderUnavailable):
+                    return ProviderCheck(False, "S3 is unreachable.")
+                return ProviderCheck(False, f"S3 cannot be used: {type(exc).__name__}.")
+            code, status, _ = details
+            if code in ("404", "NotFound", "NoSuchBucket"):
+                return ProviderCheck(False, "The bucket does not exist (S3 404).")
+            if code in CREDENTIAL_CODES:
+                return ProviderCheck(
+                    False,
+                    f"S3 refused the credentials, or they lack s3:ListBucket on the bucket (S3 {code}).",
+                )
+            if code in REGION_CODES or code == "400":
+                return ProviderCheck(
+                    False, f"The bucket is in another region, or the endpoint is wrong (S3 {code})."
+                )
+            return ProviderCheck(False, f"S3 answered {code} (HTTP {status}).")
+        headers = (response.get("ResponseMetadata") or {}).get("HTTPHeaders") or {}
+        region = response.get("BucketRegion") or headers.get("x-amz-bucket-region")
+        wanted = self.settings.region
+        if region and wanted and wanted != "auto" and region != wanted:
+            return ProviderCheck(False, f"The bucket is in {region}, not in the configured region {wanted}.")
+        where = f" in {region}" if region else ""
+        return ProviderCheck(True, f"S3 accepted the credentials; the bucket exists{where}.")
 
     async def check_bucket(self) -> None:
         """HeadBucket: refuse (``ConfigError``) a missing bucket, refused credentials or a wrong region;

@@ -8,11 +8,12 @@ a new provider is held to the contract from the day it is registered.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from legetime.core.platform.providers import Capability, ProviderSpec
+from legetime.core.platform.providers import Capability, ProviderCheck, ProviderSpec
 from tests.support import offered_specs
 
 
@@ -37,3 +38,14 @@ def fixtures_for(capability: Capability, drivers: Mapping[str, Any], module: str
         return drivers[legetime_spec.name]
 
     return legetime_spec, legetime_driver
+
+
+async def check_against_driver(spec: ProviderSpec, driver: Any, data_dir: Path) -> None:
+    """Every built-in provider answers ``check()`` (the operators' ``checkProvider``), and built as its
+    driver builds it (against its fake, with the fake's credentials) its configuration works. That the check
+    changes nothing, and what it says with wrong credentials, is in ``tests/test_provider_checks.py``."""
+    with driver.build(spec, data_dir) as provider:
+        assert callable(getattr(provider, "check", None)), f"{spec.name} has no check()"
+        result = await provider.check()
+    assert isinstance(result, ProviderCheck), result
+    assert result.ok, f"{spec.name}: {result.message}"

@@ -18,7 +18,7 @@ from legetime.core.platform.providers import Capability, ProviderSpec
 from legetime.core.platform.providers.identity import LoginRequest, LoginStart
 from legetime.testing import IdentityContract, IdentityDriver, build_default, build_provider
 from legetime.testing.identity import Params, State
-from tests.contracts.builtin import fixtures_for
+from tests.contracts.builtin import check_against_driver, fixtures_for
 from tests.fakes.bankid_se import BankIdSeFake
 from tests.fakes.certificates import shared_pki
 from tests.fakes.openid_provider import OpenIdProviderFake, Person
@@ -180,3 +180,9 @@ legetime_spec, legetime_driver = fixtures_for(Capability.IDENTITY, DRIVERS, __fi
 
 class TestIdentityContract(IdentityContract):
     pass
+
+
+async def test_the_check_is_ok_against_the_driver(
+    legetime_spec: ProviderSpec, legetime_driver: Any, tmp_path: Path
+) -> None:
+    await check_against_driver(legetime_spec, legetime_driver, tmp_path)

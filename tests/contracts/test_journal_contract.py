@@ -7,9 +7,12 @@ server).
 
 from __future__ import annotations
 
-from legetime.core.platform.providers import Capability
+from pathlib import Path
+from typing import Any
+
+from legetime.core.platform.providers import Capability, ProviderSpec
 from legetime.testing import JournalContract, JournalDriver, build_default
-from tests.contracts.builtin import fixtures_for
+from tests.contracts.builtin import check_against_driver, fixtures_for
 from tests.fakes.openai_chat import OpenAIChatFake
 from tests.support import ServedFake
 
@@ -24,3 +27,9 @@ legetime_spec, legetime_driver = fixtures_for(Capability.JOURNAL, DRIVERS, __fil
 
 class TestJournalContract(JournalContract):
     pass
+
+
+async def test_the_check_is_ok_against_the_driver(
+    legetime_spec: ProviderSpec, legetime_driver: Any, tmp_path: Path
+) -> None:
+    await check_against_driver(legetime_spec, legetime_driver, tmp_path)

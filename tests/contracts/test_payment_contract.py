@@ -11,13 +11,14 @@ import hashlib
 import hmac
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from legetime.core.platform.providers import Capability, ProviderSpec
 from legetime.core.platform.providers.payment import Payment, ReserveRequest
 from legetime.plugins.payments.vipps import vipps_signature
 from legetime.testing import WEBHOOK_URL, PaymentContract, PaymentDriver, Webhook, build_default
-from tests.contracts.builtin import fixtures_for
+from tests.contracts.builtin import check_against_driver, fixtures_for
 from tests.fakes.stripe_api import StripeFake
 from tests.fakes.swedbank_pay import SwedbankPayFake
 from tests.fakes.vipps import SIGNED_HEADERS, VippsFake
@@ -185,3 +186,9 @@ def test_every_offered_provider_has_a_driver(legetime_spec: ProviderSpec) -> Non
 
 class TestPaymentContract(PaymentContract):
     pass
+
+
+async def test_the_check_is_ok_against_the_driver(
+    legetime_spec: ProviderSpec, legetime_driver: Any, tmp_path: Path
+) -> None:
+    await check_against_driver(legetime_spec, legetime_driver, tmp_path)

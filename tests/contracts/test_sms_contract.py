@@ -18,7 +18,7 @@ from typing import Any
 from legetime.core.platform.providers import Capability, ProviderSpec
 from legetime.core.platform.providers.sms import DeliveryStatus
 from legetime.testing import SmsContract, SmsDriver, build_provider
-from tests.contracts.builtin import fixtures_for
+from tests.contracts.builtin import check_against_driver, fixtures_for
 from tests.fakes import link_mobility as link_mobility_fake
 from tests.fakes import twilio as twilio_fake
 
@@ -55,3 +55,9 @@ legetime_spec, legetime_driver = fixtures_for(Capability.SMS, DRIVERS, __file__)
 
 class TestSmsContract(SmsContract):
     pass
+
+
+async def test_the_check_is_ok_against_the_driver(
+    legetime_spec: ProviderSpec, legetime_driver: Any, tmp_path: Path
+) -> None:
+    await check_against_driver(legetime_spec, legetime_driver, tmp_path)

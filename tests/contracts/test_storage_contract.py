@@ -8,16 +8,17 @@ provider through its own Starlette route; an S3 provider would fetch from its te
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from legetime.core.platform.providers import Capability
+from legetime.core.platform.providers import Capability, ProviderSpec
 from legetime.plugins.storage import local
 from legetime.testing import Fetched, StorageContract, StorageDriver, build_default
-from tests.contracts.builtin import fixtures_for
+from tests.contracts.builtin import check_against_driver, fixtures_for
 from tests.fakes import s3 as s3_fake
 
 
@@ -59,3 +60,9 @@ legetime_spec, legetime_driver = fixtures_for(Capability.STORAGE, DRIVERS, __fil
 
 class TestStorageContract(StorageContract):
     pass
+
+
+async def test_the_check_is_ok_against_the_driver(
+    legetime_spec: ProviderSpec, legetime_driver: Any, tmp_path: Path
+) -> None:
+    await check_against_driver(legetime_spec, legetime_driver, tmp_path)

@@ -73,6 +73,8 @@ class OpenAIChatFake:
     """The next requests' answers, first first; then ``ok``."""
     requests: list[dict[str, Any]] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
+    model_listings: int = 0
+    """How many times the models were listed (``GET /v1/models``)."""
 
     def plugin_settings(self) -> dict[str, str]:
         return {"BASE_URL": f"{self.base_url}/v1", "API_KEY": self.api_key, "MODEL": self.model}
@@ -93,9 +95,39 @@ class OpenAIChatFake:
         return Starlette(
             routes=[
                 Route("/v1/chat/completions", self._openai, methods=["POST"]),
+                Route("/v1/models", self._models, methods=["GET"]),
+                Route("/openai/models", self._azure_models, methods=["GET"]),
                 Route("/openai/deployments/{deployment}/chat/completions", self._azure, methods=["POST"]),
             ]
         )
+
+    def _model_list(self) -> Response:
+        """``GET /v1/models``: the models the key may use (read-only), as OpenAI lists them."""
+        self.model_listings += 1
+        names = dict.fromkeys([self.model, self.answered_by])
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": [
+                    {"id": name, "object": "model", "created": 1767225600, "owned_by": "legetime-test"}
+                    for name in names
+                ],
+            }
+        )
+
+    async def _models(self, request: Request) -> Response:
+        if request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return _error(401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key")
+        return self._model_list()
+
+    async def _azure_models(self, request: Request) -> Response:
+        if request.headers.get("api-key") != self.api_key:
+            return _error(
+                401, "Access denied due to invalid subscription key.", "invalid_request_error", "401"
+            )
+        if request.query_params.get("api-version") != self.azure_api_version:
+            return _error(404, "Resource not found", "invalid_request_error", "404")
+        return self._model_list()
 
     async def _openai(self, request: Request) -> Response:
         if request.headers.get("authorization") != f"Bearer {self.api_key}":

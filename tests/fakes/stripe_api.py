@@ -162,6 +162,7 @@ class StripeFake:
         return Starlette(
             routes=[
                 Route("/v1/payment_intents", self._create, methods=["POST"]),
+                Route("/v1/payment_intents", self._list, methods=["GET"]),
                 Route("/v1/payment_intents/{id}", self._retrieve, methods=["GET"]),
                 Route("/v1/payment_intents/{id}/confirm", self._confirm_route, methods=["POST"]),
                 Route("/v1/payment_intents/{id}/capture", self._capture, methods=["POST"]),
@@ -324,6 +325,27 @@ class StripeFake:
     def _authorize(self, intent: _Intent) -> None:
         intent.status = "requires_capture"
         intent.charge = self._charge(intent)
+
+    async def _list(self, request: Request) -> Response:
+        """List PaymentIntents, newest first (read-only; ``limit`` 1-100, default 10), as Stripe lists."""
+        if refused := self._check(request):
+            return refused
+        try:
+            limit = int(request.query_params.get("limit", "10"))
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= 100:
+            status, body = _body(400, "invalid_request_error", "Invalid integer: limit", param="limit")
+            return JSONResponse(body, status_code=status)
+        newest = sorted(self.intents.values(), key=lambda intent: intent.created, reverse=True)
+        return JSONResponse(
+            {
+                "object": "list",
+                "data": [self._view(intent) for intent in newest[:limit]],
+                "has_more": len(newest) > limit,
+                "url": "/v1/payment_intents",
+            }
+        )
 
     async def _retrieve(self, request: Request) -> Response:
         query = dict(request.query_params.multi_items())

@@ -17,6 +17,9 @@ plugin's use of the SDK's validator is checked against an independent implementa
 
 Controls: Twilio down (503), rate limited (429, code 20429), an answer lost after the Message was made
 (500), a slow answer (the client times out while the Message is made).
+
+The Account resource (``GET /2010-04-01/Accounts/{AccountSid}.json``) answers as documented, with the same
+authentication; ``account_status`` makes the account suspended or closed (the provider's ``check``).
 """
 
 from __future__ import annotations
@@ -114,6 +117,8 @@ class TwilioFake:
     numbers: set[str] = field(default_factory=lambda: {"+4759440000"})
     """The account's phone numbers (an E.164 ``From`` must be one of them)."""
     messaging_services: set[str] = field(default_factory=lambda: {"MG" + "c3" * 16})
+    account_status: str = "active"
+    """The Account resource's status: active, suspended or closed."""
     opted_out: set[str] = field(default_factory=set)
     """Recipients who answered STOP: Twilio refuses to message them (21610)."""
     base_url: str = ""
@@ -185,6 +190,7 @@ class TwilioFake:
                 Route(f"{API.format(account='{account}')}/Messages.json", self._create, methods=["POST"]),
                 Route(f"{API.format(account='{account}')}/Messages.json", self._list, methods=["GET"]),
                 Route(f"{API.format(account='{account}')}/Messages/{{sid}}.json", self._fetch),
+                Route(f"{API.format(account='{account}')}.json", self._account, methods=["GET"]),
             ]
         )
 
@@ -296,6 +302,28 @@ class TwilioFake:
                 "first_page_uri": uri(0),
                 "next_page_uri": uri(page + 1) if (page + 1) * size < len(found) else None,
                 "previous_page_uri": uri(page - 1) if page else None,
+            }
+        )
+
+    async def _account(self, request: Request) -> Response:
+        """Fetch the Account resource (read-only): the credentials must be this account's (else 401, code
+        20003, as for every other resource)."""
+        if refused := self._check(request):
+            return refused
+        stamp = format_datetime(datetime(2024, 1, 2, tzinfo=UTC))
+        base = API.format(account=self.account_sid)
+        return JSONResponse(
+            {
+                "auth_token": self.auth_token,  # Twilio returns it; the plugin must never pass it on
+                "date_created": stamp,
+                "date_updated": stamp,
+                "friendly_name": "Legetime test account",
+                "owner_account_sid": self.account_sid,
+                "sid": self.account_sid,
+                "status": self.account_status,
+                "subresource_uris": {"messages": f"{base}/Messages.json"},
+                "type": "Full",
+                "uri": f"{base}.json",
             }
         )
 

@@ -20,6 +20,7 @@ from sqlalchemy import event, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from legetime.core.platform import tracing
 from legetime.core.platform.db.base import new_id, utcnow
 from legetime.core.platform.db.models import OutboxJob, OutboxStatus
 from legetime.core.platform.errors import ValidationError
@@ -63,6 +64,9 @@ async def enqueue(
 ) -> OutboxJob:
     """Add a job to the caller's transaction. With ``dedupe_key``, the same key enqueues once only."""
     payload = payload or {}
+    traceparent = tracing.current_traceparent()  # None unless tracing is on: the job continues the trace
+    if traceparent is not None:
+        payload = {**payload, tracing.TRACEPARENT_KEY: traceparent}
     try:
         json.dumps(payload)
     except (TypeError, ValueError) as exc:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +24,7 @@ from dramatiq.middleware import AsyncIO
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from legetime.core.platform import metrics, tracing
 from legetime.core.platform.db.base import utcnow
 from legetime.core.platform.db.engine import Database
 from legetime.core.platform.db.models import OutboxJob, OutboxStatus
@@ -45,6 +47,8 @@ SHUTDOWN_GRACE_SECONDS = 30.0  # how long a periodic run in progress may take to
 # How long an idle worker thread or consumer waits for a message before it looks whether to stop:
 # dramatiq's default (1 s, twice over) made every shutdown take 2 s. A job in progress still finishes.
 WORKER_WAKE_MS = 100
+DONE, RETRY = OutboxStatus.DONE.value, "retry"
+"""What became of an attempt, as metrics and traces say: done, retry, or failed (for good)."""
 
 
 def make_broker(platform: Platform) -> dramatiq.Broker:
@@ -281,26 +285,73 @@ _FINISH = update(_JOBS).where(_JOBS.c.id == bindparam("job_id"))  # type: ignore
 async def run_job(platform: Platform, db: Database, job_id: str) -> None:
     """Run one outbox job at most once to completion (see the module docstring)."""
     key = uuid.UUID(job_id)
-    async with db.transaction() as session:
-        # Claim first: a conditional UPDATE as the transaction's first statement takes the row lock on
-        # PostgreSQL and the write lock on SQLite (where FOR UPDATE does nothing), so a second delivery
-        # waits here and then finds the job finished.
-        claimed = (await session.execute(_CLAIM, {"job_id": key})).first()
-        if claimed is None:
-            return  # unknown (rolled back) or already finished: a redelivery
-        name, payload, attempts = claimed
-        finish, failure = await _attempt(platform, session, key, name, payload, attempts)
-        await session.execute(_FINISH.values(**finish), {"job_id": key})
+    with _observed() as observed:
+        async with db.transaction() as session:
+            # Claim first: a conditional UPDATE as the transaction's first statement takes the row lock on
+            # PostgreSQL and the write lock on SQLite (where FOR UPDATE does nothing), so a second delivery
+            # waits here and then finds the job finished.
+            claimed = (await session.execute(_CLAIM, {"job_id": key})).first()
+            if claimed is None:
+                return  # unknown (rolled back) or already finished: a redelivery
+            name, payload, attempts = claimed
+            finish, failure = await _attempt(platform, session, key, name, payload, attempts, observed)
+            await session.execute(_FINISH.values(**finish), {"job_id": key})
     if failure is not None:
         # Raised after the commit, so the attempt is counted before dramatiq retries with backoff.
         raise failure
 
 
+@contextlib.contextmanager
+def _observed() -> Iterator[list[tuple[str, str, float]]]:
+    """The attempts of one transaction, counted (``metrics.observe_job``) once it has committed; as
+    retries if it failed (dramatiq then runs them again)."""
+    observed: list[tuple[str, str, float]] = []
+    try:
+        yield observed
+    except BaseException:
+        for job, _, seconds in observed:
+            metrics.observe_job(job, RETRY, seconds)
+        raise
+    for job, state, seconds in observed:
+        metrics.observe_job(job, state, seconds)
+
+
 async def _attempt(
-    platform: Platform, session: AsyncSession, key: uuid.UUID, name: str, payload: Any, attempts: int
+    platform: Platform,
+    session: AsyncSession,
+    key: uuid.UUID,
+    name: str,
+    payload: Any,
+    attempts: int,
+    observed: list[tuple[str, str, float]],
 ) -> tuple[dict[str, Any], Exception | None]:
-    """Run a claimed job's handler in a savepoint of its own. Returns the values its row finishes with,
-    and the failure to retry (None when it is done, or failed for good)."""
+    """Run a claimed job's handler in a savepoint of its own, in a span continuing the trace that
+    enqueued it. Returns the values its row finishes with, and the failure to retry (None when it is
+    done, or failed for good); appends what became of it to ``observed``."""
+    payload = dict(payload)
+    traceparent = payload.pop(tracing.TRACEPARENT_KEY, None)
+    attributes = {"legetime.job.id": str(key), "legetime.job.name": name, "legetime.job.attempt": attempts}
+    if isinstance(payload.get("case_id"), str):
+        attributes["legetime.case.id"] = payload["case_id"]
+    started = time.perf_counter()
+    with tracing.span(f"job {name}", kind="consumer", traceparent=traceparent, attributes=attributes) as span:
+        finish, failure = await _run_handler(platform, session, key, name, payload, attempts)
+        state = RETRY if failure is not None else str(finish["status"].value)
+        if state != DONE:
+            tracing.failed(span, state)
+    job = name if name in platform.jobs else metrics.UNKNOWN_JOB
+    observed.append((job, state, time.perf_counter() - started))
+    return finish, failure
+
+
+async def _run_handler(
+    platform: Platform,
+    session: AsyncSession,
+    key: uuid.UUID,
+    name: str,
+    payload: dict[str, Any],
+    attempts: int,
+) -> tuple[dict[str, Any], Exception | None]:
     job_id = str(key)
     handler = platform.jobs.get(name)
     if handler is None:
@@ -310,7 +361,7 @@ async def _attempt(
     context = JobContext(platform=platform, session=session, job_id=job_id, attempt=attempts)
     try:
         async with session.begin_nested():
-            await handler(context, dict(payload))
+            await handler(context, payload)
     except JobFailed as exc:  # the handler says retrying will not help: failed now
         log.warning("job.gave_up", job_id=job_id, job=name, attempts=attempts)
         return {"status": OutboxStatus.FAILED, "finished_at": utcnow(), "last_error": str(exc)[:2000]}, None
@@ -349,23 +400,24 @@ async def run_jobs(platform: Platform, db: Database, job_ids: list[str]) -> None
     due after a backoff (the relay hands it out again); so a message is retried (by dramatiq) only when
     the transaction itself failed, and then its finished jobs are skipped by their claims."""
     order = {uuid.UUID(job_id): place for place, job_id in enumerate(job_ids)}
-    async with db.transaction() as session:
-        claimed = (await session.execute(_CLAIM_MANY, {"job_ids": list(order)})).all()
-        done: list[uuid.UUID] = []
-        for key, name, payload, attempts in sorted(claimed, key=lambda row: order[row[0]]):
-            finish, failure = await _attempt(platform, session, key, name, payload, attempts)
-            if finish.get("status") is OutboxStatus.DONE:
-                done.append(key)
-                continue
-            if failure is not None:
-                finish |= {"status": OutboxStatus.PENDING, "available_at": utcnow() + backoff(attempts)}
-            await session.execute(_FINISH.values(**finish), {"job_id": key})
-        if done:
-            await session.execute(
-                update(_JOBS)  # type: ignore[arg-type]
-                .where(_JOBS.c.id.in_(done))
-                .values(status=OutboxStatus.DONE, finished_at=utcnow(), last_error=None)
-            )
+    with _observed() as observed:
+        async with db.transaction() as session:
+            claimed = (await session.execute(_CLAIM_MANY, {"job_ids": list(order)})).all()
+            done: list[uuid.UUID] = []
+            for key, name, payload, attempts in sorted(claimed, key=lambda row: order[row[0]]):
+                finish, failure = await _attempt(platform, session, key, name, payload, attempts, observed)
+                if finish.get("status") is OutboxStatus.DONE:
+                    done.append(key)
+                    continue
+                if failure is not None:
+                    finish |= {"status": OutboxStatus.PENDING, "available_at": utcnow() + backoff(attempts)}
+                await session.execute(_FINISH.values(**finish), {"job_id": key})
+            if done:
+                await session.execute(
+                    update(_JOBS)  # type: ignore[arg-type]
+                    .where(_JOBS.c.id.in_(done))
+                    .values(status=OutboxStatus.DONE, finished_at=utcnow(), last_error=None)
+                )
 
 
 def backoff(attempts: int) -> timedelta:
@@ -376,6 +428,8 @@ def backoff(attempts: int) -> timedelta:
 
 def run_forever(platform: Platform) -> None:
     """``legetime worker``: dramatiq workers plus the relay, until interrupted."""
+    metrics.configure(platform.settings)  # its jobs counted with the API's, in a shared metrics directory
+    tracing.configure(platform.settings)
     runner = JobRunner(platform)
     runner.start_workers()
 

@@ -41,6 +41,7 @@ from legetime.sdk import (
     JournalContext,
     JournalDraft,
     Provenance,
+    ProviderCheck,
     ProviderContext,
     ProviderError,
     ProviderSettings,
@@ -294,6 +295,39 @@ class OpenAIJournalDrafter:
             provenance=Provenance(
                 drafter=NAME, version=__version__, model=model, prompt_version=self.prompt.version
             ),
+        )
+
+    async def check(self) -> ProviderCheck:
+        """List the server's models (``GET /v1/models``; Azure's classic endpoint: ``GET /openai/models``)
+        with the API key: read-only, never a completion, so nothing of a consultation is sent and nothing is
+        billed. Then whether the configured model is among them (not on Azure's classic endpoint, whose
+        deployments are not listed). No retries: an operator is waiting."""
+        from openai import APIConnectionError, APIStatusError, APITimeoutError, AuthenticationError
+
+        settings = self.settings
+        try:
+            async with self._client() as client:
+                page = await client.with_options(max_retries=0).models.list()
+        except AuthenticationError as exc:
+            return ProviderCheck(
+                False, f"The language model server refused the API key (HTTP {exc.status_code})."
+            )
+        except APIStatusError as exc:
+            return ProviderCheck(False, f"The language model server answered HTTP {exc.status_code}.")
+        except APITimeoutError:
+            return ProviderCheck(
+                False, f"The language model server did not answer within {settings.timeout_seconds:g} s."
+            )
+        except APIConnectionError:
+            return ProviderCheck(False, "The language model server is unreachable.")
+        if settings.azure_endpoint is not None:
+            return ProviderCheck(True, "Azure OpenAI accepted the API key (the deployment is not checked).")
+        if settings.model not in {model.id for model in page.data}:
+            return ProviderCheck(
+                False, f"The server accepted the API key, but does not list the model {settings.model!r}."
+            )
+        return ProviderCheck(
+            True, f"The server accepted the API key and offers the model {settings.model!r}."
         )
 
     # --- Internals ----------------------------------------------------------------------------------
