@@ -117,6 +117,8 @@ def build_schema(platform: Platform) -> LoggedSchema:
         max_aliases=settings.max_aliases,
         max_tokens=settings.max_tokens,
         introspection=settings.introspection,
+        # The playground, where it is on, needs the schema: staff may introspect (docs/operations.md).
+        staff_introspection=settings.introspection or settings.graphiql,
     )
     schema = LoggedSchema(
         query=query,

@@ -6,7 +6,8 @@ the parsed document of each recent text and whether it passed validation: a text
 parsed nor validated again.
 
 The request limits are validation rules and a parse option, made once per schema (not once per request):
-the depth and alias limits, and no introspection when it is off; the token limit while parsing. A text is
+the depth and alias limits, and no introspection when it is off (for staff it may be on: the playground
+in production); the token limit while parsing. A text is
 remembered only after it parsed within the token limit, and as valid only after it passed every rule, so
 the cache never lets a document skip a limit: one that failed is parsed and validated again each time it
 is sent. What depends on the request and not on the text is checked on every request all the same: the
@@ -40,6 +41,9 @@ MAX_DOCUMENT_CHARACTERS = 100_000
 class _Entry:
     document: DocumentNode
     valid: bool = False
+    """It passed every rule (introspection allowed only where it is allowed for everyone)."""
+    valid_for_staff: bool = False
+    """It passed the rules for staff (who may introspect where the playground is on)."""
 
 
 class Documents:
@@ -52,16 +56,20 @@ class Documents:
         max_aliases: int,
         max_tokens: int,
         introspection: bool,
+        staff_introspection: bool | None = None,
         size: int = MAX_DOCUMENTS,
     ) -> None:
+        """``staff_introspection``: whether staff may introspect where others may not (the playground in
+        production needs the schema for its completion and docs); by default as everyone."""
         rules: list[type[ASTValidationRule]] = [
             *specified_rules,
             max_depth_rule(max_depth, None, None),
             max_aliases_rule(max_aliases),
         ]
-        if not introspection:
-            rules.append(NoSchemaIntrospectionCustomRule)
-        self.rules: tuple[type[ASTValidationRule], ...] = tuple(rules)
+        closed: list[type[ASTValidationRule]] = [NoSchemaIntrospectionCustomRule]
+        self.rules: tuple[type[ASTValidationRule], ...] = tuple(rules + ([] if introspection else closed))
+        staff = introspection or bool(staff_introspection)
+        self.staff_rules: tuple[type[ASTValidationRule], ...] = tuple(rules + ([] if staff else closed))
         self.max_tokens = max_tokens
         self.size = size
         self._entries: OrderedDict[str, _Entry] = OrderedDict()
@@ -84,14 +92,20 @@ class Documents:
                 self._entries.popitem(last=False)
         return entry.document
 
-    def validate(self, schema: object, text: str, document: DocumentNode) -> list[GraphQLError]:
-        """The validation errors of a document parsed by ``parse`` (none: it passed every rule)."""
+    def validate(
+        self, schema: object, text: str, document: DocumentNode, *, staff: bool = False
+    ) -> list[GraphQLError]:
+        """The validation errors of a document parsed by ``parse`` (none: it passed every rule), for
+        staff or for anyone."""
         entry = self._entry(text)
-        if entry is not None and entry.valid and entry.document is document:
+        if entry is not None and entry.document is not document:
+            entry = None
+        if entry is not None and (entry.valid or (staff and entry.valid_for_staff)):
             return []
-        errors = validate_document(schema, document, self.rules)  # type: ignore[arg-type]
-        if not errors and entry is not None and entry.document is document:
-            entry.valid = True
+        errors = validate_document(schema, document, self.staff_rules if staff else self.rules)  # type: ignore[arg-type]
+        if not errors and entry is not None:
+            entry.valid_for_staff = True
+            entry.valid = entry.valid or not staff
         return errors
 
     def is_valid(self, text: str) -> bool:
@@ -127,7 +141,11 @@ class DocumentCache(SchemaExtension):
     def on_validate(self) -> Iterator[None]:
         context = self.execution_context
         if context.pre_execution_errors is None and context.graphql_document is not None and context.query:
+            actor = getattr(context.context, "actor", None)
             context.pre_execution_errors = self.documents.validate(
-                context.schema._schema, context.query, context.graphql_document
+                context.schema._schema,
+                context.query,
+                context.graphql_document,
+                staff=bool(actor is not None and actor.staff_roles),
             )
         yield

@@ -114,3 +114,23 @@ def _same_answers(api: Api) -> None:
     assert [edge["node"] for edge in spread["myCases"]["edges"]] == [
         {"patient": node["patient"] and {"age": node["patient"]["age"]}} for node in nodes
     ]
+
+
+def test_where_the_playground_is_on_only_staff_introspect(settings: Settings) -> None:
+    """Introspection off for everyone (as production has it), the playground on: the operator's IDE gets
+    the schema for its docs and completion; a patient, or nobody logged in, does not — the same text,
+    validated once per kind of caller."""
+    from legetime.core.demo import DEMO_PEOPLE
+
+    closed = settings.model_copy(update={"introspection": False, "graphiql": True})
+    upgrade(closed.resolved_database_url)
+    seed_demo(closed)
+    schema_query = "{ __schema { queryType { name } } }"
+    with _client(closed) as client:
+        api = Api(client)
+        operator, patient = api.login(DEMO_PEOPLE[1].national_id), api.login(MOTHER)
+        for _ in range(2):  # and again, from the cache
+            assert api.gql(schema_query, operator)["__schema"]["queryType"]["name"] == "Query"
+            refused = api.raw(schema_query, patient)["errors"][0]["message"]
+            assert "introspection" in refused.lower()
+            assert "introspection" in api.raw(schema_query)["errors"][0]["message"].lower()

@@ -113,6 +113,7 @@
     window.sessionStorage.setItem(TOKEN, newToken);
     showLoggedIn(me);
     status("");
+    renderIde();
   }
 
   function complete(handle, params, interval, expiresAt, message, mine) {
@@ -210,6 +211,7 @@
     var current = token();
     window.sessionStorage.removeItem(TOKEN);
     showLoggedOut();
+    renderIde();
     if (!current) return;
     call(LOGOUT, {}, current)
       .then(function () {
@@ -315,11 +317,18 @@
     "\n" +
     "{ me { givenName familyName roles } }\n";
 
-  examplesLoaded.then(function () {
-    var root = ReactDOM.createRoot(document.getElementById("graphiql"));
+  var root = null;
+
+  function renderIde() {
+    if (!root) return;
+    // A new fetcher whenever the login changes: GraphiQL then fetches the schema again, which the
+    // server gives staff where everyone else gets none (production).
+    var current = function (params, options) {
+      return fetcher(params, options);
+    };
     root.render(
       h(GraphiQL, {
-        fetcher: fetcher,
+        fetcher: current,
         plugins: [examplesPlugin, explorerPlugin],
         visiblePlugin: examplesPlugin,
         defaultQuery: WELCOME,
@@ -330,5 +339,10 @@
         storage: window.sessionStorage, // tabs and history for this tab only, like the token
       })
     );
+  }
+
+  examplesLoaded.then(function () {
+    root = ReactDOM.createRoot(document.getElementById("graphiql"));
+    renderIde();
   });
 })();
