@@ -39,6 +39,7 @@ log = structlog.get_logger(__name__)
 MAX_CONNECTIONS_PER_PERSON = 5
 IDLE_SECONDS = 300.0
 CHECK_SECONDS = 30.0
+CHECK_BATCH = 500
 SESSION_ENDED = (4403, "Session ended")
 TOO_MANY = (4429, "Too many connections: the oldest was closed")
 IDLE = (1000, "Idle")
@@ -147,16 +148,18 @@ class LiveSockets:
         session_ids = {s.context.actor.session_id for s in sockets if s.context.actor.session_id is not None}
         if not session_ids:
             return
+        ids, standing = sorted(session_ids), set[uuid.UUID]()
         async with self.platform.db.read_sessions() as session:
-            standing = set(
-                await session.scalars(
-                    select(AuthSession.id).where(
-                        AuthSession.id.in_(session_ids),
-                        AuthSession.revoked_at.is_(None),
-                        AuthSession.expires_at > utcnow(),
+            for start in range(0, len(ids), CHECK_BATCH):  # SQLite takes a bounded number of parameters
+                standing.update(
+                    await session.scalars(
+                        select(AuthSession.id).where(
+                            AuthSession.id.in_(ids[start : start + CHECK_BATCH]),
+                            AuthSession.revoked_at.is_(None),
+                            AuthSession.expires_at > utcnow(),
+                        )
                     )
                 )
-            )
         for socket in sockets:
             if socket.context.actor.session_id not in standing:
                 socket.end(SESSION_ENDED)

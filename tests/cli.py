@@ -7,11 +7,15 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from legetime.core.platform.config import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -106,3 +110,41 @@ def working(log: Path, *, env: dict[str, str], threads: int = 2) -> Iterator[sub
     finally:
         worker.terminate()
         worker.wait(timeout=30)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Two API processes and a worker on one PostgreSQL and Redis, as deployed (``deployed``)."""
+
+    settings: Settings
+    first: str
+    second: str
+
+
+@contextmanager
+def deployed(tmp_path: Path, database_url: str, redis_url: str) -> Iterator[Deployment]:
+    """Two `legetime serve` and a `legetime worker` on a migrated database with demo data, with a Redis
+    queue namespace of their own; yields their settings and the two servers' base URLs."""
+    from tests.conftest import seed_demo
+    from tests.migrated import upgrade
+
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        redis_url=redis_url,
+        queue_namespace=f"legetime-test-{uuid.uuid4().hex[:8]}",
+    )
+    env = {
+        "LEGETIME_DATA_DIR": str(settings.data_dir),
+        "LEGETIME_DATABASE_URL": database_url,
+        "LEGETIME_REDIS_URL": redis_url,
+        "LEGETIME_QUEUE_NAMESPACE": settings.queue_namespace,
+    }
+    upgrade(database_url)
+    seed_demo(settings)
+    with (
+        serving(tmp_path / "first.log", env=env) as first,
+        serving(tmp_path / "second.log", env=env) as second,
+        working(tmp_path / "worker.log", env=env),
+    ):
+        yield Deployment(settings, first, second)

@@ -226,3 +226,15 @@ def served(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     platform = Platform.create(settings, load_entry_points=False)
     with TestClient(create_app(platform, run_jobs_in_process=False)) as client:
         yield Api(client), platform
+
+
+@pytest.fixture
+def address(tmp_path: Path) -> Iterator[str]:
+    """The embedded default with demo data under uvicorn (HTTP and websockets): its host:port."""
+    from tests.test_subscriptions import serving
+
+    settings = Settings(data_dir=tmp_path / "data")
+    upgrade(settings.resolved_database_url)
+    seed_demo(settings)
+    with serving(settings) as address:
+        yield address

@@ -55,6 +55,25 @@ print(json.dumps(sorted(sys.modules)), file=sys.stderr)
 """
 
 
+def modules_loaded_by(script: str, tmp_path: Path) -> list[str]:
+    """The modules a Python snippet has loaded when it ends (it prints them as JSON on stderr), run with
+    this checkout on a clean environment and a data directory of its own."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LEGETIME_")} | {
+        "PYTHONPATH": str(ROOT),
+        "LEGETIME_DATA_DIR": str(tmp_path / "data"),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    return list(json.loads(done.stderr.splitlines()[-1]))
+
+
+def among(loaded: list[str], packages: tuple[str, ...]) -> list[str]:
+    """The loaded modules that are, or are inside, one of ``packages``."""
+    return sorted(name for name in loaded if any(name == p or name.startswith(p + ".") for p in packages))
+
+
 def test_help_loads_none_of_the_platform() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("LEGETIME_")} | {"PYTHONPATH": str(ROOT)}
     done = subprocess.run(
@@ -62,11 +81,7 @@ def test_help_loads_none_of_the_platform() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "serve" in done.stdout and "migrate" in done.stdout  # the help itself
-    loaded = json.loads(done.stderr.splitlines()[-1])
-    heavy = sorted(
-        name for name in loaded if any(name == part or name.startswith(part + ".") for part in NOT_FOR_HELP)
-    )
-    assert heavy == []
+    assert among(json.loads(done.stderr.splitlines()[-1]), NOT_FOR_HELP) == []
 
 
 # The libraries of the built-in providers that are not enabled by default: a default plugin registers its
@@ -86,20 +101,7 @@ print(json.dumps(sorted(sys.modules)), file=sys.stderr)
 def test_default_start_loads_no_sdk_of_a_provider_not_enabled(tmp_path: Path) -> None:
     """Creating the platform and the app with default settings loads every default plugin, and none of
     the SDKs behind the providers that are not enabled (Stripe, Vipps, Swedbank Pay, both BankIDs)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEGETIME_")} | {
-        "PYTHONPATH": str(ROOT),
-        "LEGETIME_DATA_DIR": str(tmp_path / "data"),
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", LOADED_BY_DEFAULT_START],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    loaded = json.loads(done.stderr.splitlines()[-1])
+    loaded = modules_loaded_by(LOADED_BY_DEFAULT_START, tmp_path)
     plugins = {
         "legetime.plugins.bankid.swedish",
         "legetime.plugins.bankid.oidc",
@@ -108,12 +110,7 @@ def test_default_start_loads_no_sdk_of_a_provider_not_enabled(tmp_path: Path) ->
         "legetime.plugins.payments.swedbank_pay",
     }
     assert plugins <= set(loaded)  # the plugins themselves are loaded
-    heavy = sorted(
-        name
-        for name in loaded
-        if any(name == part or name.startswith(part + ".") for part in NOT_FOR_DEFAULT_PROVIDERS)
-    )
-    assert heavy == []
+    assert among(loaded, NOT_FOR_DEFAULT_PROVIDERS) == []
 
 
 # What the embedded default (SQLite, no Redis URL) does not use before its first request: Redis, image
@@ -156,27 +153,9 @@ print(json.dumps(asyncio.run(start())), file=sys.stderr)
 def test_embedded_default_serves_without_what_it_does_not_use(tmp_path: Path) -> None:
     """Started as `legetime serve` starts it (the app and its lifespan, jobs in-process), the embedded
     default has loaded none of ``NOT_FOR_DEFAULT_START`` when it is ready for its first request."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEGETIME_")} | {
-        "PYTHONPATH": str(ROOT),
-        "LEGETIME_DATA_DIR": str(tmp_path / "data"),
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", LOADED_UNTIL_SERVING],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    loaded = json.loads(done.stderr.splitlines()[-1])
+    loaded = modules_loaded_by(LOADED_UNTIL_SERVING, tmp_path)
     assert "legetime.core.platform.jobs.runner" in loaded  # it did start
-    heavy = sorted(
-        name
-        for name in loaded
-        if any(name == part or name.startswith(part + ".") for part in NOT_FOR_DEFAULT_START)
-    )
-    assert heavy == []
+    assert among(loaded, NOT_FOR_DEFAULT_START) == []
 
 
 def test_serve_stops_without_idle_waiting(tmp_path: Path) -> None:

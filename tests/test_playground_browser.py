@@ -21,10 +21,7 @@ from typing import Any
 
 import pytest
 
-from legetime.core.platform.config import Settings
-from tests.conftest import IN_CI, seed_demo
-from tests.migrated import upgrade
-from tests.test_subscriptions import serving
+from tests.conftest import IN_CI
 
 ROOT = Path(__file__).resolve().parent.parent
 SCREENSHOT = ROOT / "docs" / "images" / "playground.png"
@@ -78,15 +75,6 @@ def playwright(chromium: str) -> Iterator[Any]:
 
     with sync_playwright() as playwright:
         yield playwright
-
-
-@pytest.fixture
-def address(tmp_path: Path) -> Iterator[str]:
-    settings = Settings(data_dir=tmp_path / "data")
-    upgrade(settings.resolved_database_url)
-    seed_demo(settings)
-    with serving(settings) as address:
-        yield address
 
 
 def test_the_playground_runs_offline_logs_in_and_answers(

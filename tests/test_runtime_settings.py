@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from legetime.core.platform.db.models import AuditEvent, RuntimeSettings
 from legetime.core.platform.providers import SMS
 from legetime.core.platform.runtime import Platform
 from tests.api import Api
-from tests.cli import serving, working
+from tests.cli import deployed
 from tests.conftest import seed_demo
 from tests.migrated import upgrade
 from tests.test_flow_per_provider import CLINICIAN, MOTHER, consultation
@@ -167,26 +166,10 @@ def test_only_operators_and_check_provider(embedded: tuple[Api, Platform]) -> No
 def test_two_processes_see_a_change(tmp_path: Path, fresh_postgres_url: str, redis_url: str) -> None:
     """Two `legetime serve` and a `legetime worker` on PostgreSQL and Redis: a change made through one is
     in effect in the other at once (announced through Redis), and the worker sends with it."""
-    env = {
-        "LEGETIME_DATA_DIR": str(tmp_path / "data"),
-        "LEGETIME_DATABASE_URL": fresh_postgres_url,
-        "LEGETIME_REDIS_URL": redis_url,
-        "LEGETIME_QUEUE_NAMESPACE": f"legetime-test-{uuid.uuid4().hex[:8]}",
-    }
-    upgrade(fresh_postgres_url)
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        database_url=fresh_postgres_url,
-        redis_url=redis_url,
-        queue_namespace=env["LEGETIME_QUEUE_NAMESPACE"],
-    )
-    seed_demo(settings)
     with (
-        serving(tmp_path / "first.log", env=env) as first,
-        serving(tmp_path / "second.log", env=env) as second,
-        working(tmp_path / "worker.log", env=env),
-        httpx.Client(base_url=first, timeout=30) as one,
-        httpx.Client(base_url=second, timeout=30) as other,
+        deployed(tmp_path, fresh_postgres_url, redis_url) as deployment,
+        httpx.Client(base_url=deployment.first, timeout=30) as one,
+        httpx.Client(base_url=deployment.second, timeout=30) as other,
     ):
         api, api2 = Api(one), Api(other)  # type: ignore[arg-type]
         operator = api.login(OPERATOR)
@@ -206,7 +189,7 @@ def test_two_processes_see_a_change(tmp_path: Path, fresh_postgres_url: str, red
         assert time.monotonic() - started < 5  # announced, not found by the 30-second check
         mother, clinician = api2.login(MOTHER), api2.login(CLINICIAN)
         consultation(api2, mother, clinician, "fake", None, None)
-        platform = Platform.create(settings, load_entry_points=False)
+        platform = Platform.create(deployment.settings, load_entry_points=False)
         sent = api.wait_for(lambda: asyncio.run(platform.providers.get(SMS).messages()), "the answer's text")
     assert {m.sender for m in sent} == {"Annen"}  # the worker, another process, used it too
 

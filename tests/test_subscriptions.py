@@ -34,8 +34,7 @@ from legetime.core.platform.runtime import Platform
 from legetime.schema import live_api, live_sockets
 from legetime.schema.app import create_app
 from tests.api import Api
-from tests.cli import serving as serving_process
-from tests.cli import working
+from tests.cli import deployed
 from tests.conftest import seed_demo
 from tests.migrated import upgrade
 from tests.test_flow_per_provider import CLINICIAN, MOTHER, consultation
@@ -68,15 +67,6 @@ def serving(settings: Settings) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=20)
-
-
-@pytest.fixture
-def address(tmp_path: Path) -> Iterator[str]:
-    settings = Settings(data_dir=tmp_path / "data")
-    upgrade(settings.resolved_database_url)
-    seed_demo(settings)
-    with serving(settings) as address:
-        yield address
 
 
 async def expire_sessions(database_url: str) -> None:
@@ -321,30 +311,13 @@ def test_an_update_committed_through_one_api_process_reaches_a_subscriber_of_ano
     """Two `legetime serve` processes and a `legetime worker` on PostgreSQL and Redis, as deployed: she
     follows her case on one, while her requests (and the jobs they cause, in the worker) go to the
     other; the updates reach her through Redis."""
-    env = {
-        "LEGETIME_DATA_DIR": str(tmp_path / "data"),
-        "LEGETIME_DATABASE_URL": fresh_postgres_url,
-        "LEGETIME_REDIS_URL": redis_url,
-        "LEGETIME_QUEUE_NAMESPACE": f"legetime-test-{uuid.uuid4().hex[:8]}",
-    }
-    upgrade(fresh_postgres_url)
-    seed_demo(
-        Settings(
-            data_dir=tmp_path / "data",
-            database_url=fresh_postgres_url,
-            redis_url=redis_url,
-            queue_namespace=env["LEGETIME_QUEUE_NAMESPACE"],
-        )
-    )
     with (
-        serving_process(tmp_path / "first.log", env=env) as first,
-        serving_process(tmp_path / "second.log", env=env) as second,
-        working(tmp_path / "worker.log", env=env),
-        httpx.Client(base_url=first, timeout=30) as client,
+        deployed(tmp_path, fresh_postgres_url, redis_url) as deployment,
+        httpx.Client(base_url=deployment.first, timeout=30) as client,
     ):
         api = Api(client)  # type: ignore[arg-type]
         mother, clinician = api.login(MOTHER), api.login(CLINICIAN)
-        hers = Follower(second.removeprefix("http://"), mother)
+        hers = Follower(deployment.second.removeprefix("http://"), mother)
         consultation(api, mother, clinician, "fake", None, None)
         api.wait_for(lambda: [u for u in hers.received if u["type"] == "case.closed"], "the closed case")
         received = hers.close()

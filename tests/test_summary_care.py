@@ -19,10 +19,7 @@ from strawberry import relay
 
 from legetime.core.demo import DEMO_PEOPLE
 from legetime.core.hookspecs import hookimpl
-from legetime.core.identity import persons
-from legetime.core.identity.nationalid import parse_national_id
 from legetime.core.platform.config import Settings
-from legetime.core.platform.db import models
 from legetime.core.platform.hooks import Hooks
 from legetime.core.platform.plugins import create_plugin_manager
 from legetime.core.platform.runtime import Platform
@@ -89,39 +86,18 @@ class World:
         return self.tokens["mother"]
 
 
-async def _add_clinician(settings: Settings, national_id: str) -> None:
-    platform = Platform.create(settings, load_entry_points=False)
-    try:
-        async with platform.db.transaction() as session:
-            person = persons.new_person(
-                platform,
-                national_id,
-                given_name="Per",
-                family_name="Lege",
-                birth_date=parse_national_id(national_id).birth_date,
-            )
-            session.add(person)
-            await session.flush()
-            session.add(
-                models.StaffMembership(
-                    person_id=person.id, role=models.StaffRole.CLINICIAN, hpr_number="1234567"
-                )
-            )
-    finally:
-        await platform.close()
-
-
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
     """The mother's own case, submitted and claimed by the demo clinician; no look-up consent yet."""
     settings = Settings(data_dir=tmp_path / "data")
     upgrade(settings.resolved_database_url)
     seed_demo(settings)
-    asyncio.run(_add_clinician(settings, OTHER_CLINICIAN))
     kjernejournal = Kjernejournal()
     platform = Platform.create(settings, extra_plugins=[kjernejournal], load_entry_points=False)
     with TestClient(create_app(platform, run_jobs_in_process=False)) as client:
         api = Api(client)
+        invite = {"nationalId": OTHER_CLINICIAN, "role": "CLINICIAN", "hprNumber": "1234567"}
+        api.ok("inviteStaff", invite, "member { personId }", api.login(OPERATOR))  # another clinician
         people = {"mother": MOTHER, "clinician": CLINICIAN, "operator": OPERATOR, "other": OTHER_CLINICIAN}
         tokens = {name: api.login(national_id) for name, national_id in people.items()}
         case_id = api.ok("startCase", {}, "case { id }", tokens["mother"])["case"]["id"]

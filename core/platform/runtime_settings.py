@@ -120,9 +120,14 @@ def platform_locked(base: Settings) -> frozenset[str]:
     return frozenset(name for name in EDITABLE if name in base.model_fields_set)
 
 
+def provider_environment(spec: ProviderSpec) -> dict[str, Any]:
+    """What a provider's environment variables give, by field (as JSON values)."""
+    return {name: plain(value) for name, value in EnvSettingsSource(spec.settings_model)().items()}
+
+
 def provider_locked(spec: ProviderSpec) -> frozenset[str]:
     """The fields of a provider's settings model its environment variables give."""
-    return frozenset(EnvSettingsSource(spec.settings_model)())
+    return frozenset(provider_environment(spec))
 
 
 def effective_settings(base: Settings, stored: Stored) -> Settings:

@@ -191,25 +191,17 @@ def _str(value: uuid.UUID | None) -> str | None:
 
 # --- verifying the exported range ----------------------------------------------------------------------
 
-_HASHED = (
-    AuditEvent.id,
-    AuditEvent.seq,
-    AuditEvent.hash,
-    AuditEvent.prev_hash,
-    AuditEvent.occurred_at,
-    AuditEvent.actor_id,
-    AuditEvent.actor_role,
-    AuditEvent.person_id,
-    AuditEvent.object_type,
-    AuditEvent.object_id,
-    AuditEvent.action,
-    AuditEvent.reason,
-)
+# How a broken row is worded for privacy officers (``audit.BREAK_REASONS`` words it for the command line).
+BREAKS = {
+    audit.Break.MISSING: "En rad mangler foran denne (plassen i kjeden hopper over én).",
+    audit.Break.LINK: "Lenken til forrige rad er brutt (en rad fjernet eller satt inn).",
+    audit.Break.CHANGED: "Raden er endret etter at den ble skrevet (hashen stemmer ikke).",
+}
 
 
 async def verify(session: AsyncSession, entries: Sequence[Access], *, batch: int = 1000) -> Verification:
     """Check the chain from the first exported entry's place to the last one's, every row in between
-    (the export may leave rows out; the chain does not), with the checks of ``audit.verify_chain``: each
+    (the export may leave rows out; the chain does not), by ``audit.walk_chain``: each
     place follows the one before, each row links to its predecessor's hash (the first to the row just
     before the range), each row's hash is that of its canonical form (``audit.row_hash``). Rows after the
     range, and whether the newest were cut off, only ``legetime audit verify`` (with a head kept elsewhere)
@@ -223,33 +215,13 @@ async def verify(session: AsyncSession, entries: Sequence[Access], *, batch: int
     previous = None
     if first > 1:
         previous = await session.scalar(select(AuditEvent.hash).where(AuditEvent.seq == first - 1))
-    place, checked = first - 1, 0
-
-    def broken(row_id: int, reason: str) -> Verification:
-        return Verification(ChainState.BROKEN, checked, unchained, first, last, row_id, reason)
-
-    while place < last and checked < VERIFY_LIMIT:
-        rows = (
-            await session.execute(
-                select(*_HASHED)
-                .where(AuditEvent.seq > place, AuditEvent.seq <= last)
-                .order_by(AuditEvent.seq)
-                .limit(min(batch, VERIFY_LIMIT - checked))
-            )
-        ).mappings()
-        seen = False
-        for row in rows:
-            seen = True
-            if row["seq"] != place + 1:
-                return broken(row["id"], "En rad mangler foran denne (plassen i kjeden hopper over én).")
-            if row["prev_hash"] != previous:
-                return broken(row["id"], "Lenken til forrige rad er brutt (en rad fjernet eller satt inn).")
-            if audit.row_hash(row) != row["hash"]:
-                return broken(row["id"], "Raden er endret etter at den ble skrevet (hashen stemmer ikke).")
-            previous, place, checked = row["hash"], row["seq"], checked + 1
-        if not seen:
-            break
-    if place < last:
-        return Verification(ChainState.PARTLY_CHECKED, checked, unchained, first, last)
+    walk = await audit.walk_chain(
+        session, after=first - 1, previous=previous, until=last, limit=VERIFY_LIMIT, batch_size=batch
+    )
+    if walk.broken is not None:
+        reason = BREAKS[walk.broken]
+        return Verification(ChainState.BROKEN, walk.checked, unchained, first, last, walk.broken_id, reason)
+    if walk.place < last:
+        return Verification(ChainState.PARTLY_CHECKED, walk.checked, unchained, first, last)
     state = ChainState.NOT_YET_CHAINED if unchained else ChainState.VERIFIED
-    return Verification(state, checked, unchained, first, last)
+    return Verification(state, walk.checked, unchained, first, last)

@@ -51,6 +51,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, func, insert, select, text, update
@@ -328,51 +329,98 @@ async def chain_lag(session: AsyncSession) -> tuple[int, datetime | None]:
 # --- verifying -----------------------------------------------------------------------------------------
 
 
-async def verify_chain(
-    session: AsyncSession, *, expected_head: str | None = None, batch_size: int = 1000
-) -> ChainReport:
-    """Walk the chain in its order, a batch at a time (plain rows, not ORM objects: nothing piles up in
-    the session, and what is checked is what is stored), and report the first row whose place, link or
-    hash is wrong. ``expected_head`` is a hash taken from the chain earlier and kept elsewhere: it must
-    still be in the chain (rows appended since are fine), which catches the newest rows being cut off up
-    to it. Rows not chained yet are counted, not checked: run ``chain_pending`` first to include them.
+class Break(StrEnum):
+    """How a walk of the chain found it broken at a row."""
 
-    Run it in its own transaction: on PostgreSQL a REPEATABLE READ one sees a single snapshot
-    throughout; on SQLite ``Database`` transactions hold the write lock, so chaining waits for the walk."""
-    previous: str | None = None
-    place = 0  # the first row is at 1: a forged row at 0 or below, or a gap, breaks the walk there
-    checked = 0
-    anchor_seen = expected_head is None
-    columns = [
-        AuditEvent.id,
-        AuditEvent.seq,
-        AuditEvent.hash,
-        *(getattr(AuditEvent, name) for name in _HASHED),
-    ]
-    while True:
-        query = select(*columns).where(AuditEvent.seq.is_not(None)).order_by(AuditEvent.seq).limit(batch_size)
-        if checked:
-            query = query.where(AuditEvent.seq > place)
-        rows = (await session.execute(query)).mappings().all()
+    MISSING = "missing"
+    LINK = "link"
+    CHANGED = "changed"
+
+
+BREAK_REASONS = {
+    Break.MISSING: "a row is missing before it (its place in the chain skips one)",
+    Break.LINK: "the link to the previous row is broken (a row removed or inserted before it)",
+    Break.CHANGED: "the row was changed after it was written (its hash does not match)",
+}
+
+
+@dataclass(frozen=True)
+class Walk:
+    """Where a walk of the chain stopped: the rows found sound, the last place and hash checked, and the
+    first broken row (and how) if it met one."""
+
+    checked: int
+    place: int
+    head: str | None
+    broken_id: int | None = None
+    broken: Break | None = None
+
+
+async def walk_chain(
+    session: AsyncSession,
+    *,
+    after: int = 0,
+    previous: str | None = None,
+    until: int | None = None,
+    limit: int | None = None,
+    batch_size: int = 1000,
+) -> Walk:
+    """Check the chained rows in their order, a batch at a time (plain rows, not ORM objects: nothing
+    piles up in the session, and what is checked is what is stored): each place follows the one before,
+    each row links to its predecessor's hash, each row's hash is that of its canonical form. It starts
+    after place ``after`` (whose hash is ``previous``), and stops at place ``until``, after ``limit``
+    rows, at the end of the chain, or at the first broken row. From the start of the chain, a forged row
+    at place 0 or below, or a gap, breaks the walk there."""
+    columns = [AuditEvent.id, AuditEvent.seq, AuditEvent.hash, *(getattr(AuditEvent, n) for n in _HASHED)]
+    place, checked = after, 0
+    while (until is None or place < until) and (limit is None or checked < limit):
+        from_start = after == 0 and checked == 0
+        query = select(*columns).where(AuditEvent.seq.is_not(None) if from_start else AuditEvent.seq > place)
+        if until is not None:
+            query = query.where(AuditEvent.seq <= until)
+        size = batch_size if limit is None else min(batch_size, limit - checked)
+        rows = (await session.execute(query.order_by(AuditEvent.seq).limit(size))).mappings().all()
         if not rows:
             break
         for row in rows:
-            if row["seq"] != place + 1:
-                reason = "a row is missing before it (its place in the chain skips one)"
-                return ChainReport(False, checked, row["id"], reason)
-            if row["prev_hash"] != previous:
-                reason = "the link to the previous row is broken (a row removed or inserted before it)"
-                return ChainReport(False, checked, row["id"], reason)
-            if row_hash(row) != row["hash"]:
-                reason = "the row was changed after it was written (its hash does not match)"
-                return ChainReport(False, checked, row["id"], reason)
-            anchor_seen = anchor_seen or row["hash"] == expected_head
+            broken = (
+                Break.MISSING
+                if row["seq"] != place + 1
+                else Break.LINK
+                if row["prev_hash"] != previous
+                else Break.CHANGED
+                if row_hash(row) != row["hash"]
+                else None
+            )
+            if broken is not None:
+                return Walk(checked, place, previous, row["id"], broken)
             previous, place, checked = row["hash"], row["seq"], checked + 1
+    return Walk(checked, place, previous)
+
+
+async def verify_chain(
+    session: AsyncSession, *, expected_head: str | None = None, batch_size: int = 1000
+) -> ChainReport:
+    """Walk the whole chain (``walk_chain``) and report the first row whose place, link or hash is
+    wrong. ``expected_head`` is a hash taken from the chain earlier and kept elsewhere: it must still be
+    in the chain (rows appended since are fine), which catches the newest rows being cut off up to it.
+    Rows not chained yet are counted, not checked: run ``chain_pending`` first to include them.
+
+    Run it in its own transaction: on PostgreSQL a REPEATABLE READ one sees a single snapshot
+    throughout; on SQLite ``Database`` transactions hold the write lock, so chaining waits for the walk."""
+    walk = await walk_chain(session, batch_size=batch_size)
+    if walk.broken is not None:
+        return ChainReport(False, walk.checked, walk.broken_id, BREAK_REASONS[walk.broken])
     unchained = int(await session.scalar(select(func.count()).where(AuditEvent.seq.is_(None))) or 0)
-    if not anchor_seen:
-        reason = "the expected head is not in the chain (rows cut off)"
-        return ChainReport(False, checked, None, reason, unchained=unchained)
-    return ChainReport(True, checked, head=previous, unchained=unchained)
+    if expected_head is not None:
+        # The walk found every chained row sound, so a chained row with that hash is in the chain.
+        kept = await session.scalar(
+            select(func.count()).where(AuditEvent.hash == expected_head, AuditEvent.seq.is_not(None))
+        )
+        if not kept:
+            reason = "the expected head is not in the chain (rows cut off)"
+            return ChainReport(False, walk.checked, None, reason, unchained=unchained)
+    return ChainReport(True, walk.checked, head=walk.head, unchained=unchained)
 
 
 async def access_log_for(

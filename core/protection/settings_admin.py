@@ -113,8 +113,8 @@ async def providers(ctx: Ctx, capability: Capability | None = None) -> list[Prov
 
 
 def _provider_settings(spec: ProviderSpec, stored: Stored) -> list[SettingView]:
-    locked = runtime_settings.provider_locked(spec)
-    environment = pydantic_settings_values(spec)
+    environment = runtime_settings.provider_environment(spec)
+    locked = environment.keys()
     saved = stored.of(provider_scope(spec))
     views = []
     for row, (name, info) in zip(setting_rows(spec), spec.settings_model.model_fields.items(), strict=True):
@@ -142,12 +142,6 @@ def _provider_settings(spec: ProviderSpec, stored: Stored) -> list[SettingView]:
             )
         )
     return views
-
-
-def pydantic_settings_values(spec: ProviderSpec) -> dict[str, Any]:
-    from pydantic_settings import EnvSettingsSource
-
-    return {k: runtime_settings.plain(v) for k, v in EnvSettingsSource(spec.settings_model)().items()}
 
 
 async def change_platform(ctx: Ctx, values: dict[str, Any], clear: Sequence[str]) -> list[str]:
