@@ -3,6 +3,7 @@
     python -m bench                          # everything (about 6 minutes with the defaults)
     python -m bench caselist sqlite          # a subset: caselist scale sqlite jobs startup statements
     python -m bench --duration 20 --rounds 3 # longer wrk runs, more interleaved rounds
+    python -m bench scale --scale-cpu 0.5    # two API processes vs one, each capped at 0.5 CPU
 
 It starts what it needs and stops all of it at the end (also on Ctrl-C or a failure): a throwaway
 PostgreSQL database (dropped afterwards), ``legetime serve`` and ``legetime worker`` on it with Redis and a
@@ -44,6 +45,9 @@ import httpx
 
 from bench.harness import (
     BIN,
+    CFS_PERIOD_US,
+    RESERVED_SHARES,
+    CpuQuotas,
     Load,
     Proc,
     Processes,
@@ -53,11 +57,13 @@ from bench.harness import (
     median_loads,
     pinned,
     run_wrk,
+    serving_processes,
     wait_http,
     write_wrk_script,
     wrk_binary,
 )
 from bench.seed import CASE_LIST, Client, seed_cases
+from bench.submits import run_submits
 
 PARTS = ("caselist", "scale", "sqlite", "jobs", "startup", "statements")
 SERVER_CORE, LOAD_CORE = 0, 1
@@ -158,6 +164,7 @@ class Config:
     baseline_log: str
     keep: bool
     work: Path
+    scale_cpu: float = 0.4
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
     namespace: str = field(default_factory=lambda: f"legetime-bench-{uuid.uuid4().hex[:8]}")
 
@@ -423,37 +430,107 @@ def part_caselist(cfg: Config, procs: Processes, pg: Postgres, results: Results)
 
 
 def part_scale(cfg: Config, procs: Processes, pg: Postgres, results: Results) -> None:
-    print("\n== two API processes vs one (PostgreSQL, nothing pinned)", flush=True)
+    """Two API processes against one, on the case list and on submits. Each API process gets the same CPU
+    quota in a cgroup of its own (``--scale-cpu``), as a deployment caps its containers: one process has
+    that much CPU, two have twice as much, and PostgreSQL and the load keep the rest of the machine.
+    Without writable cgroups: nothing capped (the API processes, PostgreSQL and the load share the
+    machine's cores, which caps what a second process can add), said so in a note."""
+    quotas: CpuQuotas | None = None
+    if cfg.scale_cpu > 0:
+        quotas = CpuQuotas(f"legetime-bench-{cfg.namespace.rpartition('-')[2]}", cfg.scale_cpu)
+        if (reason := quotas.unavailable()) is not None:
+            print(f"  note: {reason}; the API processes run uncapped (the old way)", flush=True)
+            quotas = None
+    capped = f"{cfg.scale_cpu:g} CPU" if quotas is not None else "uncapped"
+    print(f"\n== two API processes vs one (PostgreSQL; each API process {capped})", flush=True)
     env = cfg.env(pg.data_dir, postgres=True)
-    _, single_url = serve(procs, "scale-single", env, None)
-    _, pair_url = serve(procs, "scale-pair", env, None, workers=2)
-    script = write_wrk_script(cfg.work / "scale.lua", case_list_body(), pg.token)
-    singles, pairs = [], []
-    for round_ in range(cfg.rounds):
-        print(f" round {round_ + 1}/{cfg.rounds}", flush=True)
-        singles.append(measure(cfg, "one `legetime serve`", single_url, script, None))
-        print(f"  one process: {singles[-1].rps:.1f} req/s", flush=True)
-        pairs.append(measure(cfg, "`legetime serve --workers 2`", pair_url, script, None))
-        print(f"  two processes: {pairs[-1].rps:.1f} req/s", flush=True)
-    one, two = (
-        median_loads("one `legetime serve`", singles),
-        median_loads("`legetime serve --workers 2` (one port)", pairs),
-    )
-    results.load("scale", one)
-    results.load("scale", two)
+    with contextlib.ExitStack() as stack:
+        if quotas is not None:
+            stack.enter_context(quotas)  # the groups go at the end, on a failure too
+        single, single_url = serve(procs, "scale-single", env, None)
+        pair, pair_url = serve(procs, "scale-pair", env, None, workers=2)
+        # The servers are stopped before the groups are removed (the stack unwinds after this callback).
+        stack.callback(procs.stop, single)
+        stack.callback(procs.stop, pair)
+        if quotas is not None:
+            (pid,) = serving_processes(single, _port(single_url), 1)
+            quotas.place("one", pid)
+            for index, pid in enumerate(serving_processes(pair, _port(pair_url), 2), 1):
+                quotas.place(f"pair-{index}", pid)
+        one_label = f"one `legetime serve` ({capped})"
+        two_label = "`legetime serve --workers 2`" + (f" ({capped} each)" if quotas else "")
+        script = write_wrk_script(cfg.work / "scale.lua", case_list_body(), pg.token)
+        singles, pairs = [], []
+        for round_ in range(cfg.rounds):
+            print(f" round {round_ + 1}/{cfg.rounds}: case list", flush=True)
+            singles.append(measure(cfg, one_label, single_url, script, None))
+            print(f"  one process: {singles[-1].rps:.1f} req/s", flush=True)
+            pairs.append(measure(cfg, two_label, pair_url, script, None))
+            print(f"  two processes: {pairs[-1].rps:.1f} req/s", flush=True)
+        one, two = median_loads(one_label, singles), median_loads(two_label, pairs)
+        results.load("scale: case list", one)
+        results.load("scale: case list", two)
+        _scale_check(results, "case list", one, two, "req/s")
+
+        # Submits after the case list: each flow adds a case to the patient's list.
+        submit_singles: list[Load] = []
+        submit_pairs: list[Load] = []
+        for round_ in range(cfg.rounds):
+            print(f" round {round_ + 1}/{cfg.rounds}: submits", flush=True)
+            for url, label, runs in (
+                (single_url, one_label, submit_singles),
+                (pair_url, two_label, submit_pairs),
+            ):
+                if cfg.warmup > 0:
+                    run_submits(url, pg.token, seconds=cfg.warmup, concurrency=cfg.connections, label=label)
+                runs.append(
+                    run_submits(url, pg.token, seconds=cfg.duration, concurrency=cfg.connections, label=label)
+                )
+                print(f"  {label}: {runs[-1].rps:.1f} submitted cases/s", flush=True)
+        one_s, two_s = median_loads(one_label, submit_singles), median_loads(two_label, submit_pairs)
+        results.load("scale: submits (flows/s)", one_s)
+        results.load("scale: submits (flows/s)", two_s)
+        _scale_check(results, "submits: startCase, answers, consent, submitCase", one_s, two_s, "flows/s")
+
+        if quotas is not None:
+            throttled = []
+            for name in ("one", "pair-1", "pair-2"):
+                periods, limited = quotas.throttled(name)
+                throttled.append(f"{name} {limited}/{periods}")
+            results.note(
+                f"scale: each API process in a cgroup of its own with a CPU quota of {cfg.scale_cpu:g} CPU "
+                f"(cpu.cfs_quota_us {round(cfg.scale_cpu * CFS_PERIOD_US)} per {CFS_PERIOD_US} µs, "
+                f"cpu.shares {RESERVED_SHARES}; periods throttled at the quota: {', '.join(throttled)}); "
+                f"PostgreSQL and the load uncapped on the {cpu_count()} cores; the two share one port "
+                "(`legetime serve --workers 2`) and one load"
+            )
+        else:
+            results.note(
+                f"scale: nothing capped: {cpu_count()} cores for the API processes, PostgreSQL and the load "
+                "together; the two processes share one port (`legetime serve --workers 2`) and one load"
+            )
+        results.note(
+            f"submits: {cfg.connections} patients' apps in a closed loop, each flow startCase, "
+            "answerQuestionnaire, grantConsent and submitCase (a payment reserved with the fake provider); "
+            "p50/p99 are a whole flow's"
+        )
+
+
+def _port(url: str) -> int:
+    return int(url.rpartition(":")[2])
+
+
+def _scale_check(results: Results, what: str, one: Load, two: Load, unit: str) -> None:
+    ratio = two.rps / one.rps if one.rps else 0.0
     results.check(
         Check(
-            "two API processes ÷ one (case list)",
-            f"{two.rps:.0f} req/s",
-            f"{one.rps:.0f} req/s",
-            two.rps / one.rps,
+            f"two API processes ÷ one ({what})",
+            f"{two.rps:.1f} {unit}",
+            f"{one.rps:.1f} {unit}",
+            ratio,
             "≥ 1.7",
-            two.rps / one.rps >= 1.7,
+            ratio >= 1.7,
         )
-    )
-    results.note(
-        f"scale: {cpu_count()} cores for the API processes, PostgreSQL and wrk together, nothing pinned; "
-        "the two processes share one port (`legetime serve --workers 2`) and one wrk"
     )
 
 
@@ -708,6 +785,13 @@ def main() -> None:
         "advisory-locked hash chain; auto: what the migrated schema allows (unchained once hash is nullable)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the database and the temporary directory")
+    parser.add_argument(
+        "--scale-cpu",
+        type=float,
+        default=0.4,
+        help="scale: the CPU quota of each API process, in CPUs (a cgroup v1 cpu group of its own each, as "
+        "containers are capped); 0: uncapped, sharing the machine with PostgreSQL and the load",
+    )
     args = parser.parse_args()
     parts = args.parts or list(PARTS)
     if unknown := [p for p in parts if p not in PARTS]:
@@ -730,6 +814,7 @@ def main() -> None:
         baseline_log=args.baseline_log,
         keep=args.keep,
         work=work,
+        scale_cpu=args.scale_cpu,
     )
     results = Results()
     print(f"tree {tree_state()}; {cpu_count()} cores; logs in {work}", flush=True)

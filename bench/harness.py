@@ -263,3 +263,123 @@ def timer() -> Iterator[list[float]]:
         yield box
     finally:
         box.append(time.perf_counter() - started)
+
+
+# --- CPU quotas (cgroup v1 cpu controller) ----------------------------------------------------------
+
+CGROUP_CPU = Path("/sys/fs/cgroup/cpu")
+CFS_PERIOD_US = 100_000
+RESERVED_SHARES = 8 * 1024  # eight times a process's default weight (1024)
+
+
+class CpuQuotas:
+    """Groups of the bench's own under the cgroup v1 cpu controller, each with the same CFS quota: a
+    process placed in one gets at most ``cpus`` of a CPU, as a deployment caps a container, and (its
+    weight) at least that much while other processes want the cores too. ``close``
+    (and leaving the ``with``) moves anything still in them back to the root group and removes them."""
+
+    def __init__(self, prefix: str, cpus: float) -> None:
+        self.prefix = prefix
+        self.cpus = cpus
+        self.groups: dict[str, Path] = {}
+
+    def __enter__(self) -> CpuQuotas:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def unavailable(self) -> str | None:
+        """Why quotas cannot be set here (None: they can): a probe group is made and removed."""
+        if not (CGROUP_CPU / "cpu.cfs_quota_us").exists():
+            return f"no cgroup v1 cpu controller at {CGROUP_CPU}"
+        try:
+            self._group("probe")
+        except OSError as exc:
+            return f"cannot make a cpu cgroup ({exc.strerror or exc})"
+        finally:
+            self.close()
+        return None
+
+    def _group(self, name: str) -> Path:
+        group = self.groups.get(name)
+        if group is None:
+            group = CGROUP_CPU / f"{self.prefix}-{name}"
+            group.mkdir()
+            self.groups[name] = group
+            (group / "cpu.cfs_period_us").write_text(str(CFS_PERIOD_US))
+            (group / "cpu.cfs_quota_us").write_text(str(round(self.cpus * CFS_PERIOD_US)))
+            # And a high weight, so that other work on a shared machine does not take the quota away:
+            # the process gets its CPU as a container with that much reserved does (request = limit).
+            (group / "cpu.shares").write_text(str(RESERVED_SHARES))
+        return group
+
+    def place(self, name: str, pid: int) -> None:
+        """Move process ``pid`` (all its threads) into the group ``name``, made on first use."""
+        (self._group(name) / "cgroup.procs").write_text(str(pid))
+
+    def throttled(self, name: str) -> tuple[int, int]:
+        """(periods the group ran in, periods it was throttled in) since it was made."""
+        stat = dict(
+            line.split() for line in (self.groups[name] / "cpu.stat").read_text().splitlines() if line.strip()
+        )
+        return int(stat.get("nr_periods", 0)), int(stat.get("nr_throttled", 0))
+
+    def close(self) -> None:
+        for name, group in list(self.groups.items()):
+            with contextlib.suppress(OSError):
+                for pid in (group / "cgroup.procs").read_text().split():
+                    with contextlib.suppress(OSError):  # gone meanwhile
+                        (CGROUP_CPU / "cgroup.procs").write_text(pid)
+            with contextlib.suppress(OSError):
+                group.rmdir()
+            del self.groups[name]
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # The command name (2nd field) may hold spaces: the parent pid is the 2nd field after ")".
+            if int(stat.read_text().rpartition(")")[2].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+    return sorted(found)
+
+
+def _listening_inodes(port: int) -> set[str]:
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rpartition(":")[2], 16) == port:
+                    inodes.add(fields[9])
+    return inodes
+
+
+def listens(pid: int, port: int) -> bool:
+    """Whether process ``pid`` holds a socket listening on ``port``."""
+    inodes = _listening_inodes(port)
+    with contextlib.suppress(OSError):
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            with contextlib.suppress(OSError):
+                target = os.readlink(fd)
+                if target.startswith("socket:[") and target[8:-1] in inodes:
+                    return True
+    return False
+
+
+def serving_processes(proc: Proc, port: int, count: int, timeout: float = 60.0) -> list[int]:
+    """The ``count`` processes of ``proc`` that listen on ``port``: ``proc`` itself for one, its children
+    (``legetime serve --workers N`` starts N of them) for more; waits until all of them listen."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.popen.poll() is not None:
+            raise RuntimeError(f"{proc.name} exited with {proc.popen.returncode}:\n{proc.tail()}")
+        candidates = [proc.pid] if count == 1 else children(proc.pid)
+        ready = [pid for pid in candidates if listens(pid, port)]
+        if len(ready) == count:
+            return ready
+        time.sleep(0.1)
+    raise RuntimeError(f"{proc.name}: {count} processes did not listen on {port} within {timeout:.0f} s")

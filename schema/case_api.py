@@ -22,6 +22,7 @@ from legetime.core.identity.ctx import Ctx
 from legetime.core.platform.db import models
 from legetime.core.platform.errors import LegetimeError, NotFound
 from legetime.core.privacy import rights as privacy
+from legetime.schema.case_rows import ROW_FIELDS, as_rows, cases_of_rows
 from legetime.schema.case_types import (
     Attachment,
     Case,
@@ -185,18 +186,24 @@ async def _page(
     first: int | None,
     after: str | None,
 ) -> relay.Connection[Case]:
+    fields = _node_fields(info)
+    plain = fields <= ROW_FIELDS  # no field needs the mapped case: rows, with patient and payment joined
     rows, has_next, cursors = await keyset_page(
         ctx.session,
-        query,
+        as_rows(query) if plain else query,
         keys,
         descending=descending,
         first=first,
         after=after,
         settings=ctx.platform.settings,
         parse=(_parse_time, uuid.UUID),
+        scalars=not plain,
     )
     await cases.log_reads(ctx, rows)
-    nodes = await Case.page(info, rows, _node_fields(info))
+    if plain:
+        nodes = cases_of_rows(rows, ctx.actor.person_id, ctx.today)
+    else:
+        nodes = await Case.page(info, rows, fields)
     edges = [relay.Edge(node=node, cursor=cursor) for node, cursor in zip(nodes, cursors, strict=True)]
     return relay.Connection(
         edges=edges,

@@ -47,7 +47,7 @@ class CasePerson:
     age: int
 
 
-def _case_person(
+def case_person(
     case: models.Case, person: models.Person, reader_id: uuid.UUID | None, today: date
 ) -> CasePerson:
     seen = patient_seen_by(case, person, reader_id)  # a guardian: only what her own input gave
@@ -274,7 +274,7 @@ class Case(relay.Node):
             reader = context.actor.person_id
             for case in out:
                 model = case._model
-                case._patient = _case_person(model, persons[model.subject_id], reader, ctx.today)
+                case._patient = case_person(model, persons[model.subject_id], reader, ctx.today)
         if "payment" in wanted:
             grouped = await loaders.rows_by_key(ctx.session, *loaders.RESERVATIONS, (row.id for row in rows))
             for case in out:
@@ -340,7 +340,7 @@ class Case(relay.Node):
     async def _load_patient(self, info: Info) -> CasePerson:
         person = await info.context.loader("persons", loaders.persons).load(self._model.subject_id)
         today = (await info.context.read()).today
-        return _case_person(self._model, person, info.context.actor.person_id, today)
+        return case_person(self._model, person, info.context.actor.person_id, today)
 
     @strawberry.field
     async def messages(self, info: Info) -> list[Message]:

@@ -39,6 +39,7 @@ from legetime.core.platform.runtime import Platform
 from legetime.schema.build import build_schema
 from legetime.schema.context import Context
 from legetime.schema.errors import CLIENT_ERRORS, UNAVAILABLE_MESSAGE
+from legetime.schema.json_encoding import encode as encode_json_answer
 from legetime.schema.live_sockets import LiveSocketHandler, LiveSockets
 from legetime.schema.persisted_queries import PersistedQueries, not_found, requested_hash, sha256
 from legetime.schema.playground import page_response
@@ -249,11 +250,15 @@ class LegetimeGraphQL(GraphQL[Context, None]):
                 # It never ran: the spec's answer has no ``data`` entry (and is a 400 in the new media type).
                 response_data.pop("data", None)
                 status = 400 if media_type == GRAPHQL_RESPONSE else 200
-        response = super().create_response(response_data, sub_response)
+        # strawberry's own response, with the body written by orjson (the same bytes, ``json_encoding``)
+        response = Response(
+            encode_json_answer(response_data), status_code=sub_response.status_code or status, media_type=JSON
+        )
+        response.headers.raw.extend(sub_response.headers.raw)
+        if sub_response.background:
+            response.background = sub_response.background
         response.media_type = media_type
         response.headers["content-type"] = f"{media_type}; charset=utf-8"
-        if not sub_response.status_code:
-            response.status_code = status
         return response
 
 
