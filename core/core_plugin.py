@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from legetime.core.consultation.cases import close_answered_cases
+from legetime.core.appointments import (
+    settlement,  # its text makers, and the reconciliation of its payments
+    surveys,  # the survey's text maker, and the survey after a closed case
+    texts_before_visit,  # noqa: F401 - registers its text makers
+    timed_texts,
+    video_rooms,
+)
+from legetime.core.appointments.retention import run_appointment_retention
+from legetime.core.consultation.cases import SURVEY_JOB, close_answered_cases
 from legetime.core.consultation.journal import DRAFT_JOB, draft_job
 from legetime.core.consultation.notifications import SEND_SMS_JOB, send_sms_job
 from legetime.core.consultation.overdue import OVERDUE_EVERY, flag_overdue_cases
@@ -49,6 +57,9 @@ def register_jobs() -> dict[str, JobHandler]:
         DISPATCH_JOB: dispatch_job,
         DELIVER_JOB: deliver_job,
         WEBHOOK_JOB: webhook_job,
+        timed_texts.SEND_JOB: timed_texts.send_job,
+        video_rooms.CLOSE_JOB: video_rooms.close_job,
+        SURVEY_JOB: surveys.case_survey_job,
     }
 
 
@@ -70,6 +81,11 @@ def register_periodic_jobs() -> list[PeriodicJob]:
         PeriodicJob(CHAIN_JOB, chain_access_log, lambda settings: CHAIN_EVERY),
         PeriodicJob("cases.flag_overdue", flag_overdue_cases, lambda settings: OVERDUE_EVERY),
         PeriodicJob("cases.sla_alerts", alert_cases_near_deadline, lambda settings: SLA_ALERT_EVERY),
+        PeriodicJob(
+            settlement.RECONCILE_JOB,
+            settlement.reconcile_payments,
+            lambda settings: timedelta(minutes=settings.payment_reconcile_minutes),
+        ),
     ]
 
 
@@ -91,6 +107,8 @@ async def reconcile_payments(platform: Platform) -> Reconciliation:
 
 
 async def purge(platform: Platform) -> int:
-    """Delete the communication of cases past their retention time (batched; see ``retention``)."""
+    """Delete the communication of cases and the content of appointments past their retention time
+    (batched; see ``protection.retention`` and ``appointments.retention``)."""
     summary = await run_retention(platform, actor=SYSTEM, trigger="schedule")
-    return summary.cases
+    appointments = await run_appointment_retention(platform, actor=SYSTEM, trigger="schedule")
+    return summary.cases + appointments.appointments

@@ -423,16 +423,19 @@ def audit_verify(
 @fails_clearly
 def purge(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Count what is due; delete nothing.")] = False,
-    batch_size: Annotated[int | None, typer.Option(help="Cases per transaction.")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Cases (or appointments) per transaction.")] = None,
 ) -> None:
-    """Delete the communication (answers, messages, images) of cases past their retention time.
+    """Delete the communication (answers, messages, images) of cases, and the content (message, forms,
+    invoice copy) of appointments, past their retention time.
 
-    Journal notes, payments, the access log and anonymised statistics stay; each case keeps a tombstone.
+    Journal notes, payments, invoices' bookkeeping fields, the access log and anonymised statistics stay;
+    each case and appointment keeps a tombstone.
     """
     import asyncio
 
     from rich.progress import Progress
 
+    from legetime.core.appointments.retention import run_appointment_retention
     from legetime.core.identity.actors import SYSTEM
     from legetime.core.protection.retention import run_retention
 
@@ -446,7 +449,7 @@ def purge(
                 bar.update(task, completed=done, total=total)
 
             try:
-                return await run_retention(
+                cases = await run_retention(
                     platform,
                     actor=SYSTEM,
                     trigger="cli",
@@ -454,10 +457,20 @@ def purge(
                     batch_size=batch_size,
                     progress=progress,
                 )
+                bar.update(task, description="Sletter timedata", completed=0, total=None)
+                appointments = await run_appointment_retention(
+                    platform,
+                    actor=SYSTEM,
+                    trigger="cli",
+                    dry_run=dry_run,
+                    batch_size=batch_size,
+                    progress=progress,
+                )
+                return cases, appointments
             finally:
                 await platform.close()
 
-    summary = asyncio.run(run())
+    summary, appointments = asyncio.run(run())
     verb = "Would delete" if dry_run else "Deleted"
     console.print(f"{verb} the communication of {summary.cases} case(s).")
     table = Table()
@@ -472,6 +485,24 @@ def purge(
             "(their key is gone) and are retried by a `storage.delete` job.[/]"
         )
     console.print(f"Run {summary.run_id} is recorded (operators: `retentionRuns`).")
+    console.print(f"{verb} the content of {appointments.appointments} appointment(s).")
+    table = Table()
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for what, count in (
+        ("appointments", appointments.appointments),
+        ("messages", appointments.messages),
+        ("forms", appointments.forms),
+        ("invoice copies", appointments.documents),
+    ):
+        table.add_row(what, str(count))
+    console.print(table)
+    if appointments.storage_failures:
+        console.print(
+            f"[yellow]{appointments.storage_failures} stored invoice copies could not be deleted; they are "
+            "unreadable (their key is gone) and are retried by a `storage.delete` job.[/]"
+        )
+    console.print(f"Run {appointments.run_id} is recorded (operators: `retentionRuns`).")
 
 
 keys_app = typer.Typer(help="Master keys of the encryption at rest.", no_args_is_help=True)

@@ -27,12 +27,14 @@ from legetime.core.platform.errors import (
     IdentityRejected,
     LegetimeError,
     NotFound,
+    NotSupported,
     PaymentDeclined,
     PaymentExpired,
     PaymentStateError,
     PluginError,
     ProviderError,
     ProviderUnavailable,
+    SlotTaken,
     StorageNotFound,
     ValidationError,
 )
@@ -43,10 +45,13 @@ from legetime.core.platform.money import Money
 from legetime.core.platform.providers import (
     CAPABILITIES,
     IDENTITY,
+    INVOICING,
     JOURNAL,
     PAYMENT,
+    SCHEDULING,
     SMS,
     STORAGE,
+    VIDEO,
     Capability,
     CapabilityDescription,
     HttpsUrl,
@@ -64,6 +69,13 @@ from legetime.core.platform.providers.identity import (
     LoginRequest,
     LoginStart,
     VerifiedIdentity,
+)
+from legetime.core.platform.providers.invoicing import (
+    InvoiceLine,
+    InvoiceRequest,
+    InvoiceStatus,
+    InvoicingProvider,
+    IssuedInvoice,
 )
 from legetime.core.platform.providers.journal import (
     JournalContext,
@@ -86,6 +98,15 @@ from legetime.core.platform.providers.payment import (
     derive_status,
     webhook_rejected,
 )
+from legetime.core.platform.providers.scheduling import (
+    Booking,
+    OpeningHours,
+    ScheduleManagement,
+    SchedulingProvider,
+    Slot,
+    SlotQuery,
+    Weekday,
+)
 from legetime.core.platform.providers.sms import (
     E164,
     DeliveryReport,
@@ -98,6 +119,14 @@ from legetime.core.platform.providers.sms import (
 )
 from legetime.core.platform.providers.sms_segments import encode_info
 from legetime.core.platform.providers.storage import StorageProvider, StoredObject
+from legetime.core.platform.providers.video import (
+    VideoJoin,
+    VideoParticipant,
+    VideoProvider,
+    VideoRole,
+    VideoRoom,
+    VideoRoomRequest,
+)
 from legetime.core.platform.runtime import Platform
 from legetime.core.platform.summary_care import (
     CriticalInformation,
@@ -116,10 +145,13 @@ __all__ = [  # noqa: RUF022 - grouped by purpose, as docs/plugins.md lists them
     # offering a provider
     "CAPABILITIES",
     "IDENTITY",
+    "INVOICING",
     "JOURNAL",
     "PAYMENT",
+    "SCHEDULING",
     "SMS",
     "STORAGE",
+    "VIDEO",
     "Capability",
     "CapabilityDescription",
     "HttpsUrl",
@@ -180,6 +212,27 @@ __all__ = [  # noqa: RUF022 - grouped by purpose, as docs/plugins.md lists them
     "JournalMessage",
     "JournalProvider",
     "Provenance",
+    # scheduling (appointments' bookable times)
+    "Booking",
+    "OpeningHours",
+    "ScheduleManagement",
+    "SchedulingProvider",
+    "Slot",
+    "SlotQuery",
+    "Weekday",
+    # video consultations
+    "VideoJoin",
+    "VideoParticipant",
+    "VideoProvider",
+    "VideoRole",
+    "VideoRoom",
+    "VideoRoomRequest",
+    # invoicing
+    "InvoiceLine",
+    "InvoiceRequest",
+    "InvoiceStatus",
+    "InvoicingProvider",
+    "IssuedInvoice",
     # the summary care record (fetch_summary_care_record)
     "CriticalInformation",
     "CriticalInformationKind",
@@ -201,12 +254,14 @@ __all__ = [  # noqa: RUF022 - grouped by purpose, as docs/plugins.md lists them
     "IdentityRejected",
     "LegetimeError",
     "NotFound",
+    "NotSupported",
     "PaymentDeclined",
     "PaymentExpired",
     "PaymentStateError",
     "PluginError",
     "ProviderError",
     "ProviderUnavailable",
+    "SlotTaken",
     "StorageNotFound",
     "ValidationError",
 ]

@@ -25,6 +25,7 @@ from legetime.core.platform.jobs.runner import JobRunner
 from legetime.core.platform.runtime import Platform
 from legetime.core.platform.runtime_settings import follow_changes
 from legetime.core.platform.webhooks import WebhookOutcome
+from legetime.schema.appointment_payment_api import invoice_document_route
 from legetime.schema.case_api import MAX_UPLOAD_BYTES
 from legetime.schema.headers import SecurityHeaders, cors
 from legetime.schema.limits import BodyLimit
@@ -129,6 +130,7 @@ def create_app(platform: Platform, *, run_jobs_in_process: bool | None = None) -
         WebSocketRoute("/graphql", graphql),  # subscriptions (graphql-transport-ws)
         *ide_routes(platform.settings),  # GraphiQL's own assets and examples (legetime.schema.playground)
         Route("/files/{attachment_id}", file),
+        invoice_document_route(platform),  # an invoice's PDF behind its signed URL
         Route("/webhooks/payments/{provider}", payment_webhook, methods=["POST"]),
         Route("/webhooks/sms/{provider}", sms_report, methods=["POST"]),
         *platform.hooks.routes(),

@@ -16,7 +16,11 @@ from legetime.core.platform.errors import PluginError
 from legetime.core.platform.runtime import Platform
 from legetime.schema.access_log_api import AccessLogQuery
 from legetime.schema.access_review_api import AccessReviewQuery
+from legetime.schema.appointment_api import AppointmentMutation, AppointmentQuery
+from legetime.schema.appointment_links_api import AppointmentLinkMutation, AppointmentLinkQuery
+from legetime.schema.appointment_payment_api import AppointmentPaymentMutation, AppointmentPaymentQuery
 from legetime.schema.case_api import CaseQuery, ClinicianMutation, PatientMutation
+from legetime.schema.clinic_api import ClinicMutation, ClinicQuery
 from legetime.schema.documents import DocumentCache, Documents
 from legetime.schema.errors import ErrorCodes, log_errors
 from legetime.schema.execution import PlainLeafExecutor
@@ -32,6 +36,8 @@ from legetime.schema.settings_api import SettingsMutation, SettingsQuery
 from legetime.schema.sla_alerts_api import SlaAlertMutation, SlaAlertQuery
 from legetime.schema.staff_api import StaffMutation, StaffQuery
 from legetime.schema.summary_care_api import SummaryCareQuery
+from legetime.schema.survey_api import SurveyMutation, SurveyQuery
+from legetime.schema.video_api import VideoMutation
 from legetime.schema.webhooks_api import WebhookMutation, WebhookQuery
 
 CORE_QUERIES: tuple[type, ...] = (
@@ -49,6 +55,11 @@ CORE_QUERIES: tuple[type, ...] = (
     StaffQuery,
     SummaryCareQuery,
     SettingsQuery,
+    ClinicQuery,
+    AppointmentQuery,
+    AppointmentLinkQuery,
+    AppointmentPaymentQuery,
+    SurveyQuery,
 )
 CORE_MUTATIONS: tuple[type, ...] = (
     LoginMutation,
@@ -61,6 +72,12 @@ CORE_MUTATIONS: tuple[type, ...] = (
     SlaAlertMutation,
     StaffMutation,
     SettingsMutation,
+    ClinicMutation,
+    AppointmentMutation,
+    AppointmentLinkMutation,
+    AppointmentPaymentMutation,
+    VideoMutation,
+    SurveyMutation,
 )
 
 

@@ -25,6 +25,12 @@ class ErasureAccount:
     images: int
     pending: list[str] = strawberry.field(description="Cases in progress: deleted as soon as they end.")
     kept: list[KeptData]
+    appointments: list[str] = strawberry.field(
+        description="Numbers of the appointments whose message and forms were deleted (an erasure request)."
+    )
+    pending_appointments: list[str] = strawberry.field(
+        description="Appointments still open: their message and forms are deleted as soon as they end."
+    )
 
     @classmethod
     def of(cls, account: privacy.ErasureAccount) -> ErasureAccount:
@@ -36,4 +42,6 @@ class ErasureAccount:
             images=account.images,
             pending=account.pending,
             kept=[KeptData(what=k.what, why=k.why) for k in account.kept],
+            appointments=account.appointments,
+            pending_appointments=account.pending_appointments,
         )

@@ -58,7 +58,7 @@ WALKTHROUGH_EXAMPLES = (
         LARS,
         """
 mutation { inviteStaff(input: {nationalId: "14897800048", role: CLINICIAN, hprNumber: "9144889"}) {
-  member { name roles { role hprNumber } } errors { field code message } } }
+  member { personId name roles { role hprNumber } } errors { field code message } } }
 """,
     ),
     _step(
@@ -199,7 +199,7 @@ mutation { sendMessage(input: {caseId: "<case id>", body: "Ja, mest om kvelden."
         "6. Answer the case",
         NORA,
         """
-mutation { answerCase(input: {caseId: "<case id>", body: "Bruk fuktighetskrem morgen og kveld.", outcome: ADVICE}) {
+mutation { answerCase(input: {caseId: "<case id>", body: "Bruk fuktighetskrem. Jeg vil se utslettet: bestill time.", outcome: PHYSICAL_EXAMINATION}) {
   case { status outcome } errors { field code message } } }
 """,
     ),
@@ -275,6 +275,86 @@ mutation { closeCase(input: {caseId: "<case id>"}) { case { status } errors { fi
         """
 mutation { withdrawConsent(input: {purpose: COMMUNICATION_STORAGE}) { consent { granted }
   erasure { cases messages images pending kept { what why } } errors { field code message } } }
+""",
+    ),
+    _step(
+        "save-clinic",
+        "10. Open a clinic",
+        LARS,
+        """
+mutation { saveClinic(input: {name: "Legetime Majorstuen", address: "Kirkeveien 64, 0364 Oslo"}) {
+  clinic { id name } errors { field code message } } }
+""",
+    ),
+    _step(
+        "save-appointment-type",
+        "10. What can be booked there",
+        LARS,
+        """
+mutation { saveAppointmentType(input: {code: "undersokelse", name: "Undersøkelse hos lege", mode: IN_PERSON,
+  minutes: 30, priceAmount: 95000, forms: [HEALTH_DECLARATION], directlyBookable: true}) {
+  appointmentType { code price { formatted } } errors { field code message } } }
+""",
+    ),
+    _step(
+        "set-opening-hours",
+        "10. The clinician's hours",
+        LARS,
+        """
+mutation { setOpeningHours(input: {clinicId: "<clinic id>", hours: [
+  {clinicianId: "<clinician id>", weekday: MONDAY, opens: "08:00:00", closes: "16:00:00", slotMinutes: 30, appointmentTypes: ["undersokelse"]},
+  {clinicianId: "<clinician id>", weekday: TUESDAY, opens: "08:00:00", closes: "16:00:00", slotMinutes: 30, appointmentTypes: ["undersokelse"]},
+  {clinicianId: "<clinician id>", weekday: WEDNESDAY, opens: "08:00:00", closes: "16:00:00", slotMinutes: 30, appointmentTypes: ["undersokelse"]},
+  {clinicianId: "<clinician id>", weekday: THURSDAY, opens: "08:00:00", closes: "16:00:00", slotMinutes: 30, appointmentTypes: ["undersokelse"]},
+  {clinicianId: "<clinician id>", weekday: FRIDAY, opens: "08:00:00", closes: "16:00:00", slotMinutes: 30, appointmentTypes: ["undersokelse"]},
+  {clinicianId: "<clinician id>", weekday: SATURDAY, opens: "10:00:00", closes: "14:00:00", slotMinutes: 30, appointmentTypes: ["undersokelse"]},
+  {clinicianId: "<clinician id>", weekday: SUNDAY, opens: "10:00:00", closes: "14:00:00", slotMinutes: 30, appointmentTypes: ["undersokelse"]}]}) {
+  hours { weekday opens closes } errors { field code message } } }
+""",
+    ),
+    _step(
+        "refer-to-appointment",
+        "11. Refer Ingrid to an examination",
+        NORA,
+        """
+mutation { referToAppointment(input: {caseId: "<case id>", clinicId: "<clinic id>", appointmentType: "undersokelse"}) {
+  appointment { id number status patient { givenName } } errors { field code message } } }
+""",
+    ),
+    _step(
+        "free-slots",
+        "12. Free times",
+        SOFIE,
+        """
+{ freeSlots(clinicId: "<clinic id>", appointmentType: "undersokelse", first: 3) { id startsAt clinician { name } } }
+""",
+    ),
+    _step(
+        "book-appointment-time",
+        "12. Book one",
+        SOFIE,
+        """
+mutation { bookAppointmentTime(input: {appointmentId: "<appointment id>", slotId: "<slot id>"}) {
+  appointment { number status startsAt formsRequired } errors { field code message } } }
+""",
+    ),
+    _step(
+        "submit-health-declaration",
+        "13. The health declaration",
+        SOFIE,
+        """
+mutation { submitAppointmentForm(input: {appointmentId: "<appointment id>", kind: HEALTH_DECLARATION, answers: {
+  height: 146, weight: 38, conditions: [], takes_medication: false, blood_thinners: false, has_allergies: false,
+  previous_anaesthesia: false, family_anaesthesia_problems: false, pregnancy: "no", smoking: "never", snus: false,
+  teeth: false}}) { appointment { status forms { kind submittedAt } } errors { field code message } } }
+""",
+    ),
+    _step(
+        "my-appointments",
+        "13. Her appointments",
+        SOFIE,
+        """
+{ myAppointments { number status startsAt clinic { name address } patient { givenName } forms { kind } } }
 """,
     ),
 )

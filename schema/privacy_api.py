@@ -10,6 +10,7 @@ import strawberry
 from sqlalchemy import select
 from strawberry.scalars import JSON
 
+from legetime.core.appointments.retention import run_appointment_retention
 from legetime.core.consultation.access import require_person
 from legetime.core.identity.ctx import Ctx
 from legetime.core.platform.db import models
@@ -74,6 +75,10 @@ class RetentionRun:
         description="Stored images it could not delete at once (unreadable already: their key is gone); "
         "a `storage.delete` job retries them, see `operatorOverview { jobs }`."
     )
+    appointments: int = strawberry.field(
+        description="Appointments whose message and forms it deleted (rule `appointment_retention`, or a "
+        "patient's `erasure_request`)."
+    )
     started_at: datetime
     finished_at: datetime | None
 
@@ -88,6 +93,7 @@ class RetentionRun:
             messages=row.messages,
             images=row.images,
             storage_failures=row.storage_failures,
+            appointments=row.appointments,
             started_at=row.started_at,
             finished_at=row.finished_at,
         )
@@ -98,6 +104,7 @@ class RunPurgePayload:
     cases: int = 0
     messages: int = 0
     images: int = 0
+    appointments: int = strawberry.field(default=0, description="Appointments whose content was deleted.")
     dry_run: bool = True
     errors: list[Error]
 
@@ -106,7 +113,8 @@ class RunPurgePayload:
 class PrivacyQuery:
     @strawberry.field(
         description="Everything held about you (access and portability): your data, your cases and those "
-        "you opened for your children, consent history and access log, as one JSON document (logged)."
+        "you opened for your children, your appointments and those you booked for your children, consent "
+        "history and access log, as one JSON document (logged)."
     )
     async def export_my_data(self, info: Info) -> JSON:
         ctx = await info.context.read()
@@ -178,7 +186,8 @@ class PrivacyMutation:
         return CasePayload(case=Case.of(case) if case else None, errors=errors)
 
     @strawberry.mutation(
-        description="Operators: delete the communication of cases past their retention time (or count it)."
+        description="Operators: delete the communication of cases and the content of appointments past their "
+        "retention time (or count them)."
     )
     async def run_purge(self, info: Info, input: RunPurgeInput) -> RunPurgePayload:
         actor = info.context.actor
@@ -186,13 +195,18 @@ class PrivacyMutation:
             code = ErrorCode.UNAUTHENTICATED if actor.is_anonymous else ErrorCode.FORBIDDEN
             message = "Du må logge inn." if actor.is_anonymous else "Bare driftsoperatører har tilgang."
             return RunPurgePayload(errors=[Error(field=None, code=code, message=message)])
+        platform = info.context.platform
         summary: PurgeSummary = await run_retention(
-            info.context.platform, actor=actor, trigger="graphql", dry_run=input.dry_run
+            platform, actor=actor, trigger="graphql", dry_run=input.dry_run
+        )
+        appointments = await run_appointment_retention(
+            platform, actor=actor, trigger="graphql", dry_run=input.dry_run
         )
         return RunPurgePayload(
             cases=summary.cases,
             messages=summary.messages,
             images=summary.images,
+            appointments=appointments.appointments,
             dry_run=summary.dry_run,
             errors=[],
         )

@@ -85,6 +85,7 @@ REAL_PROVIDERS: dict[str, Any] = {
     "sms_providers": ["real-outbox"],
     "storage_provider": "real-local",
     "journal_provider": "real-template",
+    "video_provider": "real-video-test",
 }
 
 

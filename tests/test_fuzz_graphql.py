@@ -66,17 +66,18 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, dict[st
         yield asgi, tokens
 
 
-def _codes_of(body: Any) -> Iterator[str]:
-    """Every ``code`` in an answer: top-level errors' extensions and payloads' ``errors { code }``."""
+def _codes_of(body: Any, *, in_errors: bool = False) -> Iterator[str]:
+    """Every error code in an answer: top-level errors' extensions and payloads' ``errors { code }``
+    (not other fields named ``code``, such as an appointment type's)."""
     if isinstance(body, dict):
         for key, value in body.items():
-            if key == "code" and isinstance(value, str):
+            if key == "code" and in_errors and isinstance(value, str):
                 yield value
             else:
-                yield from _codes_of(value)
+                yield from _codes_of(value, in_errors=in_errors or key in ("errors", "extensions"))
     elif isinstance(body, list):
         for item in body:
-            yield from _codes_of(item)
+            yield from _codes_of(item, in_errors=in_errors)
 
 
 @pytest.mark.parametrize("role", sorted(PEOPLE))

@@ -67,6 +67,9 @@ def test_platform_query(client: TestClient) -> None:
         ("SMS", "outbox", True),
         ("STORAGE", "local", True),
         ("JOURNAL", "template", True),
+        ("SCHEDULING", "builtin", True),
+        ("VIDEO", "video-test", True),
+        ("INVOICING", "pdf", True),
     }
 
 

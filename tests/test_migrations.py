@@ -11,6 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
+import legetime.core.platform.db.appointment_models
 import legetime.core.platform.db.models  # noqa: F401
 from legetime.core.identity import persons
 from legetime.core.platform.db.base import Base
@@ -51,6 +52,17 @@ TABLES = {
     "integrator_account",
     "runtime_settings",
     "webhook_endpoint",
+    "clinic",
+    "appointment_type",
+    "appointment",
+    "appointment_form",
+    "appointment_payment",
+    "appointment_text",
+    "invoice",
+    "survey_invitation",
+    "survey_answer",
+    "appointment_erasure",
+    "appointment_statistic",
     "webhook_delivery",
     "webhook_attempt",
 }

@@ -23,9 +23,9 @@ from legetime.core.platform.providers import Capability, ProviderSettings, Provi
 from legetime.core.platform.runtime import Platform
 from tests.cli import run_cli
 
-DEFAULT_PROVIDERS = {"bankid-test", "fake", "outbox", "local", "template"}
+DEFAULT_PROVIDERS = {"bankid-test", "fake", "outbox", "local", "template", "builtin", "pdf", "video-test"}
 """Enabled by default: the simulations and local providers."""
-REAL_PROVIDERS = {"bankid-se", "bankid-oidc", "vipps", "stripe", "swedbank-pay"}
+REAL_PROVIDERS = {"bankid-se", "bankid-oidc", "vipps", "stripe", "swedbank-pay", "livekit"}
 """Offered by the built-in plugins and listed, enabled by configuration only."""
 
 

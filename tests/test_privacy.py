@@ -347,12 +347,15 @@ def test_operators_purge_through_graphql_and_see_the_runs(stack: Stack) -> None:
     api = stack.api
     mother = api.login(MOTHER)
     operator = api.login(OPERATOR)
-    fields = "cases messages images dryRun"
+    fields = "cases messages images appointments dryRun"
     denied = api.mutate("runPurge", {"dryRun": True}, fields, mother)
     assert denied["errors"][0]["code"] == "FORBIDDEN"
     assert api.ok("runPurge", {"dryRun": True}, fields, operator)["dryRun"] is True
-    assert api.ok("runPurge", {"dryRun": False}, fields, operator)["cases"] == 0
+    done = api.ok("runPurge", {"dryRun": False}, fields, operator)
+    assert (done["cases"], done["appointments"]) == (0, 0)
     runs = api.gql("{ retentionRuns { rule trigger dryRun finishedAt } }", operator)["retentionRuns"]
+    assert {r["rule"] for r in runs} == {"retention", "appointment_retention"}  # cases, appointments
+    runs = [r for r in runs if r["rule"] == "retention"]
     assert [(r["trigger"], r["dryRun"]) for r in runs] == [("graphql", False), ("graphql", True)]
     assert all(r["finishedAt"] for r in runs)
     assert api.raw("{ retentionRuns { rule } }", mother)["errors"]

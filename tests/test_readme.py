@@ -29,7 +29,7 @@ def _blocks() -> list[tuple[str, str]]:
     readme = (ROOT / "README.md").read_text()
     walkthrough = readme[readme.index("## A consultation in GraphiQL") :]
     out, person = [], "Sofie"
-    for part in re.split(r"(\*\*\d\..*?\*\*)", walkthrough, flags=re.S):
+    for part in re.split(r"(\*\*\d+\..*?\*\*)", walkthrough, flags=re.S):
         if part.startswith("**"):
             person = next((name for name in WHO if name in part), person)
             continue
@@ -95,6 +95,8 @@ def _walk_through(api: Api, address: str) -> list[Follower]:
         assert "errors" not in result, (operation, result)
         payload: Any = next(iter(result["data"].values()))
         assert not (isinstance(payload, dict) and payload.get("errors")), (operation, payload)
+        if isinstance(payload, list) and "freeSlots" in operation:
+            found["<slot id>"] = payload[0]["id"]
         _remember(payload, found, tokens, person)
         if "journalNotes" in operation and not found.get("<note id>"):
             notes = api.wait_for(
@@ -114,3 +116,9 @@ def _remember(payload: Any, found: dict[str, str], tokens: dict[str, str], perso
     case = payload.get("case")
     if isinstance(case, dict) and case.get("id"):
         found["<case id>"] = case["id"]
+    for key, placeholder in (("clinic", "<clinic id>"), ("appointment", "<appointment id>")):
+        if isinstance(payload.get(key), dict) and payload[key].get("id"):
+            found[placeholder] = payload[key]["id"]
+    member = payload.get("member")
+    if isinstance(member, dict) and member.get("personId"):
+        found["<clinician id>"] = member["personId"]

@@ -14,6 +14,7 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -104,7 +105,12 @@ async def prepare_image(
 
 
 async def attach_image(
-    ctx: Ctx, case_id: uuid.UUID, image: PreparedImage, idempotency_key: str | None = None
+    ctx: Ctx,
+    case_id: uuid.UUID,
+    image: PreparedImage,
+    idempotency_key: str | None = None,
+    *,
+    open_statuses: Collection[CaseStatus] = OPEN_FOR_IMAGES,
 ) -> Attachment:
     """Attach a prepared image (``prepare_image``). A retry with the same ``idempotency_key`` (the
     uploader's own, per case) and the same file returns the attachment the first call made: the file is
@@ -131,7 +137,7 @@ async def attach_image(
         return existing
 
     async def create() -> Attachment:
-        if case.status not in OPEN_FOR_IMAGES:
+        if case.status not in open_statuses:
             raise ValidationError("Du kan ikke legge ved bilder på denne saken nå.", field="caseId")
         await consents.require(
             ctx,

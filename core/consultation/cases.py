@@ -61,6 +61,9 @@ from legetime.core.protection.retention import (
 
 CASE_NUMBER_ALPHABET = "23456789ABCDEFGHJKLMNPQRSTUVWXYZ"  # no 0/O, 1/I: read aloud on the phone
 MAX_MESSAGE_LENGTH = 5000
+SURVEY_JOB = "surveys.after_case"
+"""The patient survey after a closed consultation, with consent, once (``core.appointments.surveys``)."""
+SURVEY_AFTER = timedelta(hours=3)
 
 
 class ChildTooOld(LegetimeError):
@@ -181,7 +184,9 @@ async def start_case(
         subject = requester
         role = RequesterRole.SELF
         if child_national_id is not None:
-            subject = await _child(ctx, requester, child_national_id, child_given_name, guardian_declared)
+            subject = await child_of_guardian(
+                ctx, requester, child_national_id, child_given_name, guardian_declared
+            )
             role = RequesterRole.GUARDIAN
         questionnaire = load_questionnaire()
         case = Case(
@@ -217,9 +222,11 @@ async def start_case(
     return await idempotency.once(ctx.session, "start_case", key, find, create)
 
 
-async def _child(
+async def child_of_guardian(
     ctx: Ctx, guardian: Person, national_id: str, given_name: str | None, declared: bool
 ) -> Person:
+    """The child a guardian acts for (a case, an appointment): of her country, under its guardian age, her
+    guardianship declared and confirmed by the ``verify_guardianship`` hook; made a person if new."""
     guardian_national_id = persons.national_id(ctx.platform.keyring, guardian)
     rules = country_of_national_id(guardian_national_id)  # the child's ID is of the guardian's country
     try:
@@ -285,6 +292,9 @@ async def answer_questionnaire(ctx: Ctx, case_id: uuid.UUID, answers: dict[str, 
 async def _ended(ctx: Ctx, case: Case) -> None:
     """A case closed or was cancelled: its communication is kept for the retention time — or deleted now,
     if the patient has not (or no longer) consented to storing it."""
+    if case.status is CaseStatus.CLOSED:  # the survey follows (with consent, once); never a cancellation
+        job = {"case_id": str(case.id)}
+        await enqueue(ctx.session, SURVEY_JOB, job, dedupe_key=f"survey:{case.id}", delay=SURVEY_AFTER)
     keep = await consents.current(ctx.session, case.subject_id, ConsentPurpose.COMMUNICATION_STORAGE, case.id)
     if keep:
         case.retention_until = retention_deadline(ctx.now, ctx.platform.settings.retention_months)

@@ -60,6 +60,12 @@ CONSENT_TEXTS: dict[ConsentPurpose, ConsentText] = {
             "2026-01",
             "Jeg samtykker til at helseopplysninger utleveres til mitt forsikringsselskap.",
         ),
+        ConsentText(
+            ConsentPurpose.PATIENT_SURVEY,
+            "2026-12",
+            "Jeg samtykker til å få en SMS med en kort spørreundersøkelse om hvordan jeg opplevde "
+            "konsultasjonen eller timen. Svarene lagres uten navn og brukes bare i anonym statistikk.",
+        ),
     )
 }
 

@@ -24,7 +24,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -120,9 +120,10 @@ async def deliver(ctx: JobContext, notice: Notification, to: str, body: str, *, 
         return
     notice.status = FAILED
     notice.status_at = utcnow()
-    await case_events.emit(
-        ctx, EventType.SMS_FAILED, notice.case_id, notification_id=str(notice.id), notice=notice.event
-    )
+    if notice.case_id is not None:
+        await case_events.emit(
+            ctx, EventType.SMS_FAILED, notice.case_id, notification_id=str(notice.id), notice=notice.event
+        )
     log.warning(
         "sms.failed", notification_id=str(notice.id), case_id=str(notice.case_id), providers=len(names)
     )
@@ -201,7 +202,8 @@ async def _apply(session: AsyncSession, provider_name: str, report: DeliveryRepo
     if report.status is DeliveryStatus.DELIVERED:
         notice.status = DELIVERED
         delivered = {"notification_id": str(notice.id), "notice": notice.event, "provider": provider_name}
-        await case_events.emit_as_system(session, EventType.SMS_DELIVERED, notice.case_id, **delivered)
+        if notice.case_id is not None:
+            await case_events.emit_as_system(session, EventType.SMS_DELIVERED, notice.case_id, **delivered)
     elif report.status is DeliveryStatus.FAILED:
         notice.failure_reason = attempt.error or "failed"
         await enqueue(
@@ -223,10 +225,26 @@ async def failover_job(ctx: JobContext, payload: dict[str, Any]) -> None:
     if notice is None or attempt is None or notice.status != SENT or not _is_latest(notice, attempt):
         return  # settled since: delivered after all, failed over already
     assert notice.to is not None
-    case = await session.get(Case, notice.case_id)
+    await deliver(ctx, notice, notice.to, await text_of(ctx, notice), after=attempt.provider)
+
+
+NoticeText = Callable[[JobContext, Notification], Awaitable[str]]
+_OTHER_TEXTS: dict[str, NoticeText] = {}
+
+
+def texts_of_other_notices(subject: str, make: NoticeText) -> None:
+    """Who makes the text again (for a failover) of notices that are not about a case: ``subject`` is
+    the first part of their event (``appointment`` for ``appointment.reminder``)."""
+    _OTHER_TEXTS[subject] = make
+
+
+async def text_of(ctx: JobContext, notice: Notification) -> str:
+    """A notice's text, made again as it was sent (the texts are made from what they are about)."""
+    if notice.case_id is None:
+        return await _OTHER_TEXTS[notice.event.split(".", 1)[0]](ctx, notice)
+    case = await ctx.session.get(Case, notice.case_id)
     assert case is not None  # a notice's case is never deleted (erasure leaves a tombstone)
-    text = notice_text(ctx.platform, notice.event, case)
-    await deliver(ctx, notice, notice.to, text, after=attempt.provider)
+    return notice_text(ctx.platform, notice.event, case)
 
 
 def _is_latest(notice: Notification, attempt: SmsAttempt) -> bool:

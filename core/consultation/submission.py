@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -188,6 +188,17 @@ async def _settle(ctx: Ctx, case: Case, reservation: PaymentReservation) -> None
 
 # --- webhooks and reconciliation ---------------------------------------------------------------------
 
+OtherPayments = Callable[[JobContext, str, str], Awaitable[bool]]
+"""Refreshes a payment that is not a case's (provider, payment id); True when it was one of its own."""
+_OTHER_PAYMENTS: list[OtherPayments] = []
+
+
+def refresh_other_payments(refresh: OtherPayments) -> None:
+    """Let a layer above (appointments) take the webhooks of its own payments: the consultation never
+    imports it, so it registers here."""
+    if refresh not in _OTHER_PAYMENTS:
+        _OTHER_PAYMENTS.append(refresh)
+
 
 async def refresh_job(ctx: JobContext, payload: dict[str, Any]) -> None:
     """A verified webhook said a payment changed: re-fetch it (the webhook's body is never trusted)."""
@@ -200,6 +211,9 @@ async def refresh_job(ctx: JobContext, payload: dict[str, Any]) -> None:
         .with_for_update()
     )
     if reservation is None:
+        for other in _OTHER_PAYMENTS:
+            if await other(ctx, payload["provider"], payload["payment_id"]):
+                return
         return  # not ours (or not committed yet: the provider retries webhooks, reconciliation catches it)
     case = await ctx.session.get(Case, reservation.case_id, with_for_update=True)
     assert case is not None

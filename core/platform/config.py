@@ -93,6 +93,18 @@ class Settings(BaseSettings):
     )
     storage_provider: str = "local"
     journal_provider: str = "template"
+    scheduling_provider: str = Field(
+        "builtin",
+        description="Where bookable times come from: the built-in opening hours, or a clinic system.",
+    )
+    video_provider: str = Field(
+        "video-test",
+        description="Video consultations (live, never recorded); the default is a simulation, refused in "
+        "production: name a real one (livekit), or leave it empty for a service without video.",
+    )
+    invoicing_provider: str = Field(
+        "pdf", description="Invoices for visits not paid by their payment link (the default makes the PDF)."
+    )
     disabled_plugins: NameList = Field(
         default_factory=list, description="Plugin names not to load (default or third-party)."
     )
@@ -106,6 +118,22 @@ class Settings(BaseSettings):
         default_factory=lambda: [60, 15],
         description="Minutes before an open case's deadline when clinicians and operators are alerted "
         "(comma-separated, once per case and threshold; empty: no alerts).",
+    )
+
+    # Appointments (docs/appointments.md).
+    appointment_change_hours: float = Field(
+        default=24,
+        ge=0,
+        description="Patients may move or cancel an appointment until this many hours before it begins.",
+    )
+    invoice_fee_minor: int = Field(
+        default=6500, ge=0, description="Invoice fee in minor units (øre), added when a visit is invoiced."
+    )
+    invoice_due_days: int = Field(default=14, ge=1, le=60, description="Days until an invoice is due.")
+    appointment_retention_days: int = Field(
+        default=90,
+        ge=0,
+        description="Days an appointment's message and forms are kept after it ended (paid or cancelled).",
     )
 
     # Logins and sessions.

@@ -32,6 +32,12 @@ class ErrorCode(StrEnum):
     IMAGE_TOO_LARGE = "IMAGE_TOO_LARGE"
     ILLEGAL_TRANSITION = "ILLEGAL_TRANSITION"
     PROCESSING_RESTRICTED = "PROCESSING_RESTRICTED"
+    SLOT_TAKEN = "SLOT_TAKEN"
+    """The time was booked by someone else a moment ago: choose another."""
+    NOT_SUPPORTED = "NOT_SUPPORTED"
+    """The provider in use does not offer this (e.g. opening hours kept in a clinic's own system)."""
+    LINK_EXPIRED = "LINK_EXPIRED"
+    """A link from a text (forms, arrival, payment, survey) whose time is out, or whose appointment moved."""
     # Refusals of the request itself (GraphQL over HTTP), before or instead of running it:
     RATE_LIMITED = "RATE_LIMITED"
     """Too many requests from this client for now: wait ``Retry-After`` seconds."""
@@ -69,6 +75,22 @@ class ValidationError(LegetimeError):
 
 class NotFound(LegetimeError):
     code = ErrorCode.NOT_FOUND
+
+
+class SlotTaken(LegetimeError):
+    """The slot was booked by someone else (scheduling: exactly one of concurrent bookings wins)."""
+
+    code = ErrorCode.SLOT_TAKEN
+
+
+class NotSupported(LegetimeError):
+    code = ErrorCode.NOT_SUPPORTED
+
+
+class LinkExpired(LegetimeError):
+    """A signed link that was real but is no longer valid (out of its window, or the appointment moved)."""
+
+    code = ErrorCode.LINK_EXPIRED
 
 
 class Forbidden(LegetimeError):

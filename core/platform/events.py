@@ -75,6 +75,16 @@ class EventType(StrEnum):
     CONSENT_GRANTED = "consent.granted"
     CONSENT_WITHDRAWN = "consent.withdrawn"
     CASE_ERASED = "case.erased"
+    APPOINTMENT_REQUESTED = "appointment.requested"
+    APPOINTMENT_BOOKED = "appointment.booked"
+    APPOINTMENT_MOVED = "appointment.moved"
+    APPOINTMENT_CANCELLED = "appointment.cancelled"
+    APPOINTMENT_ARRIVED = "appointment.arrived"
+    APPOINTMENT_COMPLETED = "appointment.completed"
+    APPOINTMENT_NO_SHOW = "appointment.no_show"
+    APPOINTMENT_PAID = "appointment.paid"
+    APPOINTMENT_INVOICED = "appointment.invoiced"
+    APPOINTMENT_ERASED = "appointment.erased"
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,10 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "plugins.journal.template",
     "plugins.journal.openai_chat",
     "plugins.summary_care.simulated",
+    "plugins.scheduling.builtin",
+    "plugins.video.simulated",
+    "plugins.video.livekit",
+    "plugins.invoicing.pdf",
 )
 
 

@@ -36,7 +36,8 @@ class ProviderRegistry:
     offered: list[ProviderSpec] = field(default_factory=list)
 
     def get(self, capability: CapabilityDescription[P], name: str | None = None) -> P:
-        """The enabled provider of ``name``, or the default (the first enabled) without a name."""
+        """The enabled provider of ``name``, or the default (the first enabled) without a name. An
+        optional capability may have none: ask ``names`` first."""
         for provider in self.enabled.get(capability.capability, []):
             if name is None or provider.spec.name == name:
                 return cast(P, provider.instance)
@@ -68,8 +69,11 @@ def build_registry(
     registry = ProviderRegistry(offered=[s for d in by_capability.values() for s in d.values()])
     for capability, description in CAPABILITIES.items():
         value = getattr(settings, description.setting)
-        wanted: list[str] = list(value) if description.several else [value]
+        wanted: list[str] = list(value) if description.several else [value] if value else []
         variable = description.variable
+        if not wanted and description.optional:
+            registry.enabled[capability] = []
+            continue
         if not wanted:
             raise ConfigError(variable, f"enable at least one {capability} provider")
         if len(set(wanted)) != len(wanted):
@@ -107,5 +111,9 @@ def instantiate(
         raise PluginError(
             f"{spec.capability} provider {spec.name!r} does not implement {protocol.__name__} "
             f"(needs: name and the methods of legetime.sdk.{protocol.__name__})"
+        )
+    if spec.capability is Capability.VIDEO and getattr(instance, "records", None) is not False:
+        raise PluginError(
+            f"video provider {spec.name!r} does not say records = False: Legetime never records video"
         )
     return EnabledProvider(spec=spec, settings=provider_settings, instance=instance)

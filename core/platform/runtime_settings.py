@@ -52,9 +52,15 @@ EDITABLE = (
     "sms_providers",
     "storage_provider",
     "journal_provider",
+    "scheduling_provider",
+    "video_provider",
+    "invoicing_provider",
     "sms_sender",
     "auto_close_hours",
     "sla_alert_minutes",
+    "appointment_change_hours",
+    "invoice_fee_minor",
+    "invoice_due_days",
 )
 """The platform settings operators may change; the rest (database, keys, limits …) only by deployment."""
 CHECK_SECONDS = 30.0

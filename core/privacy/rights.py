@@ -17,6 +17,8 @@ from typing import Any
 from sqlalchemy import and_, false, or_, select
 from sqlalchemy.sql import ColumnElement
 
+from legetime.core.appointments import export as appointment_export
+from legetime.core.appointments import retention as appointment_retention
 from legetime.core.consultation import consents
 from legetime.core.consultation.access import as_clinician, load_case, require_person
 from legetime.core.consultation.attachments import image_url
@@ -103,6 +105,10 @@ class ErasureAccount:
     pending: list[str] = field(default_factory=list)
     """Numbers of cases still in progress: their communication is deleted as soon as they end."""
     kept: tuple[Kept, ...] = KEPT
+    appointments: list[str] = field(default_factory=list)
+    """Numbers of the appointments whose content (message, forms) was deleted now (an erasure request)."""
+    pending_appointments: list[str] = field(default_factory=list)
+    """Numbers of appointments still open: their content is deleted as soon as they end."""
 
 
 # --- guardians -------------------------------------------------------------------------------------
@@ -316,8 +322,9 @@ async def _erase_recorded(ctx: Ctx, rule: str, case_ids: list[uuid.UUID]) -> Del
 
 
 async def request_erasure(ctx: Ctx) -> ErasureAccount:
-    """Erase what no legal duty keeps: the communication of every case, her phone number; storage
-    consent is withdrawn so cases in progress are erased when they end; her sessions end."""
+    """Erase what no legal duty keeps: the communication of every case, the content of her appointments
+    (message, forms), her phone number; storage consent is withdrawn so cases in progress are erased when
+    they end, and open appointments are marked to be erased when they end; her sessions end."""
     me = await _me(ctx)
     me.phone = None
     # Every session of hers ends with it (all devices, not only this request's): a token that outlives
@@ -325,7 +332,10 @@ async def request_erasure(ctx: Ctx) -> ErasureAccount:
     await auth.end_sessions(ctx.session, me.id, at=ctx.now)
     for purpose in (ConsentPurpose.COMMUNICATION_STORAGE, ConsentPurpose.IMAGE_STORAGE):
         await consents.record(ctx, purpose=purpose, granted=False, text_version="", case_id=None)
-    return await erase(ctx, rule=ERASURE_REQUEST)
+    account = await erase(ctx, rule=ERASURE_REQUEST)
+    appointments = await appointment_retention.erase_for_patient(ctx)  # like cases: ended now, open later
+    account.appointments, account.pending_appointments = appointments.erased, appointments.pending
+    return account
 
 
 # --- access and portability ------------------------------------------------------------------------
@@ -452,10 +462,13 @@ async def export_my_data(ctx: Ctx) -> dict[str, Any]:
         and rules.guardian_may_act_for(age_on(subjects[c.subject_id].birth_date, ctx.today))
     ]
     case_of = await _objects_of(ctx, me, cases, by_case)
+    appointments = await appointment_export.of_patient(ctx)
     log_rows = (
         await ctx.session.scalars(
             select(AuditEvent)
-            .where(or_(AuditEvent.person_id == me, _about_cases(guarded, case_of)))
+            .where(
+                or_(AuditEvent.person_id == me, _about_cases(guarded, case_of), appointments.about_children)
+            )
             .order_by(AuditEvent.id)
         )
     ).all()
@@ -472,6 +485,7 @@ async def export_my_data(ctx: Ctx) -> dict[str, Any]:
             "createdAt": _iso(person.created_at),
         },
         "cases": [case_export(case) for case in cases],
+        "appointments": appointments.rows,
         "consents": [
             {
                 "purpose": c.purpose.value,
@@ -488,6 +502,7 @@ async def export_my_data(ctx: Ctx) -> dict[str, Any]:
                 "at": _iso(e.occurred_at),
                 "about": "me" if e.person_id == me else "child",
                 "case": case_of.get((e.object_type, e.object_id)),
+                "appointment": appointments.numbers.get((e.object_type, e.object_id)),
                 "actorRole": e.actor_role,
                 "object": e.object_type,
                 "action": e.action,

@@ -1,10 +1,10 @@
 """The contract kit: the suites every provider of a capability must pass, for plugin authors' own tests.
 
 One suite per capability, each a test class to subclass (``IdentityContract``, ``PaymentContract``,
-``SmsContract``, ``StorageContract``, ``JournalContract``), and one driver per suite (``IdentityDriver``…):
-a dataclass of what differs between providers (how to build one for a test, what was sent, how its network
-signs a callback). Point a suite at your provider with two fixtures, defined in a ``conftest.py``, the test
-module or the class itself::
+``SmsContract``, ``StorageContract``, ``JournalContract``, ``SchedulingContract``, ``VideoContract``,
+``InvoicingContract``), and one driver per suite (``IdentityDriver``…): a dataclass of what differs between
+providers (how to build one for a test, what was sent, how its network signs a callback). Point a suite at
+your provider with two fixtures, defined in a ``conftest.py``, the test module or the class itself::
 
     import pytest
     from legetime.testing import SmsContract, SmsDriver
@@ -41,10 +41,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from legetime.testing._common import BuildProvider, build_default, build_provider, plugin_database
     from legetime.testing.identity import IdentityContract, IdentityDriver
+    from legetime.testing.invoicing import InvoicingContract, InvoicingDriver, pdf_text
     from legetime.testing.journal import JournalContract, JournalDriver
     from legetime.testing.payment import WEBHOOK_URL, PaymentContract, PaymentDriver, Webhook
+    from legetime.testing.scheduling import Schedule, SchedulingContract, SchedulingDriver
     from legetime.testing.sms import SmsContract, SmsDriver
     from legetime.testing.storage import Fetched, StorageContract, StorageDriver
+    from legetime.testing.video import GrantedAccess, VideoContract, VideoDriver
 
 _MODULE_OF = {
     "BuildProvider": "_common",
@@ -53,36 +56,54 @@ _MODULE_OF = {
     "plugin_database": "_common",
     "IdentityContract": "identity",
     "IdentityDriver": "identity",
+    "InvoicingContract": "invoicing",
+    "InvoicingDriver": "invoicing",
+    "pdf_text": "invoicing",
     "JournalContract": "journal",
     "JournalDriver": "journal",
     "PaymentContract": "payment",
     "PaymentDriver": "payment",
     "WEBHOOK_URL": "payment",
     "Webhook": "payment",
+    "Schedule": "scheduling",
+    "SchedulingContract": "scheduling",
+    "SchedulingDriver": "scheduling",
     "SmsContract": "sms",
     "SmsDriver": "sms",
     "Fetched": "storage",
     "StorageContract": "storage",
     "StorageDriver": "storage",
+    "GrantedAccess": "video",
+    "VideoContract": "video",
+    "VideoDriver": "video",
 }
 
 __all__ = [
     "WEBHOOK_URL",
     "BuildProvider",
     "Fetched",
+    "GrantedAccess",
     "IdentityContract",
     "IdentityDriver",
+    "InvoicingContract",
+    "InvoicingDriver",
     "JournalContract",
     "JournalDriver",
     "PaymentContract",
     "PaymentDriver",
+    "Schedule",
+    "SchedulingContract",
+    "SchedulingDriver",
     "SmsContract",
     "SmsDriver",
     "StorageContract",
     "StorageDriver",
+    "VideoContract",
+    "VideoDriver",
     "Webhook",
     "build_default",
     "build_provider",
+    "pdf_text",
     "plugin_database",
 ]
 

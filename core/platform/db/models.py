@@ -75,6 +75,8 @@ class ConsentPurpose(StrEnum):
     IMAGE_STORAGE = "image_storage"
     KJERNEJOURNAL_LOOKUP = "kjernejournal_lookup"
     INSURER_DISCLOSURE = "insurer_disclosure"
+    PATIENT_SURVEY = "patient_survey"
+    """Being asked about her experience after a visit or consultation (answers kept only as statistics)."""
 
 
 class ConsentAction(StrEnum):
@@ -445,7 +447,9 @@ class Notification(Base):
     __table_args__ = (UniqueConstraint("reference"),)
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
-    case_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("consultation_case.id"), index=True)
+    case_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("consultation_case.id"), index=True)
+    appointment_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("appointment.id"), index=True)
+    """A notice is about a case or about an appointment (its timed texts)."""
     event: Mapped[str] = mapped_column(String(30))
     reference: Mapped[str] = mapped_column(String(100))
     to: Mapped[str | None] = mapped_column(String(20))
@@ -531,6 +535,8 @@ class RetentionRun(Base):
     images: Mapped[int] = mapped_column(Integer, default=0)
     storage_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     """Stored images the run could not delete at once; a ``storage.delete`` job retries them."""
+    appointments: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Appointments whose content it deleted (``core.appointments.retention``)."""
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
 

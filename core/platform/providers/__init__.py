@@ -16,10 +16,13 @@ from pydantic import AfterValidator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from legetime.core.platform.providers.identity import IdentityProvider
+from legetime.core.platform.providers.invoicing import InvoicingProvider
 from legetime.core.platform.providers.journal import JournalProvider
 from legetime.core.platform.providers.payment import PaymentProvider
+from legetime.core.platform.providers.scheduling import SchedulingProvider
 from legetime.core.platform.providers.sms import SmsProvider
 from legetime.core.platform.providers.storage import StorageProvider
+from legetime.core.platform.providers.video import VideoProvider
 
 if TYPE_CHECKING:
     from legetime.core.platform.config import Settings
@@ -32,6 +35,9 @@ class Capability(StrEnum):
     SMS = "sms"
     STORAGE = "storage"
     JOURNAL = "journal"
+    SCHEDULING = "scheduling"
+    VIDEO = "video"
+    INVOICING = "invoicing"
 
 
 P = TypeVar("P")
@@ -51,6 +57,8 @@ class CapabilityDescription(Generic[P]):
     several: bool
     """Whether several providers may be enabled at once (the first is the default)."""
     title: str
+    optional: bool = False
+    """Whether the platform runs without it (an empty setting): a clinic that offers no video."""
 
     @property
     def variable(self) -> str:
@@ -72,8 +80,23 @@ STORAGE: Final[CapabilityDescription[StorageProvider]] = CapabilityDescription(
 JOURNAL: Final[CapabilityDescription[JournalProvider]] = CapabilityDescription(
     Capability.JOURNAL, JournalProvider, "journal_provider", several=False, title="Journal drafting"
 )
+SCHEDULING: Final[CapabilityDescription[SchedulingProvider]] = CapabilityDescription(
+    Capability.SCHEDULING, SchedulingProvider, "scheduling_provider", several=False, title="Scheduling"
+)
+VIDEO: Final[CapabilityDescription[VideoProvider]] = CapabilityDescription(
+    Capability.VIDEO,
+    VideoProvider,
+    "video_provider",
+    several=False,
+    title="Video consultations",
+    optional=True,
+)
+INVOICING: Final[CapabilityDescription[InvoicingProvider]] = CapabilityDescription(
+    Capability.INVOICING, InvoicingProvider, "invoicing_provider", several=False, title="Invoicing"
+)
 CAPABILITIES: Final[dict[Capability, CapabilityDescription[Any]]] = {
-    description.capability: description for description in (IDENTITY, PAYMENT, SMS, STORAGE, JOURNAL)
+    description.capability: description
+    for description in (IDENTITY, PAYMENT, SMS, STORAGE, JOURNAL, SCHEDULING, VIDEO, INVOICING)
 }
 
 
@@ -142,10 +165,13 @@ class ProviderSpec:
 __all__ = [
     "CAPABILITIES",
     "IDENTITY",
+    "INVOICING",
     "JOURNAL",
     "PAYMENT",
+    "SCHEDULING",
     "SMS",
     "STORAGE",
+    "VIDEO",
     "Capability",
     "CapabilityDescription",
     "IdentityProvider",

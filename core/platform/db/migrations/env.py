@@ -5,6 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy.engine import Connection
 
+import legetime.core.platform.db.appointment_models
 import legetime.core.platform.db.models  # noqa: F401 - registers the tables on the metadata
 from legetime.core.platform.db.base import Base
 from legetime.core.platform.db.migrate import run_on
