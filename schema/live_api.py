@@ -1,20 +1,23 @@
-"""GraphQL subscriptions (``graphql-transport-ws`` on ``/graphql``): what happens to the cases a person may
-see, as it happens.
+"""GraphQL subscriptions (``graphql-transport-ws`` on ``/graphql``): what happens to the cases and the
+appointments a person may see, as it happens.
 
-An update says that a case changed (its id, the event's type and time, the case's status): the client
-asks a query for what it wants to show, under the same access rules. Each event is checked against the
-subscriber's access when it arrives, in a short read of its own (her session may have ended, the case may
-have been handed to another clinician), so a subscription shows what the same query would show her then.
+An update says that a case (or an appointment) changed (its id, the event's type and time, its status):
+the client asks a query for what it wants to show, under the same access rules. Each event is checked
+against the subscriber's access when it arrives, in a short read of its own (her session may have ended,
+the case may have been handed to another clinician), so a subscription shows what the same query would
+show her then.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncGenerator
 from datetime import datetime
 
 import strawberry
 from strawberry import relay
 
+from legetime.core.appointments import access as appointment_access
 from legetime.core.consultation.access import Unauthenticated, load_case, readable
 from legetime.core.identity.actors import require_operator
 from legetime.core.identity.auth import authenticate
@@ -22,6 +25,7 @@ from legetime.core.identity.ctx import Ctx
 from legetime.core.platform.db.base import utcnow
 from legetime.core.platform.errors import Forbidden, NotFound
 from legetime.core.platform.events import Event, EventType
+from legetime.schema.appointment_api import AppointmentStatus
 from legetime.schema.case_types import CaseStatus
 from legetime.schema.context import Context
 from legetime.schema.mutation import global_uuid
@@ -35,6 +39,14 @@ class CaseUpdate:
         description="What happened: an event type of docs/events.md, e.g. `case.answered`."
     )
     status: CaseStatus | None  # type: ignore[valid-type]
+    occurred_at: datetime
+
+
+@strawberry.type(description="An appointment changed: ask a query for what to show. Ids and statuses only.")
+class AppointmentUpdate:
+    appointment_id: strawberry.ID = strawberry.field(description="As `Appointment.id`.")
+    type: str = strawberry.field(description="What happened, e.g. `appointment.booked` (docs/events.md).")
+    status: AppointmentStatus  # type: ignore[valid-type]
     occurred_at: datetime
 
 
@@ -76,6 +88,30 @@ class LiveSubscription:
                 continue
             if await _may_see(context, event):
                 yield _update(event)
+
+    @strawberry.subscription(
+        description="Updates of the appointments you may see (a patient: hers and her children's; a "
+        "clinician: hers and the booking requests; an operator: all), or of one (`appointmentId`). Log in "
+        "over the socket first."
+    )
+    async def appointment_updates(
+        self, info: strawberry.Info[Context, None], appointment_id: strawberry.ID | None = None
+    ) -> AsyncGenerator[AppointmentUpdate, None]:
+        context = info.context
+        if context.actor.person_id is None:
+            raise Unauthenticated("Logg inn for å følge timene dine.")
+        only = str(appointment_id) if appointment_id is not None else None
+        async for event in context.platform.live.subscribe():
+            about = event.data.get("appointment_id") if event.case_id is None else None
+            if about is None or (only is not None and about != only):
+                continue
+            if await _may_see_appointment(context, uuid.UUID(about)):
+                yield AppointmentUpdate(
+                    appointment_id=strawberry.ID(about),
+                    type=event.type.value,
+                    status=AppointmentStatus[event.data["appointment_status"]],
+                    occurred_at=event.occurred_at,
+                )
 
     @strawberry.subscription(
         description="Clinicians: the queue as it changes (a case submitted, claimed, given back, overdue, "
@@ -140,6 +176,21 @@ async def _may_see(context: Context, event: Event) -> bool:
         assert event.case_id is not None
         try:
             await load_case(ctx, event.case_id, readable(actor, ctx.today))
+        except NotFound:
+            return False
+        return True
+
+
+async def _may_see_appointment(context: Context, appointment_id: uuid.UUID) -> bool:
+    """Whether she may see the appointment now (a short read of its own), as ``_may_see`` for cases."""
+    platform = context.platform
+    async with platform.db.read_sessions() as session:
+        actor = await authenticate(session, platform, context.token)
+        if actor.person_id is None:
+            raise Unauthenticated("Økten er avsluttet. Logg inn på nytt.")
+        ctx = Ctx(session=session, platform=platform, actor=actor)
+        try:
+            await appointment_access.load(ctx, appointment_id, appointment_access.readable(actor, ctx.today))
         except NotFound:
             return False
         return True

@@ -4,15 +4,19 @@ answered with "physical examination"; one slot is booked once, also under concur
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
+import httpx
 import pytest
+from gql import gql
 
 from tests.appointment_stack import APPOINTMENT, SURGERY, VIDEO, AppointmentStack, appointment_stack
 from tests.support import synthetic_national_id
+from tests.test_subscriptions import OTHER_PATIENT, Follower
 
 
 @pytest.fixture
@@ -175,3 +179,21 @@ def test_video_slots_and_operators_rules(stack: AppointmentStack) -> None:
         stack.operator,
     )
     assert [e["field"] for e in bad["errors"]] == ["code"]
+
+
+def test_she_follows_her_appointment_live_and_another_patient_sees_none_of_it(address: str) -> None:
+    """``appointmentUpdates`` with a real ``graphql-transport-ws`` client: ids and statuses, hers only."""
+    updates = gql("subscription { appointmentUpdates { appointmentId type status } }")
+    with httpx.Client(base_url=f"http://{address}", timeout=30) as client:
+        stack = AppointmentStack(client, None, None)  # type: ignore[arg-type]
+        other = stack.api.login(OTHER_PATIENT)
+        hers, theirs = Follower(address, stack.mother, updates), Follower(address, other, updates)
+        booked = stack.book(stack.slots()[0]["id"])["appointment"]
+        stack.api.ok("cancelAppointment", {"appointmentId": booked["id"]}, "appointment { id }", stack.mother)
+        stack.api.wait_for(lambda: len(hers.received) >= 2, "her updates")
+        time.sleep(0.3)  # a stray update for the other patient would have arrived by now
+    assert hers.close() == [
+        {"appointmentId": booked["id"], "type": "appointment.booked", "status": "BOOKED"},
+        {"appointmentId": booked["id"], "type": "appointment.cancelled", "status": "CANCELLED"},
+    ]
+    assert theirs.close() == []
