@@ -170,14 +170,18 @@ def _report(args: argparse.Namespace, profiler: cProfile.Profile, answer: bytes)
         stats.sort_stats(args.sort).print_stats(args.top)
 
 
+PROJECT = str(Path(__file__).resolve().parents[1]) + "/"
+"""The checkout's own folders (core/, schema/ …), which profiles name without the ``legetime/`` link."""
+
+
 def _package(filename: str) -> str:
     """The top-level package a profiled function belongs to (``~``: built-ins)."""
     if filename == "~" or filename.startswith("<"):
         return "(built-ins)"
     if "site-packages/" in filename:
         return filename.split("site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
-    if "/work/main/" in filename or "/legetime/" in filename:
-        rest = filename.split("/legetime/", 1)[-1] if "/legetime/" in filename else filename
+    if filename.startswith(PROJECT) or "/legetime/" in filename:
+        rest = filename.split("/legetime/", 1)[1] if "/legetime/" in filename else filename[len(PROJECT) :]
         return "legetime." + rest.split("/", 1)[0].removesuffix(".py")
     return "(stdlib) " + Path(filename).stem
 
