@@ -98,6 +98,14 @@ class Run:
     def __init__(self, api: Api, platform: Platform) -> None:
         self.api, self.platform = api, platform
         self.consultation = Consultation(api)
+        self._operator: str | None = None
+
+    @property
+    def operator(self) -> str:
+        """One login for the whole test: polling must not run into the login rate limit."""
+        if self._operator is None:
+            self._operator = self.api.login(OPERATOR)
+        return self._operator
 
     def sent(self, name: str) -> list[Any]:
         outbox = self.platform.providers.get(SMS, name)
@@ -108,7 +116,7 @@ class Run:
         return self.api.client.post(f"/webhooks/sms/{name}", content=body, headers=headers).status_code
 
     def log(self) -> dict[str, Any]:
-        return dict(self.api.gql(LOG, self.api.login(OPERATOR))["operatorOverview"])
+        return dict(self.api.gql(LOG, self.operator)["operatorOverview"])
 
     def notice(self) -> dict[str, Any]:
         return dict(self.log()["sms"][0])
@@ -195,7 +203,7 @@ def test_a_text_no_provider_delivers_is_failed_for_operators_and_the_clinician(r
     assert run.clinicians_view() == [
         {"event": "answered", "status": "failed", "failureReason": "30005: unknown destination"}
     ]
-    failed = run.api.gql('{ operatorOverview { sms(status: "failed") { event } } }', run.api.login(OPERATOR))
+    failed = run.api.gql('{ operatorOverview { sms(status: "failed") { event } } }', run.operator)
     assert failed["operatorOverview"]["sms"] == [{"event": "answered"}]
 
 
