@@ -15,14 +15,14 @@ from strawberry.scalars import JSON
 from strawberry.types.nodes import SelectedField
 
 from legetime.core.consultation import attachments, cases, consents, journal, submission
-from legetime.core.consultation.access import as_clinician, as_patient, require_person
+from legetime.core.consultation.access import AS_PATIENT, as_clinician, patient_parameters, require_person
 from legetime.core.consultation.consents import CONSENT_TEXTS
 from legetime.core.consultation.questionnaire import load_questionnaire
 from legetime.core.identity.ctx import Ctx
 from legetime.core.platform.db import models
 from legetime.core.platform.errors import LegetimeError, NotFound
 from legetime.core.privacy import rights as privacy
-from legetime.schema.case_rows import ROW_FIELDS, as_rows, cases_of_rows
+from legetime.schema.case_rows import ROW_FIELDS, CaseRow, as_rows, cases_of_rows
 from legetime.schema.case_types import (
     Attachment,
     Case,
@@ -125,6 +125,12 @@ def _parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value)
 
 
+_MY_CASES = select(models.Case).where(AS_PATIENT)
+"""A patient's cases, with the reader as a parameter: made once (see ``keyset_page``'s ``reusable``)."""
+_NEWEST_FIRST = (models.Case.__table__.c.created_at, models.Case.__table__.c.id)
+_ROWS_OF_MY_CASES = as_rows(_MY_CASES)
+
+
 @strawberry.type
 class CaseQuery:
     @strawberry.field(description="A case you may read (yours, your child's, or one in your care).")
@@ -142,8 +148,8 @@ class CaseQuery:
     ) -> relay.Connection[Case]:
         ctx = await info.context.read()
         require_person(ctx.actor)
-        query = select(models.Case).where(as_patient(ctx.actor, ctx.today))
-        return await _page(info, ctx, query, (models.Case.created_at, models.Case.id), True, first, after)
+        parameters = patient_parameters(ctx.actor, ctx.today)
+        return await _page(info, ctx, _MY_CASES, _NEWEST_FIRST, True, first, after, parameters)
 
     @strawberry.field(description="Clinicians: the queue and your cases, by SLA deadline.")
     async def case_queue(
@@ -164,7 +170,9 @@ class CaseQuery:
         if overdue is not None:
             late = (models.Case.sla_due_at < ctx.now) & models.Case.answered_at.is_(None)
             query = query.where(late if overdue else ~late)
-        return await _page(info, ctx, query, (models.Case.sla_due_at, models.Case.id), False, first, after)
+        return await _page(
+            info, ctx, query, (models.Case.sla_due_at, models.Case.id), False, first, after, None
+        )
 
     @strawberry.field(description="The questionnaire a patient must answer (latest version by default).")
     def questionnaire(self, key: str = "general", version: int | None = None) -> Questionnaire:
@@ -185,12 +193,19 @@ async def _page(
     descending: bool,
     first: int | None,
     after: str | None,
+    parameters: dict[str, Any] | None,
 ) -> relay.Connection[Case]:
-    fields = _node_fields(info)
+    """A page of ``query``'s cases. With ``parameters``, ``query`` is one made once (``_MY_CASES``) and
+    the parameters are its values; without, it was made for this request."""
+    selected = info.selected_fields
+    fields = _fields_at(selected, ("edges", "node"))
     plain = fields <= ROW_FIELDS  # no field needs the mapped case: rows, with patient and payment joined
+    statement = query
+    if plain:
+        statement = _ROWS_OF_MY_CASES if query is _MY_CASES else as_rows(query)
     rows, has_next, cursors = await keyset_page(
         ctx.session,
-        as_rows(query) if plain else query,
+        statement,
         keys,
         descending=descending,
         first=first,
@@ -198,6 +213,10 @@ async def _page(
         settings=ctx.platform.settings,
         parse=(_parse_time, uuid.UUID),
         scalars=not plain,
+        parameters=parameters,
+        reusable=parameters is not None,
+        row_type=CaseRow._make if plain else None,
+        every_cursor="cursor" in _fields_at(selected, ("edges",)),
     )
     await cases.log_reads(ctx, rows)
     if plain:
@@ -216,9 +235,9 @@ async def _page(
     )
 
 
-def _node_fields(info: Info) -> set[str]:
-    """The names of the fields a connection's query selects of its nodes (``edges { node { … } }``),
-    through fragments too; directives are not looked at (a field skipped by ``@skip`` is counted)."""
+def _fields_at(selected: list[Any], path: tuple[str, ...]) -> set[str]:
+    """The names of the fields a connection's query selects at ``path`` (``("edges", "node")``: of its
+    nodes), through fragments too; directives are not looked at (a field skipped by ``@skip`` is counted)."""
     names: set[str] = set()
 
     def walk(selections: list[Any], path: tuple[str, ...]) -> None:
@@ -231,8 +250,8 @@ def _node_fields(info: Info) -> set[str]:
             else:  # a fragment, inline or spread: its selections are the parent's
                 walk(selection.selections, path)
 
-    for field in info.selected_fields:
-        walk(field.selections, ("edges", "node"))
+    for field in selected:
+        walk(field.selections, path)
     return names
 
 

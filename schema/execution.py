@@ -53,11 +53,15 @@ from collections.abc import Callable
 from typing import Any
 
 from graphql import (
+    GraphQLBoolean,
     GraphQLField,
+    GraphQLID,
+    GraphQLInt,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLOutputType,
+    GraphQLString,
     get_named_type,
     is_leaf_type,
     is_object_type,
@@ -71,7 +75,13 @@ from strawberry.schema.schema_converter import GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
 Reader = Callable[[Any, str], Any]
-Leaf = tuple[str, Reader, Callable[[Any], Any], bool]  # python name, reader, coercion, nullable
+Leaf = tuple[str, Reader, Callable[[Any], Any], bool, type | None]
+"""Python name, reader, coercion, nullable, and the Python type the coercion hands back unchanged."""
+
+_UNCHANGED: dict[Any, type] = {GraphQLString: str, GraphQLID: str, GraphQLBoolean: bool, GraphQLInt: int}
+"""Built-in scalars whose output coercion returns a value of exactly this type as it is (an ``int`` within
+32 bits): a page's strings, flags and numbers skip the call."""
+_INT_MIN, _INT_MAX = -(2**31), 2**31 - 1
 
 _LEAVES: weakref.WeakKeyDictionary[GraphQLObjectType, dict[str, Leaf]] = weakref.WeakKeyDictionary()
 
@@ -117,6 +127,7 @@ def plain_leaves(parent_type: GraphQLObjectType) -> dict[str, Leaf]:
                 definition.default_resolver,
                 leaf_type.coerce_output_value,
                 nullable,
+                _UNCHANGED.get(leaf_type),
             )
         _LEAVES[parent_type] = leaves
     return leaves
@@ -190,7 +201,7 @@ def _node_id_attribute(cls: type) -> str | None:
 # The steps of a plan (``PlainLeafExecutor.plan``): what each response key of a selection costs.
 LEAF, NODE_LEAF, TYPENAME, SUBOBJECT, SUBLIST, READ, FIELD = range(7)
 Step = tuple[Any, ...]
-"""(kind, response name, field details list, …): LEAF (python name, reader, coercion, nullable);
+"""(kind, response name, field details list, …): LEAF (python name, reader, coercion, nullable, unchanged);
 NODE_LEAF (coercion); TYPENAME (the type's name); SUBOBJECT and SUBLIST (the read, its object type, the
 return type, a one-item list for the sub-selection, filled at first use); READ (the read); FIELD (none:
 graphql-core's ``execute_field``)."""
@@ -281,6 +292,9 @@ class PlainLeafExecutor(StrawberryGraphQLCoreExecutionContext):
                             if step[6]:
                                 results[response_name] = None
                                 continue
+                        elif type(value) is step[7] and (step[7] is not int or _INT_MIN <= value <= _INT_MAX):
+                            results[response_name] = value
+                            continue
                         else:
                             value = step[5](value)
                             if value is not None and value is not Undefined:

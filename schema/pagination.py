@@ -7,11 +7,12 @@ import base64
 import binascii
 import json
 import uuid
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import strawberry
-from sqlalchemy import Select, tuple_
+from sqlalchemy import Integer, Select, bindparam, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from strawberry import relay
 
@@ -83,6 +84,21 @@ def _storable(value: Any) -> bool:
     return True
 
 
+def _page_statement(query: Select[Any], keys: tuple[Any, ...], descending: bool, after: bool) -> Select[Any]:
+    """``query`` in the order of ``keys``, limited, after a cursor: with the limit and the cursor's values as
+    parameters (``page_limit``, ``after_0`` …), so that one statement serves every page."""
+    if after:
+        cursor = tuple_(*(bindparam(f"after_{i}", type_=key.type) for i, key in enumerate(keys)))
+        query = query.where(tuple_(*keys) < cursor if descending else tuple_(*keys) > cursor)
+    order = [key.desc() if descending else key.asc() for key in keys]
+    return query.order_by(*order).limit(bindparam("page_limit", type_=Integer))
+
+
+_STATEMENTS: dict[tuple[Any, ...], Select[Any]] = {}
+"""Page statements of queries made once (``reusable``): a statement reused keeps its cache key, which
+SQLAlchemy would otherwise compute again over the whole statement on every execution."""
+
+
 async def keyset_page(
     session: AsyncSession,
     query: Select[Any],
@@ -94,30 +110,51 @@ async def keyset_page(
     settings: Any,
     parse: tuple[Any, ...],
     scalars: bool = True,
+    parameters: Mapping[str, Any] | None = None,
+    reusable: bool = False,
+    row_type: Callable[[Sequence[Any]], Any] | None = None,
+    every_cursor: bool = True,
 ) -> tuple[list[Any], bool, list[str]]:
     """A page by keyset (no OFFSET): rows after the cursor in the order of ``keys``; one query.
 
-    ``parse`` turns each cursor value back into the column's type. Returns rows (each row's first column,
-    or with ``scalars=False`` the rows themselves, their columns by name), has-next, cursors."""
+    ``parse`` turns each cursor value back into the column's type. ``parameters`` are the query's own bound
+    parameters; a ``reusable`` query is one made once (a module's constant), whose page statements are kept.
+    Returns rows (each row's first column, or with ``scalars=False`` the rows themselves, their columns by
+    name: as ``row_type`` made of the row's values, when given), has-next, cursors. Without
+    ``every_cursor`` (no edge's cursor is asked for) only the first and last row get theirs, for the page
+    info; the others are empty."""
     check_page_size(first, None, settings.max_page_size)
     size = settings.default_page_size if first is None else first
+    values = dict(parameters or {}, page_limit=size + 1)
     if after:
-        values = decode_cursor(after)
-        if len(values) != len(keys):
+        cursor = decode_cursor(after)
+        if len(cursor) != len(keys):
             raise LegetimeError("Ugyldig cursor.", field="after")
         try:
-            typed = [convert(value) for convert, value in zip(parse, values, strict=True)]
+            typed = [convert(value) for convert, value in zip(parse, cursor, strict=True)]
         except (TypeError, ValueError):
             raise LegetimeError("Ugyldig cursor.", field="after") from None
         if not all(_storable(value) for value in typed):
             raise LegetimeError("Ugyldig cursor.", field="after")
-        position = tuple_(*keys) < tuple_(*typed) if descending else tuple_(*keys) > tuple_(*typed)
-        query = query.where(position)
-    order = [key.desc() if descending else key.asc() for key in keys]
-    statement = query.order_by(*order).limit(size + 1)
-    result = await (session.scalars(statement) if scalars else session.execute(statement))
-    rows = list(result.all())
+        values.update((f"after_{i}", value) for i, value in enumerate(typed))
+    shape = (query, keys, descending, bool(after))
+    statement = _STATEMENTS.get(shape) if reusable else None
+    if statement is None:
+        statement = _page_statement(*shape)
+        if reusable:
+            _STATEMENTS[shape] = statement
+    if scalars:
+        rows = list((await session.scalars(statement, values)).all())
+    else:
+        result = await session.execute(statement, values)
+        rows = list(result.all() if row_type is None else map(row_type, result.tuples()))
     has_next = len(rows) > size
     rows = rows[:size]
-    cursors = [encode_cursor([getattr(row, key.key) for key in keys]) for row in rows]
+    names = [key.key for key in keys]
+    if every_cursor or len(rows) <= 2:
+        cursors = [encode_cursor([getattr(row, name) for name in names]) for row in rows]
+    else:
+        cursors = [""] * len(rows)
+        for index in (0, -1):
+            cursors[index] = encode_cursor([getattr(rows[index], name) for name in names])
     return rows, has_next, cursors

@@ -230,7 +230,11 @@ def test_an_operator_follows_the_figures_and_a_clinician_may_not(
         mother, clinician, operator = api.login(MOTHER), api.login(CLINICIAN), api.login(OPERATOR)
         figures = Follower(address, operator, FIGURES)
         closed = {"status": "CLOSED", "count": 1}
-        consultation(api, mother, clinician, "fake", None, None)
+
+        def shown_open(case_id: str) -> None:  # the figures tick while the case is open, however fast it is
+            api.wait_for(lambda: figures.received and figures.received[-1]["openCases"] == 1, "the open case")
+
+        consultation(api, mother, clinician, "fake", None, None, before_answer=shown_open)
         api.wait_for(lambda: figures.received and figures.received[-1]["byStatus"] == [closed], "the figures")
         received = figures.close()
         refused = Follower(address, clinician, FIGURES).refusal()

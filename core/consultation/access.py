@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import date
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, or_, select
-from sqlalchemy.orm import aliased
+from sqlalchemy import ColumnElement, and_, bindparam, false, or_, select
 
 from legetime.core.identity.actors import Actor
 from legetime.core.identity.countries import NORWAY, guardian_rules
@@ -37,24 +37,45 @@ def _sixteenth_birthday_cutoff(today: date) -> date:
     return NORWAY.guardian_cutoff(today)
 
 
-_CHILD = aliased(Person)
-"""The child of a guardian's case, made once: making an alias costs more than the rest of the condition."""
+_CASES = Case.__table__
+_CHILDREN = Person.__table__.alias("guardian_child")
+
+
+def _patient_or_guardian(reader: Any, cutoff: Any) -> ColumnElement[bool]:
+    """Cases about ``reader``, or opened by her as the guardian of a child born after ``cutoff``."""
+    return or_(
+        _CASES.c.subject_id == reader,
+        and_(
+            _CASES.c.requester_id == reader,
+            _CASES.c.requester_role == RequesterRole.GUARDIAN,
+            select(_CHILDREN.c.id)
+            .where(_CHILDREN.c.id == _CASES.c.subject_id, _CHILDREN.c.birth_date > cutoff)
+            .exists(),
+        ),
+    )
+
+
+AS_PATIENT = _patient_or_guardian(bindparam("access_reader"), bindparam("access_guardian_cutoff"))
+"""Cases the reader may read and write as the patient or the child's guardian, with the reader and the
+guardian's cutoff as parameters (``patient_parameters``). Made once: a list that runs it as it is, with
+the parameters given at execution, builds no SQL expression and no cache key per request."""
+
+
+def patient_parameters(actor: Actor, today: date) -> dict[str, Any]:
+    """``AS_PATIENT``'s parameters for the actor. A guardian's limit is her country's (her child is of the
+    same country); an actor of unknown country gets the strictest."""
+    return {
+        "access_reader": actor.person_id,
+        "access_guardian_cutoff": guardian_rules(actor.country).guardian_cutoff(today),
+    }
 
 
 def as_patient(actor: Actor, today: date) -> ColumnElement[bool]:
-    """Cases the actor may read and write as the patient or the child's guardian. A guardian's limit is
-    her country's (her child is of the same country); an actor of unknown country gets the strictest."""
+    """``AS_PATIENT`` with the actor's values in place, to combine with other conditions."""
     if actor.person_id is None:
         return false()
-    child = _CHILD
-    cutoff = guardian_rules(actor.country).guardian_cutoff(today)
-    under_limit = select(child.id).where(child.id == Case.subject_id, child.birth_date > cutoff).exists()
-    return or_(
-        Case.subject_id == actor.person_id,
-        and_(
-            Case.requester_id == actor.person_id, Case.requester_role == RequesterRole.GUARDIAN, under_limit
-        ),
-    )
+    values = patient_parameters(actor, today)
+    return _patient_or_guardian(values["access_reader"], values["access_guardian_cutoff"])
 
 
 def as_clinician(actor: Actor, *, write: bool) -> ColumnElement[bool]:

@@ -133,15 +133,11 @@ async def read_case(ctx: Ctx, case_id: uuid.UUID) -> Case:
 
 async def log_reads(ctx: Ctx, cases: list[Case], action: str = "list") -> None:
     """Log reads of several cases at once (a page of a list): one batched insert."""
-    reason = "treatment" if ctx.actor.is_clinician else None
+    actor = ctx.actor
+    reader, role, reason = actor.person_id, actor.role, "treatment" if actor.is_clinician else None
     await audit.record_many(
         ctx.session,
-        [
-            audit.Entry(
-                ctx.actor.person_id, ctx.actor.role, case.subject_id, "case", str(case.id), action, reason
-            )
-            for case in cases
-        ],
+        [audit.Entry(reader, role, case.subject_id, "case", str(case.id), action, reason) for case in cases],
     )
 
 

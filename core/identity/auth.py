@@ -170,16 +170,18 @@ async def upsert_person(session: AsyncSession, platform: Platform, identity: Ver
 
 
 # One statement on every request: the session with its person's current staff roles (a row per role) and her
-# country (the guardian rules of ``countries``). Built once: building it costs more than running it.
+# country (the guardian rules of ``countries``). Built once: building it costs more than running it. Of the
+# tables, not the mapped classes: without ORM entities it skips the ORM's execution and loading.
+_SESSIONS, _PERSONS, _MEMBERSHIPS = AuthSession.__table__, Person.__table__, StaffMembership.__table__
 _SESSION_OF_TOKEN = (
-    select(AuthSession.id, AuthSession.person_id, AuthSession.revoked_at, AuthSession.expires_at)
-    .add_columns(StaffMembership.role, Person.country)
-    .join(Person, Person.id == AuthSession.person_id)
+    select(_SESSIONS.c.id, _SESSIONS.c.person_id, _SESSIONS.c.revoked_at, _SESSIONS.c.expires_at)
+    .add_columns(_MEMBERSHIPS.c.role, _PERSONS.c.country)
+    .join(_PERSONS, _PERSONS.c.id == _SESSIONS.c.person_id)
     .outerjoin(
-        StaffMembership,
-        and_(StaffMembership.person_id == AuthSession.person_id, StaffMembership.ended_at.is_(None)),
+        _MEMBERSHIPS,
+        and_(_MEMBERSHIPS.c.person_id == _SESSIONS.c.person_id, _MEMBERSHIPS.c.ended_at.is_(None)),
     )
-    .where(AuthSession.token_hash == bindparam("token_hash"))
+    .where(_SESSIONS.c.token_hash == bindparam("token_hash"))
 )
 
 

@@ -385,6 +385,9 @@ class Settings(BaseSettings):
 
 
 class _DefaultsOnly(Settings):
+    # Only the schema export uses it: its validator is built then, not at every start-up.
+    model_config = SettingsConfigDict(defer_build=True)
+
     @classmethod
     def settings_customise_sources(
         cls, settings_cls: Any, init_settings: Any, *args: Any, **kwargs: Any

@@ -52,7 +52,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -85,9 +85,9 @@ _COLUMNS = (
 _HASHED = (*_COLUMNS, "prev_hash")
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One access to log; ``record_many`` appends several with one INSERT."""
+class Entry(NamedTuple):
+    """One access to log; ``record_many`` appends several with one INSERT. (A named tuple: a page of a list
+    makes one for each of its rows, and the row written is the time and these values, in this order.)"""
 
     actor_id: uuid.UUID | None
     actor_role: str
@@ -151,8 +151,8 @@ async def record_many(session: AsyncSession, entries: Sequence[Entry], *, at: da
     if at is not None and at.tzinfo is None:
         raise ValueError("naive datetime given; use an aware UTC datetime")
     occurred_at = (at or utcnow()).astimezone(UTC)
-    rows = [{**vars(entry), "occurred_at": occurred_at} for entry in entries]  # an Entry's fields: _COLUMNS
-    buffered: list[dict[str, Any]] | None = session.info.get(_BUFFER)
+    rows = [(occurred_at, *entry) for entry in entries]  # the values of _COLUMNS, in their order
+    buffered: list[tuple[Any, ...]] | None = session.info.get(_BUFFER)
     if buffered is not None:
         buffered.extend(rows)
     else:
@@ -170,15 +170,18 @@ _INSERT_UNNEST = text(
 )
 
 
-async def write_rows(session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Write unchained rows (as ``record_many`` makes them) with one statement: on PostgreSQL an INSERT of
-    arrays; on SQLite an executemany, a loop in the driver."""
+async def write_rows(session: AsyncSession, rows: Sequence[Sequence[Any]]) -> None:
+    """Write unchained rows (as ``record_many`` makes them: the values of ``_COLUMNS``) with one statement:
+    on PostgreSQL an INSERT of arrays; on SQLite an executemany, a loop in the driver."""
     if not rows:
         return
     if session.get_bind().dialect.name == "postgresql":
-        await session.execute(_INSERT_UNNEST, {column: [row[column] for row in rows] for column in _COLUMNS})
+        await session.execute(
+            _INSERT_UNNEST, dict(zip(_COLUMNS, map(list, zip(*rows, strict=True)), strict=True))
+        )
     else:
-        await session.execute(insert(AuditEvent.__table__), list(rows))  # type: ignore[arg-type]
+        table: Any = AuditEvent.__table__
+        await session.execute(insert(table), [dict(zip(_COLUMNS, row, strict=True)) for row in rows])
 
 
 def buffer_entries(session: AsyncSession) -> None:
@@ -187,7 +190,7 @@ def buffer_entries(session: AsyncSession) -> None:
     session.info.setdefault(_BUFFER, [])
 
 
-def take_buffered(session: AsyncSession) -> list[dict[str, Any]]:
+def take_buffered(session: AsyncSession) -> list[tuple[Any, ...]]:
     """The entries a buffering session holds, handed over once (the caller must write them or fail)."""
     return list(session.info.pop(_BUFFER, None) or ())
 

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 import dramatiq
 import structlog
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import AsyncIO
 from sqlalchemy import bindparam, select, update
@@ -32,6 +31,8 @@ from legetime.core.platform.jobs.outbox import RELAY_BATCH, on_jobs_committed, r
 from legetime.core.platform.jobs.types import JobContext, JobFailed
 
 if TYPE_CHECKING:
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
     from legetime.core.platform.runtime import Platform
 
 log = structlog.get_logger(__name__)
@@ -161,6 +162,9 @@ class JobRunner:
         """The periodic work, in the running event loop (APScheduler, one run of each at a time): the
         periodic jobs the plugins register (the core's own included), and the outbox relay (polling,
         and woken by this process's commits)."""
+        # Imported here: an API process with Redis, and the commands, never schedule anything.
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
         self.start_relay(poll=True)
         self._scheduler = AsyncIOScheduler()
         every = {"max_instances": 1, "coalesce": True}

@@ -102,9 +102,12 @@ CAPABILITIES: Final[dict[Capability, CapabilityDescription[Any]]] = {
 
 class ProviderSettings(BaseSettings):
     """Base of a provider's settings model. Subclasses set ``env_prefix`` (``LEGETIME_<NAME>_``); secrets
-    are ``SecretStr`` so they are masked when read back."""
+    are ``SecretStr`` so they are masked when read back.
 
-    model_config = SettingsConfigDict(extra="ignore", validate_default=True)
+    Validators are built when a model is first used (``defer_build``): every plugin's models are
+    defined at start-up, and only the enabled providers' are ever validated."""
+
+    model_config = SettingsConfigDict(extra="ignore", validate_default=True, defer_build=True)
 
 
 def https_url(value: str) -> str:
