@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Callable
+from operator import attrgetter
 from typing import Any
 
 from graphql import (
@@ -199,9 +200,11 @@ def _node_id_attribute(cls: type) -> str | None:
 
 
 # The steps of a plan (``PlainLeafExecutor.plan``): what each response key of a selection costs.
-LEAF, NODE_LEAF, TYPENAME, SUBOBJECT, SUBLIST, READ, FIELD = range(7)
+LEAF, NODE_LEAF, TYPENAME, SUBOBJECT, SUBLIST, READ, FIELD, LEAVES = range(8)
 Step = tuple[Any, ...]
 """(kind, response name, field details list, …): LEAF (python name, reader, coercion, nullable, unchanged);
+LEAVES (response name and field details list None: an ``attrgetter`` of the run's python names, and per
+leaf its response name, field details list, coercion, nullable and unchanged type);
 NODE_LEAF (coercion); TYPENAME (the type's name); SUBOBJECT and SUBLIST (the read, its object type, the
 return type, a one-item list for the sub-selection, filled at first use); READ (the read); FIELD (none:
 graphql-core's ``execute_field``)."""
@@ -225,10 +228,15 @@ class PlainLeafExecutor(StrawberryGraphQLCoreExecutionContext):
             return entry[2]
         leaves, reads = plain_leaves(parent_type), read_fields(parent_type)
         steps: list[Step] = []
+        run: list[tuple[str, FieldDetailsList, Leaf]] = []  # consecutive leaves read with ``getattr``
         for response_name, field_details_list in grouped_field_set.items():
             field_name = field_details_list[0].node.name.value
             leaf = leaves.get(field_name)
             read = reads.get(field_name)
+            if leaf is not None and leaf[1] is getattr and field_name != "__typename":
+                run.append((response_name, field_details_list, leaf))
+                continue
+            _end_run(run, steps)
             if field_name == "__typename":
                 steps.append((TYPENAME, response_name, field_details_list, parent_type.name))
             elif leaf is not None:
@@ -248,6 +256,7 @@ class PlainLeafExecutor(StrawberryGraphQLCoreExecutionContext):
                 steps.append((SUBLIST, response_name, field_details_list, read, item, read[2].type, []))
             else:
                 steps.append((READ, response_name, field_details_list, read))
+        _end_run(run, steps)
         plans[id(grouped_field_set)] = (grouped_field_set, parent_type, steps)
         return steps
 
@@ -284,7 +293,42 @@ class PlainLeafExecutor(StrawberryGraphQLCoreExecutionContext):
         awaitable_fields: list[str] = []
         try:
             for step in self.plan(parent_type, grouped_field_set):
-                kind, response_name, field_details_list = step[0], step[1], step[2]
+                kind = step[0]
+                if kind == LEAVES:
+                    try:
+                        values = step[3](source_value)
+                    except Exception:  # each leaf on its own: the one that fails goes to graphql-core
+                        values = [_attribute(source_value, leaf[2][0]) for leaf in step[4]]
+                    for (response_name, field_details_list, coerce, nullable, unchanged), value in zip(
+                        step[5], values, strict=True
+                    ):
+                        if value is None:
+                            if nullable:
+                                results[response_name] = None
+                                continue
+                        elif type(value) is unchanged and (
+                            unchanged is not int or _INT_MIN <= value <= _INT_MAX
+                        ):
+                            results[response_name] = value
+                            continue
+                        elif value is not Undefined:
+                            try:
+                                value = coerce(value)
+                            except Exception:  # graphql-core's path raises it again, located, with its path
+                                value = None
+                            if value is not None and value is not Undefined:
+                                results[response_name] = value
+                                continue
+                        field_path = Path(path, response_name, parent_type.name)
+                        result = self.execute_field(
+                            parent_type, source_value, field_details_list, field_path, position_context
+                        )
+                        if result is not Undefined:
+                            results[response_name] = result
+                            if is_awaitable(result):
+                                awaitable_fields.append(response_name)
+                    continue
+                response_name, field_details_list = step[1], step[2]
                 if kind == LEAF:
                     try:
                         value = step[4](source_value, step[3])
@@ -493,6 +537,27 @@ class PlainLeafExecutor(StrawberryGraphQLCoreExecutionContext):
             self.handle_field_error(raw_error, return_type, field_details_list, path)
             return None
         return completed
+
+
+def _end_run(run: list[tuple[str, FieldDetailsList, Leaf]], steps: list[Step]) -> None:
+    """The leaves gathered so far as steps: one LEAVES step for two or more (their values read at once by
+    an ``attrgetter``), a LEAF step for one. Empties ``run``."""
+    if len(run) == 1:
+        response_name, field_details_list, leaf = run[0]
+        steps.append((LEAF, response_name, field_details_list, *leaf))
+    elif run:
+        getter = attrgetter(*(leaf[0] for _, _, leaf in run))
+        specs = tuple((name, details, leaf[2], leaf[3], leaf[4]) for name, details, leaf in run)
+        steps.append((LEAVES, None, None, getter, tuple(run), specs))
+    run.clear()
+
+
+def _attribute(source: Any, name: str) -> Any:
+    """``getattr``, or ``Undefined`` when it raises (the field's own path raises it again)."""
+    try:
+        return getattr(source, name)
+    except Exception:
+        return Undefined
 
 
 def _read_value(read: Read, parent_type: GraphQLObjectType, source: Any) -> Any:

@@ -147,7 +147,7 @@ async def keyset_page(
         rows = list((await session.scalars(statement, values)).all())
     else:
         result = await session.execute(statement, values)
-        rows = list(result.all() if row_type is None else map(row_type, result.tuples()))
+        rows = list(result.all() if row_type is None else map(row_type, result))
     has_next = len(rows) > size
     rows = rows[:size]
     names = [key.key for key in keys]
