@@ -72,7 +72,7 @@ from graphql.execution.executor import to_nodes
 from graphql.pyutils import AwaitableOrValue, Path, Undefined, gather_with_cancel
 from strawberry.relay import GlobalID, Node
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
-from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.schema.schema_converter import CustomGraphQLEnumType, GraphQLCoreConverter
 from strawberry.types.field import StrawberryField
 
 Reader = Callable[[Any, str], Any]
@@ -126,12 +126,32 @@ def plain_leaves(parent_type: GraphQLObjectType) -> dict[str, Leaf]:
             leaves[name] = (
                 definition.python_name,
                 definition.default_resolver,
-                leaf_type.coerce_output_value,
+                _coercion(leaf_type),
                 nullable,
                 _UNCHANGED.get(leaf_type),
             )
         _LEAVES[parent_type] = leaves
     return leaves
+
+
+def _coercion(leaf_type: Any) -> Callable[[Any], Any]:
+    """The leaf type's output coercion. For a strawberry enum, a look-up of its member's name first:
+    strawberry's own compares the value with each of the enum's values in turn, on every call."""
+    coerce: Callable[[Any], Any] = leaf_type.coerce_output_value
+    if not isinstance(leaf_type, CustomGraphQLEnumType):
+        return coerce
+    wrapped: Any = leaf_type.wrapped_cls
+    names: dict[Any, str] = {}
+    for member in wrapped:
+        for name, value in leaf_type.values.items():
+            if member.value == value.value:
+                names.setdefault(member, name)  # the first, as strawberry's own finds it
+
+    def coerce_member(value: Any) -> Any:
+        name = names.get(value) if type(value) is wrapped else None
+        return coerce(value) if name is None else name
+
+    return coerce_member
 
 
 def read_fields(parent_type: GraphQLObjectType) -> dict[str, Read]:
