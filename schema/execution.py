@@ -51,7 +51,7 @@ from __future__ import annotations
 import weakref
 from collections.abc import Callable
 from operator import attrgetter
-from typing import Any
+from typing import Any, cast
 
 from graphql import (
     GraphQLBoolean,
@@ -226,7 +226,7 @@ Step = tuple[Any, ...]
 LEAVES (response name and field details list None: an ``attrgetter`` of the run's python names, and per
 leaf its response name, field details list, coercion, nullable and unchanged type);
 NODE_LEAF (coercion); TYPENAME (the type's name); SUBOBJECT and SUBLIST (the read, its object type, the
-return type, a one-item list for the sub-selection, filled at first use); READ (the read); FIELD (none:
+return type, a one-item list for the sub-selection's plan, filled at first use); READ (the read); FIELD (none:
 graphql-core's ``execute_field``)."""
 
 
@@ -282,16 +282,16 @@ class PlainLeafExecutor(StrawberryGraphQLCoreExecutionContext):
 
     def sub_selection(
         self, step: Step, object_type: GraphQLObjectType, position_context: Any
-    ) -> GroupedFieldSet | None:
-        """The grouped field set of a SUBOBJECT or SUBLIST step's objects, or None when graphql-core must
-        complete them (deferred fragments, incremental delivery under way)."""
+    ) -> list[Step] | None:
+        """The plan of a SUBOBJECT or SUBLIST step's objects (their sub-selection's), or None when
+        graphql-core must complete them (deferred fragments, incremental delivery under way)."""
         if position_context is not None:
             return None
         cached = step[6]
         if not cached:
             grouped_field_set, new_defer_usages, _ = self.collect_subfields(object_type, step[2])
-            cached.append(None if new_defer_usages else grouped_field_set)
-        return cached[0]
+            cached.append(None if new_defer_usages else self.plan(object_type, grouped_field_set))
+        return cast(list[Step] | None, cached[0])
 
     def execute_fields(
         self,
@@ -306,13 +306,25 @@ class PlainLeafExecutor(StrawberryGraphQLCoreExecutionContext):
             return super().execute_fields(
                 parent_type, source_value, path, grouped_field_set, position_context
             )
-        # graphql-core's loop (``Executor.execute_fields``), a step per response key: the response keeps
-        # the selection's order. Any value a step does not take as it is goes to graphql-core.
+        steps = self.plan(parent_type, grouped_field_set)
+        return self.run_plan(parent_type, steps, source_value, path, position_context)
+
+    def run_plan(
+        self,
+        parent_type: GraphQLObjectType,
+        steps: list[Step],
+        source_value: Any,
+        path: Path | None,
+        position_context: Any,
+    ) -> AwaitableOrValue[dict[str, Any]]:
+        """``execute_fields`` by a plan: graphql-core's loop (``Executor.execute_fields``), a step per
+        response key, so that the response keeps the selection's order. Any value a step does not take as
+        it is goes to graphql-core. (No middleware: ``execute_fields`` hands that case to graphql-core.)"""
         results: dict[str, Any] = {}
         is_awaitable = self.is_awaitable
         awaitable_fields: list[str] = []
         try:
-            for step in self.plan(parent_type, grouped_field_set):
+            for step in steps:
                 kind = step[0]
                 if kind == LEAVES:
                     try:
@@ -402,7 +414,7 @@ class PlainLeafExecutor(StrawberryGraphQLCoreExecutionContext):
                     )
                 if result is not Undefined:
                     results[response_name] = result
-                    if is_awaitable(result):
+                    if type(result) is not dict and type(result) is not list and is_awaitable(result):
                         awaitable_fields.append(response_name)
         except Exception:
             if awaitable_fields:
@@ -431,15 +443,15 @@ class PlainLeafExecutor(StrawberryGraphQLCoreExecutionContext):
         read, object_type, return_type, field_details_list = step[3], step[4], step[5], step[2]
         if value is None or isinstance(value, Exception) or not _is_type_of(object_type, value):
             return self.complete_read(parent_type, read, field_details_list, path, value, position_context)
-        grouped_field_set = self.sub_selection(step, object_type, position_context)
-        if grouped_field_set is None:
+        steps = self.sub_selection(step, object_type, position_context)
+        if steps is None:
             return self.complete_read(parent_type, read, field_details_list, path, value, position_context)
         try:
-            completed = self.execute_fields(object_type, value, path, grouped_field_set, None)
+            completed = self.run_plan(object_type, steps, value, path, None)
         except Exception as raw_error:
             self.handle_field_error(raw_error, return_type, field_details_list, path)
             return None
-        if self.is_awaitable(completed):
+        if type(completed) is not dict and self.is_awaitable(completed):
             return self._await_field(completed, return_type, field_details_list, path)
         return completed
 
@@ -451,16 +463,16 @@ class PlainLeafExecutor(StrawberryGraphQLCoreExecutionContext):
         as ``complete_iterable_value`` does, each through the sub-selection's plan. Anything else goes to
         ``complete_read``, whole."""
         read, object_type, return_type, field_details_list = step[3], step[4], step[5], step[2]
-        grouped_field_set = None
+        steps = None
         if (type(value) is list or type(value) is tuple) and all(
             item is not None and _is_type_of(object_type, item) for item in value
         ):
-            grouped_field_set = self.sub_selection(step, object_type, position_context)
-        if grouped_field_set is None:
+            steps = self.sub_selection(step, object_type, position_context)
+        if steps is None:
             return self.complete_read(parent_type, read, field_details_list, path, value, position_context)
         item_type = (return_type.of_type if isinstance(return_type, GraphQLNonNull) else return_type).of_type
         is_awaitable = self.is_awaitable
-        execute_fields = self.execute_fields
+        run_plan = self.run_plan
         completed_results: list[Any] = []
         awaitable_indices: list[int] = []
         try:
@@ -468,11 +480,11 @@ class PlainLeafExecutor(StrawberryGraphQLCoreExecutionContext):
                 for index, item in enumerate(value):
                     item_path = path.add_key(index, None)
                     try:
-                        completed = execute_fields(object_type, item, item_path, grouped_field_set, None)
+                        completed = run_plan(object_type, steps, item, item_path, None)
                     except Exception as raw_error:
                         self.handle_field_error(raw_error, item_type, field_details_list, item_path)
                         completed = None
-                    if is_awaitable(completed):
+                    if type(completed) is not dict and is_awaitable(completed):
                         awaitable_indices.append(index)
                         completed = self._await_field(completed, item_type, field_details_list, item_path)
                     completed_results.append(completed)
