@@ -20,7 +20,6 @@ import cProfile
 import json
 import os
 import pstats
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -225,4 +224,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
