@@ -223,8 +223,9 @@ def _node_id_attribute(cls: type) -> str | None:
 LEAF, NODE_LEAF, TYPENAME, SUBOBJECT, SUBLIST, READ, FIELD, LEAVES = range(8)
 Step = tuple[Any, ...]
 """(kind, response name, field details list, …): LEAF (python name, reader, coercion, nullable, unchanged);
-LEAVES (response name and field details list None: an ``attrgetter`` of the run's python names, and per
-leaf its response name, field details list, coercion, nullable and unchanged type);
+LEAVES (response name and field details list None: an ``attrgetter`` of the run's python names, the run,
+per leaf its response name, field details list, coercion, nullable and unchanged type, and the run's
+compiled function, ``_compiled_run``);
 NODE_LEAF (coercion); TYPENAME (the type's name); SUBOBJECT and SUBLIST (the read, its object type, the
 return type, a one-item list for the sub-selection's plan, filled at first use); READ (the read); FIELD (none:
 graphql-core's ``execute_field``)."""
@@ -331,31 +332,17 @@ class PlainLeafExecutor(StrawberryGraphQLCoreExecutionContext):
                         values = step[3](source_value)
                     except Exception:  # each leaf on its own: the one that fails goes to graphql-core
                         values = [_attribute(source_value, leaf[2][0]) for leaf in step[4]]
-                    for (response_name, field_details_list, coerce, nullable, unchanged), value in zip(
-                        step[5], values, strict=True
-                    ):
-                        if value is None:
-                            if nullable:
-                                results[response_name] = None
+                    failed = step[6](values, results)
+                    if failed:  # their places are kept in ``results``; graphql-core completes them
+                        for index in failed:
+                            response_name, field_details_list = step[5][index][:2]
+                            field_path = Path(path, response_name, parent_type.name)
+                            result = self.execute_field(
+                                parent_type, source_value, field_details_list, field_path, position_context
+                            )
+                            if result is Undefined:
+                                del results[response_name]
                                 continue
-                        elif type(value) is unchanged and (
-                            unchanged is not int or _INT_MIN <= value <= _INT_MAX
-                        ):
-                            results[response_name] = value
-                            continue
-                        elif value is not Undefined:
-                            try:
-                                value = coerce(value)
-                            except Exception:  # graphql-core's path raises it again, located, with its path
-                                value = None
-                            if value is not None and value is not Undefined:
-                                results[response_name] = value
-                                continue
-                        field_path = Path(path, response_name, parent_type.name)
-                        result = self.execute_field(
-                            parent_type, source_value, field_details_list, field_path, position_context
-                        )
-                        if result is not Undefined:
                             results[response_name] = result
                             if is_awaitable(result):
                                 awaitable_fields.append(response_name)
@@ -580,8 +567,59 @@ def _end_run(run: list[tuple[str, FieldDetailsList, Leaf]], steps: list[Step]) -
     elif run:
         getter = attrgetter(*(leaf[0] for _, _, leaf in run))
         specs = tuple((name, details, leaf[2], leaf[3], leaf[4]) for name, details, leaf in run)
-        steps.append((LEAVES, None, None, getter, tuple(run), specs))
+        shape = tuple((name, leaf[2], leaf[3], leaf[4]) for name, _, leaf in run)
+        steps.append((LEAVES, None, None, getter, tuple(run), specs, _compiled_run(shape)))
     run.clear()
+
+
+_RUNS: dict[tuple[Any, ...], Callable[[Any, dict[str, Any]], tuple[int, ...] | None]] = {}
+"""Compiled runs of leaves by their shape (response names, coercions, nullability, unchanged types): made
+once per process for each shape the documents it answers have; bounded (``_MAX_RUNS``)."""
+_MAX_RUNS = 2048
+
+
+def _compiled_run(shape: tuple[Any, ...]) -> Callable[[Any, dict[str, Any]], tuple[int, ...] | None]:
+    """A function that puts a run's values into ``results`` as the LEAVES step's loop would: each value
+    passed as it is (an unchanged type), coerced, or null (a nullable field). Whatever it does not take
+    — null for a non-null field, a value that does not coerce, ``Undefined`` — keeps its place in
+    ``results`` and its index is returned, for graphql-core's ``execute_field``. One function per shape,
+    the leaves unrolled: no per-leaf loop, unpacking or checks a leaf's type cannot need."""
+    compiled = _RUNS.get(shape)
+    if compiled is not None:
+        return compiled
+    lines = ["def run(values, results):", "    failed = None"]
+    namespace: dict[str, Any] = {"Undefined": Undefined}
+    for index, (response_name, coerce, nullable, unchanged) in enumerate(shape):
+        key = repr(response_name)
+        namespace[f"coerce_{index}"] = coerce
+        lines.append(f"    value = values[{index}]")
+        if unchanged is not None:
+            namespace[f"type_{index}"] = unchanged
+            check = f"type(value) is type_{index}"
+            if unchanged is int:
+                check += f" and {_INT_MIN} <= value <= {_INT_MAX}"
+            lines += [f"    if {check}:", f"        results[{key}] = value", "    el" + "if value is None:"]
+        else:
+            lines.append("    if value is None:")
+        lines += [
+            f"        results[{key}] = None",
+            *(() if nullable else (f"        failed = (failed or ()) + ({index},)",)),
+            "    else:",
+            "        try:",
+            f"            value = coerce_{index}(value) if value is not Undefined else None",
+            "        except Exception:",
+            "            value = None",
+            f"        results[{key}] = value",
+            "        if value is None or value is Undefined:",
+            f"            failed = (failed or ()) + ({index},)",
+        ]
+    lines.append("    return failed")
+    exec(compile("\n".join(lines), f"<leaves {len(shape)}>", "exec"), namespace)
+    compiled = namespace["run"]
+    if len(_RUNS) >= _MAX_RUNS:
+        _RUNS.clear()
+    _RUNS[shape] = compiled
+    return compiled
 
 
 def _attribute(source: Any, name: str) -> Any:

@@ -48,6 +48,10 @@ class Query:
         return [Item(name=None, count=3, colour=Colour.RED, note="n", broken=4)]  # type: ignore[arg-type]
 
     @strawberry.field
+    def huge(self) -> list[Item]:  # 2**40 is no GraphQL Int: graphql-core's error, in the middle of a run
+        return [Item(name="h", count=2**40, colour=Colour.RED, note="n", broken=6)]
+
+    @strawberry.field
     def wrong(self) -> Item | None:
         return Item(name="w", count=5, colour=Colour.RED, note=None, broken="not a number")  # type: ignore[arg-type]
 
@@ -65,6 +69,8 @@ def _run(executor: type[Executor] | None, query: str) -> dict[str, Any]:
         "{ items { later note shout n: name count colour again: name } }",  # slow, fast, slow, aliased fast …
         "{ missing { count name } }",  # a non-null leaf without a value: an error that nulls the list item
         "{ wrong { name broken } }",  # a value that does not coerce: graphql-core's message, its path
+        "{ huge { name count colour note } }",  # an int beyond 32 bits between leaves that pass
+        "{ items { a: note b: colour c: count d: name } }",  # a run of aliases: null, enum, int, string
         "{ items { name ...F } } fragment F on Item { count colour }",
     ],
 )
