@@ -84,14 +84,22 @@ def _storable(value: Any) -> bool:
     return True
 
 
-def _page_statement(query: Select[Any], keys: tuple[Any, ...], descending: bool, after: bool) -> Select[Any]:
+def _page_statement(
+    query: Select[Any],
+    keys: tuple[Any, ...],
+    descending: bool,
+    after: bool,
+    logged: Callable[[Select[Any], tuple[Any, ...], bool], Select[Any]] | None,
+) -> Select[Any]:
     """``query`` in the order of ``keys``, limited, after a cursor: with the limit and the cursor's values as
-    parameters (``page_limit``, ``after_0`` …), so that one statement serves every page."""
+    parameters (``page_limit``, ``after_0`` …), so that one statement serves every page; ``logged`` makes
+    it a statement that logs the rows it shows (``page_size`` of them) too."""
     if after:
         cursor = tuple_(*(bindparam(f"after_{i}", type_=key.type) for i, key in enumerate(keys)))
         query = query.where(tuple_(*keys) < cursor if descending else tuple_(*keys) > cursor)
     order = [key.desc() if descending else key.asc() for key in keys]
-    return query.order_by(*order).limit(bindparam("page_limit", type_=Integer))
+    page = query.order_by(*order).limit(bindparam("page_limit", type_=Integer))
+    return page if logged is None else logged(page, keys, descending)
 
 
 _STATEMENTS: dict[tuple[Any, ...], Select[Any]] = {}
@@ -114,6 +122,7 @@ async def keyset_page(
     reusable: bool = False,
     row_type: Callable[[Sequence[Any]], Any] | None = None,
     every_cursor: bool = True,
+    logged: Callable[[Select[Any], tuple[Any, ...], bool], Select[Any]] | None = None,
 ) -> tuple[list[Any], bool, list[str]]:
     """A page by keyset (no OFFSET): rows after the cursor in the order of ``keys``; one query.
 
@@ -122,10 +131,11 @@ async def keyset_page(
     Returns rows (each row's first column, or with ``scalars=False`` the rows themselves, their columns by
     name: as ``row_type`` made of the row's values, when given), has-next, cursors. Without
     ``every_cursor`` (no edge's cursor is asked for) only the first and last row get theirs, for the page
-    info; the others are empty."""
+    info; the others are empty. ``logged`` (the page statement, the keys, descending) makes the statement
+    one that also logs the rows shown (``page_size``: the look-ahead row is not shown)."""
     check_page_size(first, None, settings.max_page_size)
     size = settings.default_page_size if first is None else first
-    values = dict(parameters or {}, page_limit=size + 1)
+    values = dict(parameters or {}, page_limit=size + 1, page_size=size)
     if after:
         cursor = decode_cursor(after)
         if len(cursor) != len(keys):
@@ -137,7 +147,7 @@ async def keyset_page(
         if not all(_storable(value) for value in typed):
             raise LegetimeError("Ugyldig cursor.", field="after")
         values.update((f"after_{i}", value) for i, value in enumerate(typed))
-    shape = (query, keys, descending, bool(after))
+    shape = (query, keys, descending, bool(after), logged)
     statement = _STATEMENTS.get(shape) if reusable else None
     if statement is None:
         statement = _page_statement(*shape)

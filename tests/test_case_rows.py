@@ -13,6 +13,7 @@ from legetime.core.demo import DEMO_PEOPLE
 from legetime.core.platform.db import models
 from legetime.core.platform.db.base import utcnow
 from legetime.core.platform.db.engine import Database
+from legetime.core.platform.db.models import AuditEvent
 from legetime.core.platform.runtime import Platform
 from tests.api import Api
 from tests.test_query_counts import add_cases
@@ -99,3 +100,58 @@ def test_rows_answer_as_the_orm_path(served: tuple[Api, Platform]) -> None:
     rows = api.gql(QUEUE % (PAGE % NODE), clinician)["caseQueue"]
     assert rows == without_orm_only(api.gql(QUEUE % (PAGE % (NODE + ORM_ONLY)), clinician)["caseQueue"])
     assert len(rows["edges"]) == 6
+
+
+def listed(platform: Platform) -> list[tuple[Any, ...]]:
+    """The access log's "list" entries so far, oldest first, as (actor, role, person, case, reason)."""
+
+    async def read() -> list[tuple[Any, ...]]:
+        database = Database(platform.settings.resolved_database_url)
+        try:
+            async with database.transaction() as session:
+                rows = await session.execute(
+                    select(
+                        AuditEvent.actor_id,
+                        AuditEvent.actor_role,
+                        AuditEvent.person_id,
+                        AuditEvent.object_id,
+                        AuditEvent.reason,
+                    )
+                    .where(AuditEvent.action == "list", AuditEvent.object_type == "case")
+                    .order_by(AuditEvent.id)
+                )
+                return [tuple(row) for row in rows]
+        finally:
+            await database.dispose()
+
+    return asyncio.run(read())
+
+
+def test_a_page_logs_the_cases_it_shows_as_the_orm_path_does(served: tuple[Api, Platform]) -> None:
+    """On PostgreSQL the rows' statement writes its own entries (``audit.logging_select``); on SQLite,
+    and on the ORM path, the request's buffer does. The same entries: one per case shown, not for the row
+    read ahead to know there is a next page, by the reader as herself, no reason."""
+    api, platform = served
+    add_cases(platform, 6)
+    mother = api.login(MOTHER)
+    first = api.gql(MY_CASES % (PAGE % "id"), mother, after=None)["myCases"]
+    by_rows = listed(platform)
+    api.gql(MY_CASES % (PAGE % ("id" + ORM_ONLY)), mother, after=None)
+    by_orm = listed(platform)[len(by_rows) :]
+    assert len(first["edges"]) == 4 and first["pageInfo"]["hasNextPage"]
+    assert sorted(by_rows, key=str) == sorted(by_orm, key=str) and len(by_rows) == 4
+    shown = {str(relay_id(edge["node"]["id"])) for edge in first["edges"]}
+    assert {entry[3] for entry in by_rows} == shown
+    assert {(entry[1], entry[4]) for entry in by_rows} == {("patient", None)}
+
+    clinician = api.login(CLINICIAN)
+    before = len(listed(platform))
+    api.gql(QUEUE % (PAGE % "id"), clinician)
+    queue = listed(platform)[before:]
+    assert len(queue) == 6 and {(entry[1], entry[4]) for entry in queue} == {("clinician", "treatment")}
+
+
+def relay_id(global_id: str) -> str:
+    from strawberry import relay
+
+    return str(relay.GlobalID.from_id(global_id).node_id)

@@ -134,11 +134,21 @@ async def read_case(ctx: Ctx, case_id: uuid.UUID) -> Case:
 async def log_reads(ctx: Ctx, cases: list[Case], action: str = "list") -> None:
     """Log reads of several cases at once (a page of a list): one batched insert."""
     actor = ctx.actor
-    reader, role, reason = actor.person_id, actor.role, "treatment" if actor.is_clinician else None
+    reader, role, reason = actor.person_id, actor.role, _reason(ctx)
     await audit.record_many(
         ctx.session,
         [audit.Entry(reader, role, case.subject_id, "case", str(case.id), action, reason) for case in cases],
     )
+
+
+def list_log_parameters(ctx: Ctx) -> dict[str, Any]:
+    """The parameters of a page statement that logs the cases it lists itself (``audit.logging_select``),
+    with the same actor, role and reason as ``log_reads``."""
+    return audit.logging_parameters(ctx.actor.person_id, ctx.actor.role, _reason(ctx))
+
+
+def _reason(ctx: Ctx) -> str | None:
+    return "treatment" if ctx.actor.is_clinician else None
 
 
 # --- the patient -----------------------------------------------------------------------------------

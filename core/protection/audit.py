@@ -54,7 +54,7 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import bindparam, func, insert, select, text, update
+from sqlalchemy import Integer, Select, bindparam, cast, func, insert, literal, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from legetime.core.platform.db.base import utcnow
@@ -182,6 +182,55 @@ async def write_rows(session: AsyncSession, rows: Sequence[Sequence[Any]]) -> No
     else:
         table: Any = AuditEvent.__table__
         await session.execute(insert(table), [dict(zip(_COLUMNS, row, strict=True)) for row in rows])
+
+
+def logging_select(
+    rows: Select[Any],
+    *,
+    person: str,
+    object_id: str,
+    object_type: str,
+    action: str,
+    order: Sequence[tuple[str, bool]],
+    shown: str,
+) -> Select[Any]:
+    """``rows`` (ordered and limited, a page) as one PostgreSQL statement that also appends an entry for
+    each of its first rows, as many as the parameter ``shown`` names, in ``order`` (column name,
+    descending: a page reads one row more than it shows, to know whether there is a next): a data-modifying
+    CTE, so the read and its entries are one statement, atomic in any transaction and without a round
+    trip of their own. The entry's person is the row's ``person`` column, its object the row's
+    ``object_id`` as text; the time, actor, role and reason are the parameters of ``logging_parameters``.
+    The rows come back in ``order``. (SQLite has no data-modifying CTE: there reads buffer their entries.)"""
+    page = rows.cte("read_rows")
+    table: Any = AuditEvent.__table__
+    by = [page.c[name].desc() if descending else page.c[name].asc() for name, descending in order]
+    first_rows = (
+        select(
+            bindparam("audit_occurred_at", type_=table.c.occurred_at.type),
+            bindparam("audit_actor_id", type_=table.c.actor_id.type),
+            bindparam("audit_actor_role", type_=table.c.actor_role.type),
+            page.c[person],
+            literal(object_type, table.c.object_type.type),
+            cast(page.c[object_id], table.c.object_id.type),
+            literal(action, table.c.action.type),
+            bindparam("audit_reason", type_=table.c.reason.type),
+        )
+        .select_from(page)
+        .order_by(*by)
+        .limit(bindparam(shown, type_=Integer))
+    )
+    entries = insert(table).from_select(list(_COLUMNS), first_rows).cte("read_entries")
+    return select(page).add_cte(entries).order_by(*by)
+
+
+def logging_parameters(actor_id: uuid.UUID | None, actor_role: str, reason: str | None) -> dict[str, Any]:
+    """The parameters of a ``logging_select``: who reads, and why (all its entries get the same time)."""
+    return {
+        "audit_occurred_at": utcnow(),
+        "audit_actor_id": actor_id,
+        "audit_actor_role": actor_role,
+        "audit_reason": reason,
+    }
 
 
 def buffer_entries(session: AsyncSession) -> None:
