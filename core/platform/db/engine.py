@@ -145,6 +145,21 @@ class SharedSession(AsyncSession):
             await super().close()
 
 
+_READ_STATEMENTS = ("SELECT", "WITH", "INSERT INTO audit_event ")
+"""What a read session may run: reads, and the access log's entries (a page that logs itself is a WITH)."""
+
+
+class ReadSessionWrote(RuntimeError):
+    """A statement that is not a read ran in a read session (autocommit on PostgreSQL: it would stay)."""
+
+
+def _reads_only(
+    conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
+) -> None:
+    if not statement.lstrip().startswith(_READ_STATEMENTS):
+        raise ReadSessionWrote(f"a read session may only read: {statement.split(None, 3)[:3]}")
+
+
 def _private_file(path: Path) -> None:
     """The embedded database holds health data: its file is created readable by its owner only (SQLite
     gives the -wal and -shm files it makes next to it the same permissions)."""
@@ -178,6 +193,14 @@ class Database:
         if pooled and not self.is_sqlite:
             event.listen(self.engine.sync_engine, "checkout", _drop_closed)
         self.read_engine = self.engine
+        if not self.is_sqlite:
+            # A request's reads on PostgreSQL: each statement on its own (autocommit), no BEGIN and COMMIT
+            # round trips. Under READ COMMITTED a transaction around them saw no more than each statement
+            # does; a statement that reads and logs (``audit.logging_select``) is atomic by itself, and
+            # the buffered entries of the other reads are written with one INSERT before the answer is
+            # sent, as before. Read sessions only read: ``_reads_only`` refuses anything else.
+            self.read_engine = self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            event.listen(self.read_engine.sync_engine, "before_cursor_execute", _reads_only)
         if self.is_sqlite:
             # Reads get an engine of their own, whose transactions begin without the write lock.
             self.read_engine = create_async_engine(url, **kwargs)
