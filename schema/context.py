@@ -3,10 +3,11 @@ the request's read session.
 
 Reads of one request share one session, opened with the request (the bearer token is looked up in it).
 Its resolvers run concurrently (sibling fields, DataLoader batches), so it is a ``SharedSession``. The
-access-log entries of its reads are collected and written with one INSERT when the request commits,
-before the answer is sent (``LegetimeGraphQL.run``): on PostgreSQL in the reads' own transaction; on
-SQLite in a short write transaction right after them, so that reading never takes the write lock. Either
-way no answer is sent whose reads were not logged.
+access-log entries of its reads are collected and written with one INSERT when the request ends, before
+the answer is sent (``LegetimeGraphQL.run``): on PostgreSQL in the read session, whose statements each
+commit on their own (``Database.read_engine``; a page of cases logs itself in its own statement); on
+SQLite in a short write transaction right after the reads, so that reading never takes the write lock.
+Either way no answer is sent whose reads were not logged.
 Each mutation runs in a transaction of its own (``legetime.schema.mutation.mutate``), so a refused mutation
 leaves nothing half-stored.
 """

@@ -162,7 +162,7 @@ async def test_a_job_a_batch_put_back_is_relayed_again_when_due(jobs: Any) -> No
     assert await runner.relay() == 1  # due again: the relay hands it out
     await _until(lambda: len(recorder.runs) >= len(ids))
     assert sorted(recorder.runs) == list(range(len(ids)))
-    assert (await _rows(platform))[failed.payload["n"]].status is OutboxStatus.DONE
+    assert (await _settled(platform))[failed.payload["n"]].status is OutboxStatus.DONE  # once committed
 
 
 async def test_a_transactions_jobs_go_in_together_not_a_statement_each(

@@ -13,8 +13,9 @@ threat model):
 * **Appending** is a plain INSERT in the caller's transaction, with no lock: a rolled-back change leaves
   no entry, a committed one always has its entry, and readers in any number of processes never wait for
   each other. The row is written unchained (``seq``, ``prev_hash`` and ``hash`` empty). A GraphQL
-  request's reads collect their entries and write them with one INSERT when the request commits, before
-  the answer is sent (``buffer_entries``, ``write_buffered``).
+  request's reads collect their entries and write them with one INSERT when the request ends, before
+  the answer is sent (``buffer_entries``, ``take_buffered``, ``write_rows``); on PostgreSQL a page may
+  write its own in the statement that reads it (``logging_select``).
 * **Chaining** is the sequencer's (``chain_pending``, run every second by the job runner and first thing
   by ``legetime audit verify``): it takes the committed unchained rows in id order and gives each its
   place (``seq`` 1, 2, 3 … without gaps), its predecessor's hash and its own. One sequencer at a time:
