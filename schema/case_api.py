@@ -3,6 +3,7 @@ answers, journal notes. The rules live in core; this file maps GraphQL to them."
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import datetime
 from typing import Any, cast
@@ -128,7 +129,8 @@ def _parse_time(value: str) -> datetime:
 _MY_CASES = select(models.Case).where(AS_PATIENT)
 """A patient's cases, with the reader as a parameter: made once (see ``keyset_page``'s ``reusable``)."""
 _NEWEST_FIRST = (models.Case.__table__.c.created_at, models.Case.__table__.c.id)
-_ROWS_OF_MY_CASES = as_rows(_MY_CASES)
+_rows_of_reusable = functools.cache(as_rows)
+"""``as_rows`` of a query made once, made once too."""
 
 
 @strawberry.type
@@ -203,7 +205,7 @@ async def _page(
     reusable = parameters is not None
     statement = query
     if plain:
-        statement = _ROWS_OF_MY_CASES if query is _MY_CASES else as_rows(query)
+        statement = _rows_of_reusable(query) if reusable else as_rows(query)
     # On PostgreSQL the rows' statement logs them itself: no INSERT of its own, no round trip.
     logged = logged_page if plain and not ctx.platform.db.is_sqlite else None
     if logged is not None:

@@ -223,9 +223,9 @@ def _node_id_attribute(cls: type) -> str | None:
 LEAF, NODE_LEAF, TYPENAME, SUBOBJECT, SUBLIST, READ, FIELD, LEAVES = range(8)
 Step = tuple[Any, ...]
 """(kind, response name, field details list, …): LEAF (python name, reader, coercion, nullable, unchanged);
-LEAVES (response name and field details list None: an ``attrgetter`` of the run's python names, the run,
-per leaf its response name, field details list, coercion, nullable and unchanged type, and the run's
-compiled function, ``_compiled_run``);
+LEAVES (response name and field details list None: an ``attrgetter`` of the run's python names, those
+names, each leaf's response name and field details list, and the run's compiled function,
+``_compiled_run``);
 NODE_LEAF (coercion); TYPENAME (the type's name); SUBOBJECT and SUBLIST (the read, its object type, the
 return type, a one-item list for the sub-selection's plan, filled at first use); READ (the read); FIELD (none:
 graphql-core's ``execute_field``)."""
@@ -331,11 +331,11 @@ class PlainLeafExecutor(StrawberryGraphQLCoreExecutionContext):
                     try:
                         values = step[3](source_value)
                     except Exception:  # each leaf on its own: the one that fails goes to graphql-core
-                        values = [_attribute(source_value, leaf[2][0]) for leaf in step[4]]
+                        values = [_attribute(source_value, name) for name in step[4]]
                     failed = step[6](values, results)
                     if failed:  # their places are kept in ``results``; graphql-core completes them
                         for index in failed:
-                            response_name, field_details_list = step[5][index][:2]
+                            response_name, field_details_list = step[5][index]
                             field_path = Path(path, response_name, parent_type.name)
                             result = self.execute_field(
                                 parent_type, source_value, field_details_list, field_path, position_context
@@ -565,10 +565,10 @@ def _end_run(run: list[tuple[str, FieldDetailsList, Leaf]], steps: list[Step]) -
         response_name, field_details_list, leaf = run[0]
         steps.append((LEAF, response_name, field_details_list, *leaf))
     elif run:
-        getter = attrgetter(*(leaf[0] for _, _, leaf in run))
-        specs = tuple((name, details, leaf[2], leaf[3], leaf[4]) for name, details, leaf in run)
+        names = tuple(leaf[0] for _, _, leaf in run)
+        fields = tuple((name, details) for name, details, _ in run)
         shape = tuple((name, leaf[2], leaf[3], leaf[4]) for name, _, leaf in run)
-        steps.append((LEAVES, None, None, getter, tuple(run), specs, _compiled_run(shape)))
+        steps.append((LEAVES, None, None, attrgetter(*names), names, fields, _compiled_run(shape)))
     run.clear()
 
 

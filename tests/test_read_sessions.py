@@ -29,6 +29,9 @@ def test_a_read_session_reads_logs_and_refuses_to_write(database_url: str) -> No
                     await session.execute(text("DELETE FROM outbox_job"))
                 with pytest.raises(ReadSessionWrote):
                     await session.execute(text("UPDATE audit_event SET reason = 'x'"))
+                with pytest.raises(ReadSessionWrote):  # a WITH may write the access log only
+                    gone = "WITH gone AS (DELETE FROM outbox_job RETURNING id) SELECT count(*) FROM gone"
+                    await session.execute(text(gone))
             async with db.transaction() as session:  # the entry stayed: each statement commits itself
                 logged = await session.scalar(select(func.count()).where(AuditEvent.object_id == "c-1"))
                 assert logged == 1

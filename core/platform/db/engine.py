@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import weakref
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -147,6 +148,8 @@ class SharedSession(AsyncSession):
 
 _READ_STATEMENTS = ("SELECT", "WITH", "INSERT INTO audit_event ")
 """What a read session may run: reads, and the access log's entries (a page that logs itself is a WITH)."""
+_WRITES = re.compile(r"\b(?:INSERT\s+INTO|DELETE\s+FROM|UPDATE)\s+(\w+)", re.IGNORECASE)
+"""The tables a statement writes to: a WITH may write only the access log (``audit.logging_select``)."""
 
 
 class ReadSessionWrote(RuntimeError):
@@ -156,8 +159,11 @@ class ReadSessionWrote(RuntimeError):
 def _reads_only(
     conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool
 ) -> None:
-    if not statement.lstrip().startswith(_READ_STATEMENTS):
-        raise ReadSessionWrote(f"a read session may only read: {statement.split(None, 3)[:3]}")
+    head = statement.lstrip()
+    if not head.startswith(_READ_STATEMENTS) or (
+        head.startswith("WITH") and any(table != "audit_event" for table in _WRITES.findall(head))
+    ):
+        raise ReadSessionWrote(f"a read session may only read: {head.split(None, 3)[:3]}")
 
 
 def _private_file(path: Path) -> None:
