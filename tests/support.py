@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -17,8 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from legetime.core.hookspecs import hookimpl
 from legetime.core.platform.db.plugin_tables import PluginDatabase
 from legetime.core.platform.hooks import Hooks
+from legetime.core.platform.jobs.runner import JobRunner
 from legetime.core.platform.plugins import create_plugin_manager
 from legetime.core.platform.providers import Capability, ProviderSpec
+from legetime.core.platform.runtime import Platform
 from legetime.testing import build_provider
 from tests.fakes.server import ProviderFake, serve_fake
 
@@ -161,3 +164,34 @@ async def until_a_session_waits_for_a_lock(url: str) -> None:
                     break
             await asyncio.sleep(0.02)
     await probe.dispose()
+
+
+@contextmanager
+def worker_process(platform: Platform, *, threads: int = 2) -> Iterator[JobRunner]:
+    """What ``legetime worker`` runs beside an API process with Redis, as threads of the test process (so
+    that the providers' settings in its environment reach them): dramatiq workers, and the outbox relay
+    polling as the safety net (a job the API's own relay passed over is handed out at the next poll).
+    The periodic jobs are left out: a test runs what it needs of them itself."""
+    runner = JobRunner(platform)
+    runner.start_workers(threads=threads)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="worker-relay", daemon=True)
+    thread.start()
+    database = platform.open_database()  # its connections belong to this loop
+
+    async def start() -> None:
+        runner.start_relay(poll=True, db=database)
+
+    async def stop() -> None:
+        await runner.stop_relay()
+        await database.dispose()
+
+    asyncio.run_coroutine_threadsafe(start(), loop).result()
+    try:
+        yield runner
+    finally:
+        asyncio.run_coroutine_threadsafe(stop(), loop).result()
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join()
+        loop.close()
+        runner.stop()

@@ -23,7 +23,6 @@ from starlette.testclient import TestClient
 
 from legetime.core.demo import DEMO_PEOPLE
 from legetime.core.platform.config import Settings
-from legetime.core.platform.jobs.runner import JobRunner
 from legetime.core.platform.providers import Capability
 from legetime.core.platform.runtime import Platform
 from legetime.schema.app import create_app
@@ -39,7 +38,7 @@ from tests.fakes.swedbank_pay import SwedbankPayFake
 from tests.fakes.twilio import TwilioFake
 from tests.fakes.vipps import VippsFake
 from tests.migrated import upgrade
-from tests.support import offered_specs
+from tests.support import offered_specs, worker_process
 from tests.test_consultation_flow import jpeg_with_gps
 
 MOTHER, CLINICIAN = DEMO_PEOPLE[2].national_id, DEMO_PEOPLE[0].national_id
@@ -296,8 +295,8 @@ def sms_fakes(names: list[str], monkeypatch: pytest.MonkeyPatch) -> Iterator[dic
 
 class Stack:
     """The platform a consultation runs on: the embedded default (SQLite, jobs in the API process), or
-    PostgreSQL with Redis and dramatiq workers apart from the API (here: threads of the test process, so
-    that the providers' settings in its environment reach them)."""
+    PostgreSQL with Redis and what ``legetime worker`` runs apart from the API: dramatiq workers and the
+    outbox poll (``tests.support.worker_process``)."""
 
     def __init__(self, request: pytest.FixtureRequest, tmp_path: Path) -> None:
         self.request, self.tmp_path = request, tmp_path
@@ -321,13 +320,8 @@ class Stack:
             with TestClient(create_app(platform)) as client:
                 yield client
             return
-        runner = JobRunner(platform)
-        runner.start_workers(threads=2)
-        try:
-            with TestClient(create_app(platform, run_jobs_in_process=False)) as client:
-                yield client
-        finally:
-            runner.stop()
+        with worker_process(platform), TestClient(create_app(platform, run_jobs_in_process=False)) as client:
+            yield client
         # With PostgreSQL configured every provider keeps its state in it: no state file of its own.
         assert state_files(base.data_dir) == []
 
@@ -469,16 +463,24 @@ def test_the_consultation_with_the_openai_drafter(stack: Stack, monkeypatch: pyt
             me = api.gql("{ me { givenName familyName } }", mother)["me"]
             fake.forbidden_names = [me["givenName"], me["familyName"]]
             notes = (
-                "query($id: ID!) { case(id: $id) { journalNotes { id status drafter model promptVersion } } }"
+                "query($id: ID!) { case(id: $id) { journalDraft { status error { code message } } "
+                "journalNotes { id status drafter model promptVersion } } }"
             )
 
             def drafted(case_id: str) -> None:
                 api.ok(
                     "draftJournalNote", {"caseId": case_id, "idempotencyKey": "d1"}, "case { id }", clinician
                 )
-                [note] = api.wait_for(
-                    lambda: api.gql(notes, clinician, id=case_id)["case"]["journalNotes"], "the draft"
+                case = api.wait_for(
+                    lambda: (
+                        (c := api.gql(notes, clinician, id=case_id)["case"])["journalDraft"]["status"]
+                        != "PENDING"
+                        and c
+                    ),
+                    "the draft",
                 )
+                assert case["journalDraft"] == {"status": "DONE", "error": None}, (case, fake.violations)
+                [note] = case["journalNotes"]
                 assert (note["drafter"], note["model"]) == ("openai", fake.answered_by)
                 approved = api.ok("approveJournalNote", {"noteId": note["id"]}, "note { status }", clinician)
                 assert approved["note"]["status"] == "APPROVED"

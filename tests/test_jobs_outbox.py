@@ -5,6 +5,7 @@ PostgreSQL, through real dramatiq workers."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import uuid
 from collections.abc import AsyncIterator
@@ -213,7 +214,7 @@ async def test_stopping_the_scheduler_lets_a_periodic_run_finish(tmp_path: Any) 
     runner = JobRunner(platform)
     started, finished = asyncio.Event(), asyncio.Event()
 
-    async def slow_relay() -> int:
+    async def slow_relay(db: Any = None) -> int:
         started.set()
         await asyncio.sleep(0.3)
         finished.set()
@@ -239,7 +240,7 @@ async def test_a_periodic_run_too_long_for_shutdown_is_cancelled_and_waited_for(
     runner = JobRunner(platform)
     started, cleaned_up = asyncio.Event(), asyncio.Event()
 
-    async def endless_relay() -> int:
+    async def endless_relay(db: Any = None) -> int:
         started.set()
         try:
             await asyncio.sleep(60)
@@ -267,6 +268,27 @@ async def test_a_commit_is_relayed_at_once_not_at_the_next_poll(jobs: Any) -> No
             committed = await enqueue(session, "test.record", {"n": 7})
         job = await _wait_finished(platform, committed.id, within=5)
         assert job.status is OutboxStatus.DONE and recorder.runs == [7]
+    finally:
+        await runner.stop_relay()
+
+
+async def test_a_savepoint_rolled_back_after_an_enqueue_still_wakes_the_relay(jobs: Any) -> None:
+    """A transaction that enqueued a job and then rolled back a savepoint (an idempotent creation that lost
+    a race, a job of a batch that failed) still wakes the relay when it commits: its job is not left for
+    a poll that an API process with a broker never runs."""
+    platform, runner, recorder = jobs
+    platform.settings.outbox_poll_seconds = 30.0
+    runner.start_relay(poll=True)
+    try:
+        await asyncio.sleep(0.1)  # the relay's first look (nothing due) is over; the next poll is far off
+        async with platform.db.transaction() as session:
+            committed = await enqueue(session, "test.record", {"n": 8})
+            with contextlib.suppress(Rollback):
+                async with session.begin_nested():
+                    await enqueue(session, "test.record", {"n": 9})
+                    raise Rollback
+        job = await _wait_finished(platform, committed.id, within=5)
+        assert job.status is OutboxStatus.DONE and recorder.runs == [8]
     finally:
         await runner.stop_relay()
 

@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 from sqlalchemy import event, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, SessionTransaction
 
 from legetime.core.platform import tracing
 from legetime.core.platform.db.base import new_id, utcnow
@@ -49,9 +49,12 @@ def _announce_jobs(session: Session) -> None:
                 log.warning("jobs.wake_up_failed", exc_info=True)
 
 
-@event.listens_for(Session, "after_rollback")
-def _forget_jobs(session: Session) -> None:
-    session.info.pop(_ENQUEUED, None)
+@event.listens_for(Session, "after_transaction_end")
+def _forget_jobs(session: Session, transaction: SessionTransaction) -> None:
+    # Only when the whole transaction ends (its commit has announced by then): a savepoint rolled back
+    # after a job was enqueued (``after_rollback`` fires for savepoints too) must not silence the commit.
+    if transaction.parent is None:
+        session.info.pop(_ENQUEUED, None)
 
 
 async def enqueue(

@@ -112,10 +112,12 @@ class JobRunner:
             if sent < RELAY_BATCH:
                 return relayed
 
-    def start_relay(self, *, poll: bool) -> None:
+    def start_relay(self, *, poll: bool, db: Database | None = None) -> None:
         """Relay in the running event loop: right after each commit of this process that enqueued jobs,
-        and (``poll``) every ``outbox_poll_seconds`` as the safety net for the rest. One relay at a time
-        per process; several processes relay side by side (``SKIP LOCKED``)."""
+        and (``poll``) every ``outbox_poll_seconds`` as the safety net for the rest (a job the woken relay
+        did not see: ``SKIP LOCKED`` passes over a row another transaction holds, if only for a moment).
+        One relay at a time per runner; several processes relay side by side. ``db``: the handle to relay
+        through (one opened in this event loop), by default the platform's."""
         loop = asyncio.get_running_loop()
         self._relay_wake = wake = asyncio.Event()
         self._relay_stopping = False
@@ -125,9 +127,9 @@ class JobRunner:
 
         self._stop_listening = on_jobs_committed(wake_up)
         every = self.platform.settings.outbox_poll_seconds if poll else None
-        self._relay_task = loop.create_task(self._relay_loop(wake, every), name="outbox-relay")
+        self._relay_task = loop.create_task(self._relay_loop(wake, every, db), name="outbox-relay")
 
-    async def _relay_loop(self, wake: asyncio.Event, every: float | None) -> None:
+    async def _relay_loop(self, wake: asyncio.Event, every: float | None, db: Database | None) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), every)
@@ -135,7 +137,7 @@ class JobRunner:
             if self._relay_stopping:
                 return
             try:
-                await self.relay()
+                await self.relay(db)
             except Exception as exc:  # the database or the broker is away: the poll tries again
                 log.warning("jobs.relay_failed", error=type(exc).__name__)
                 with contextlib.suppress(TimeoutError):
