@@ -118,6 +118,7 @@ def create_app(platform: Platform, *, run_jobs_in_process: bool | None = None) -
         finally:
             stop_following()
             await graphql.sockets.stop()
+            await graphql.persisted_queries.close()  # its Redis connections
             await runner.stop_scheduler()  # and the relay
             runner.stop()
             await platform.close()

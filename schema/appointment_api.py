@@ -190,7 +190,10 @@ class BookAppointmentInput:
         default=None, description="A free time (`freeSlots`); none makes a request the clinic follows up."
     )
     message: str | None = strawberry.field(default=None, description="A short message to the doctor.")
-    phone: str | None = strawberry.field(default=None, description="Her mobile number for the reminders.")
+    phone: str | None = strawberry.field(
+        default=None,
+        description="Her mobile number for the reminders (without a country code: of her own country).",
+    )
     child_national_id: str | None = strawberry.field(default=None, description="Book for her child.")
     child_given_name: str | None = None
     guardian_declared: bool = False

@@ -327,6 +327,11 @@ class GrantConsentInput:
     purpose: ConsentPurpose  # type: ignore[valid-type]
     text_version: str
     case_id: strawberry.ID | None = strawberry.field(default=None, description="For a case (a child's).")
+    idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="Retrying with the same key and input returns the consent recorded first and records "
+        f"nothing twice; the same key with other input is IDEMPOTENCY_CONFLICT. {RETRY_KEY}",
+    )
 
 
 @strawberry.input
@@ -474,7 +479,12 @@ class PatientMutation:
         async def work(ctx: Ctx) -> models.Consent:
             case_id = global_uuid(input.case_id) if input.case_id else None
             return await consents.record(
-                ctx, purpose=input.purpose, granted=True, text_version=input.text_version, case_id=case_id
+                ctx,
+                purpose=input.purpose,
+                granted=True,
+                text_version=input.text_version,
+                case_id=case_id,
+                idempotency_key=input.idempotency_key,
             )
 
         return _consent_payload(*await mutate(info, work))

@@ -12,7 +12,8 @@ answer says when it does not.
 - The request's read session commits before the answer is sent (its access-log entries with it).
 - Automatic persisted queries (``extensions.persistedQuery``, ``legetime.schema.persisted_queries``): an
   unknown hash is ``PERSISTED_QUERY_NOT_FOUND`` (200, as clients expect, to send the document); a document
-  whose SHA-256 is not the hash sent with it is a 400 ``BAD_REQUEST``.
+  whose SHA-256 is not the hash sent with it is a 400 ``BAD_REQUEST``; a document over its client's
+  registration limit runs all the same, and is not kept.
 """
 
 from __future__ import annotations
@@ -35,13 +36,20 @@ from strawberry.types import ExecutionResult
 from legetime.core.identity.auth import authenticate
 from legetime.core.platform.db.engine import is_unavailable
 from legetime.core.platform.errors import ErrorCode
+from legetime.core.platform.rate_limits import PERSISTED_QUERY_REGISTER
 from legetime.core.platform.runtime import Platform
 from legetime.schema.build import build_schema
 from legetime.schema.context import Context
 from legetime.schema.errors import CLIENT_ERRORS, UNAVAILABLE_MESSAGE
 from legetime.schema.json_encoding import encode as encode_json_answer
 from legetime.schema.live_sockets import LiveSocketHandler, LiveSockets
-from legetime.schema.persisted_queries import PersistedQueries, not_found, requested_hash, sha256
+from legetime.schema.persisted_queries import (
+    PersistedQueries,
+    not_found,
+    registration_cost,
+    requested_hash,
+    sha256,
+)
 from legetime.schema.playground import page_response
 
 CONNECTION_INIT_WAIT = timedelta(seconds=10)
@@ -223,9 +231,28 @@ class LegetimeGraphQL(GraphQL[Context, None]):
             request, request_adapter, sub_response, context, root_value, request_data
         )
         query = request_data.query
-        if register and digest is not None and query is not None and self.documents.is_valid(query):
-            await self.persisted_queries.put(digest, query)  # kept once it parsed and passed validation
+        if register and digest is not None and query is not None:
+            await self._register(digest, query, context)
         return result
+
+    async def _register(self, digest: str, query: str, context: Context) -> None:
+        """Keep a document under its hash once it parsed and passed validation, and when its client is
+        within its registration limit (over it, the answer it already has stands; it is not kept)."""
+        persisted = self.persisted_queries
+        if not persisted.would_keep(digest, query) or not self.documents.is_valid(query):
+            return
+        cost = registration_cost(query)
+        if not await self.platform.rate_limits.allows(PERSISTED_QUERY_REGISTER, context.client, cost):
+            limit = self.platform.settings.persisted_query_rate_limit
+            log.info(
+                "persisted_query.rate_limited",
+                rule=PERSISTED_QUERY_REGISTER,
+                limit=limit,
+                cost=cost,
+                hash=digest,
+            )
+            return
+        await persisted.put(digest, query)
 
     async def get_sub_response(self, request: Any) -> Any:
         sub_response: Any = await super().get_sub_response(request)

@@ -13,7 +13,7 @@ from legetime.core.consultation.access import require_person
 from legetime.core.consultation.consents import CONSENT_TEXTS
 from legetime.core.identity import auth, persons
 from legetime.core.identity.ctx import Ctx
-from legetime.core.identity.phone import normalize_phone
+from legetime.core.identity.phone import normalize_phone, phone_region
 from legetime.core.platform.db.models import ConsentPurpose as CorePurpose
 from legetime.core.platform.db.models import Person
 from legetime.core.platform.providers import Capability
@@ -149,7 +149,16 @@ class LogoutPayload:
 
 @strawberry.input
 class UpdateMyPhoneInput:
-    phone: str
+    phone: str = strawberry.field(
+        description="Her mobile number. Written without a country code (070-123 45 67) it is read as a "
+        "number of her own country (the issuer of her national ID), or of `country`; with + or 00 "
+        "(+46 70 123 45 67) as written."
+    )
+    country: str | None = strawberry.field(
+        default=None,
+        description="The country (ISO 3166-1 alpha-2, e.g. DK) of a number written without a country "
+        "code, when it is not her own; null or empty: her own.",
+    )
 
 
 @strawberry.type
@@ -235,7 +244,8 @@ class LoginMutation:
             person_id = require_person(ctx.actor)
             person = await ctx.session.get(Person, person_id)
             assert person is not None
-            person.phone = normalize_phone(input.phone)
+            region = phone_region(input.country, otherwise=person.country)
+            person.phone = normalize_phone(input.phone, default_region=region)
             await audit.log(
                 ctx,
                 person_id=person_id,

@@ -11,15 +11,22 @@ never something a client names.
 Kept in this process (the most recent ones, bounded), and, when ``LEGETIME_REDIS_URL`` is set, in Redis for
 a day, so that every API process knows a hash one of them was given. Redis is asked only when this
 process does not know the hash; when Redis cannot be reached the hash counts as unknown (the client
-sends the document) and a warning is logged.
+sends the document) and a warning is logged. One Redis client (a pool) per process, made on first use.
+
+Anyone may have documents kept, so how many one client (address) registers is limited
+(``LEGETIME_PERSISTED_QUERY_RATE_LIMIT``, counted like the login limits: in Redis when it is set): a
+document costs one per started ``COST_CHARACTERS`` (``registration_cost``). Only a registration counts, a
+hash this process already knows costs nothing. Over the limit the document still runs and answers as
+sent; it is just not kept (the client sends it in full again next time).
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 from collections import OrderedDict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from cross_web import HTTPException
@@ -27,6 +34,9 @@ from graphql import GraphQLError
 
 from legetime.core.platform.errors import ErrorCode
 from legetime.schema.documents import MAX_DOCUMENT_CHARACTERS
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
 
 log = structlog.get_logger(__name__)
 
@@ -36,11 +46,19 @@ MAX_ENTRIES = 1000
 MAX_CHARACTERS = 16_000_000
 """What this process keeps at most: documents, and their characters in all."""
 REDIS_TTL_SECONDS = 24 * 3600
+REDIS_TIMEOUT_SECONDS = 2
+COST_CHARACTERS = 10_000
+"""A registration counts one against the client's limit per started this many characters."""
 _HASH = re.compile(r"[0-9a-f]{64}")
 
 
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def registration_cost(text: str) -> int:
+    """What keeping ``text`` counts against its client's limit: big documents count more."""
+    return max(1, -(-len(text) // COST_CHARACTERS))
 
 
 def requested_hash(extensions: dict[str, Any] | None) -> str | None:
@@ -72,6 +90,8 @@ class PersistedQueries:
         self.prefix = prefix
         self._local: OrderedDict[str, str] = OrderedDict()
         self._characters = 0
+        self._redis: Redis | None = None
+        self._redis_loop: asyncio.AbstractEventLoop | None = None
 
     def _remember(self, digest: str, text: str) -> None:
         if digest in self._local:
@@ -86,6 +106,34 @@ class PersistedQueries:
     def knows(self, digest: str) -> bool:
         return digest in self._local
 
+    def would_keep(self, digest: str, text: str) -> bool:
+        """Whether ``put`` would keep ``text``: a hash not known yet, and a text short enough to be kept
+        parsed (a longer one runs, sent in full, every time)."""
+        return len(text) <= MAX_DOCUMENT_CHARACTERS and not self.knows(digest)
+
+    def _client(self) -> Redis:
+        """The Redis client, made on first use. Its connections belong to the event loop that made them:
+        on another loop (a second ``asyncio.run``) a new client is made and the old one left behind."""
+        from redis.asyncio import Redis  # only with a Redis URL: the embedded default starts without it
+
+        loop = asyncio.get_running_loop()
+        if self._redis is None or self._redis_loop is not loop:
+            assert self.redis_url is not None
+            self._redis = Redis.from_url(
+                self.redis_url,
+                socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+                socket_timeout=REDIS_TIMEOUT_SECONDS,
+            )
+            self._redis_loop = loop
+        return self._redis
+
+    async def close(self) -> None:
+        """Close the Redis client's connections (when the app stops)."""
+        client, loop = self._redis, self._redis_loop
+        self._redis = self._redis_loop = None
+        if client is not None and loop is asyncio.get_running_loop():
+            await client.aclose()
+
     async def get(self, digest: str) -> str | None:
         text = self._local.get(digest)
         if text is not None:
@@ -93,13 +141,10 @@ class PersistedQueries:
             return text
         if self.redis_url is None:
             return None
-        from redis.asyncio import Redis  # only with a Redis URL: the embedded default starts without it
         from redis.exceptions import RedisError
 
         try:
-            # A connection of its own: Redis is asked only for a hash this process has not seen yet.
-            async with Redis.from_url(self.redis_url, socket_connect_timeout=2, socket_timeout=2) as redis:
-                stored = await redis.get(f"{self.prefix}:{digest}")
+            stored = await self._client().get(f"{self.prefix}:{digest}")
         except (RedisError, OSError) as exc:
             log.warning("persisted_query.redis_unavailable", error=type(exc).__name__)
             return None
@@ -113,18 +158,16 @@ class PersistedQueries:
         return text
 
     async def put(self, digest: str, text: str) -> None:
-        """Keep ``text`` under its hash (the caller has checked that it is its hash, and that it is valid;
-        a text too long to be kept parsed is not kept here either: it runs, sent in full, every time)."""
-        if len(text) > MAX_DOCUMENT_CHARACTERS or self.knows(digest):
+        """Keep ``text`` under its hash (the caller has checked that it is its hash, that it is valid and
+        that its client may register it; see ``would_keep`` for what is not kept)."""
+        if not self.would_keep(digest, text):
             return
         self._remember(digest, text)
         if self.redis_url is None:
             return
-        from redis.asyncio import Redis
         from redis.exceptions import RedisError
 
         try:
-            async with Redis.from_url(self.redis_url, socket_connect_timeout=2, socket_timeout=2) as redis:
-                await redis.set(f"{self.prefix}:{digest}", text, ex=REDIS_TTL_SECONDS)
+            await self._client().set(f"{self.prefix}:{digest}", text, ex=REDIS_TTL_SECONDS)
         except (RedisError, OSError) as exc:
             log.warning("persisted_query.redis_unavailable", error=type(exc).__name__)

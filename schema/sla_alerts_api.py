@@ -29,7 +29,8 @@ class OnDutyPhone:
 class SetOnDutyPhoneInput:
     phone: str | None = strawberry.field(
         default=None,
-        description="A mobile number (without a country code: Norwegian); null or empty clears it.",
+        description="A mobile number (without a country code: of the platform's default country, "
+        "LEGETIME_DEFAULT_PHONE_REGION); null or empty clears it.",
     )
 
 

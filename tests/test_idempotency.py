@@ -1,8 +1,8 @@
-"""Idempotency keys of the mutations that create something: `startCase`, `sendMessage`, `attachImage` and
-`draftJournalNote` (`submitCase` has its own, tests/test_case_rules.py). A retry after a lost answer
-returns what the first call created and creates nothing twice; the same key with other input is refused
-(IDEMPOTENCY_CONFLICT); a key is its caller's own; concurrent retries create one object. Over HTTP, on the
-embedded default (SQLite) and on PostgreSQL."""
+"""Idempotency keys of the mutations that create something: `startCase`, `sendMessage`, `attachImage`,
+`grantConsent` and `draftJournalNote` (`submitCase` has its own, tests/test_case_rules.py). A retry after
+a lost answer returns what the first call created and creates nothing twice; the same key with other input
+is refused (IDEMPOTENCY_CONFLICT); a key is its caller's own; concurrent retries create one object. Over
+HTTP, on the embedded default (SQLite) and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -24,9 +24,11 @@ from legetime.core.consultation import attachments, cases
 from legetime.core.consultation.journal import DRAFT_JOB
 from legetime.core.consultation.notifications import SEND_SMS_JOB
 from legetime.core.demo import DEMO_PEOPLE
+from legetime.core.platform import idempotency
 from legetime.core.platform.config import Settings
 from legetime.core.platform.db import models
 from legetime.core.platform.db.engine import Database
+from legetime.core.platform.events import EventType
 from legetime.core.platform.runtime import Platform
 from legetime.core.protection.audit import chain_pending, verify_chain
 from legetime.schema.app import create_app
@@ -39,6 +41,7 @@ CLINICIAN, OPERATOR = DEMO_PEOPLE[0].national_id, DEMO_PEOPLE[1].national_id
 CASE = "case { id number status forChild }"
 MESSAGE = "message { id kind body } case { id status }"
 ATTACHMENT = "attachment { id contentType width height sizeBytes createdAt }"
+CONSENT = "consent { purpose granted textVersion createdAt }"
 CHILD_INPUT = {"nationalId": CHILD, "givenName": "Ingrid", "guardianDeclared": True}
 
 
@@ -122,17 +125,30 @@ def case_contents(api: Api, case_id: str, token: str) -> dict[str, Any]:
     return dict(api.gql(query, token, id=case_id)["case"])
 
 
+def grant(api: Api, purpose: str, case_id: str | None = None, key: str | None = None) -> dict[str, Any]:
+    """grantConsent's input for the text the frontend shows now."""
+    texts = api.gql("{ consentTexts { purpose version } }")["consentTexts"]
+    version = next(t["version"] for t in texts if t["purpose"] == purpose)
+    input: dict[str, Any] = {"purpose": purpose, "textVersion": version}
+    if case_id is not None:
+        input["caseId"] = case_id
+    if key is not None:
+        input["idempotencyKey"] = key
+    return input
+
+
 def consent(api: Api, case_id: str, token: str, *purposes: str) -> None:
-    texts = {
-        t["purpose"]: t["version"] for t in api.gql("{ consentTexts { purpose version } }")["consentTexts"]
-    }
     for purpose in purposes:
-        api.ok(
-            "grantConsent",
-            {"purpose": purpose, "textVersion": texts[purpose], "caseId": case_id},
-            "consent { granted }",
-            token,
-        )
+        api.ok("grantConsent", grant(api, purpose, case_id), "consent { granted }", token)
+
+
+def consent_trail(backend: Backend) -> tuple[int, int, int]:
+    """Consent entries, their access-log entries and their events."""
+    return (
+        backend.count(models.Consent),
+        backend.count(models.AuditEvent, models.AuditEvent.object_type == "consent"),
+        backend.count(models.DomainEvent, models.DomainEvent.type == EventType.CONSENT_GRANTED.value),
+    )
 
 
 def submitted_case(api: Api, token: str) -> str:
@@ -235,7 +251,58 @@ def test_a_retried_upload_returns_the_same_attachment_and_stores_the_image_once(
     assert len(stored_files(backend)) == 1
 
 
+def test_a_retried_consent_is_recorded_once(backend: Backend) -> None:
+    api = backend.api
+    mother = api.login(MOTHER)
+    case_id = api.ok("startCase", {"child": CHILD_INPUT}, "case { id }", mother)["case"]["id"]
+    entries, logged, events = consent_trail(backend)
+
+    for_child = grant(api, "IMAGE_STORAGE", case_id, key="consent-1")
+    first = api.ok("grantConsent", for_child, CONSENT, mother)
+    assert first["consent"]["granted"] is True
+    assert api.ok("grantConsent", for_child, CONSENT, mother) == first  # the same entry, its time included
+    own = grant(api, "PATIENT_SURVEY", key="consent-2")  # her own, for no case
+    mine = api.ok("grantConsent", own, CONSENT, mother)
+    assert api.ok("grantConsent", own, CONSENT, mother) == mine
+    assert consent_trail(backend) == (entries + 2, logged + 2, events + 2)
+
+    # Without a key every grant is an entry of the history, as before.
+    api.ok("grantConsent", grant(api, "IMAGE_STORAGE", case_id), CONSENT, mother)
+    api.ok("grantConsent", grant(api, "IMAGE_STORAGE", case_id), CONSENT, mother)
+    assert consent_trail(backend) == (entries + 4, logged + 4, events + 4)
+    chain_holds(backend)
+
+
 # --- the same key with other input -------------------------------------------------------------------
+
+
+def test_a_consent_key_with_other_input_is_refused_and_records_nothing(backend: Backend) -> None:
+    api = backend.api
+    mother = api.login(MOTHER)
+    child_case = api.ok("startCase", {"child": CHILD_INPUT}, "case { id }", mother)["case"]["id"]
+    own_case = api.ok("startCase", {}, "case { id }", mother)["case"]["id"]
+    api.ok("grantConsent", grant(api, "IMAGE_STORAGE", child_case, key="k"), CONSENT, mother)
+    entries, logged, events = consent_trail(backend)
+
+    # The key names one request, whatever the case: another purpose, another case or none is refused.
+    for other in (
+        grant(api, "AI_JOURNAL", child_case, key="k"),
+        grant(api, "IMAGE_STORAGE", own_case, key="k"),
+        grant(api, "IMAGE_STORAGE", key="k"),
+    ):
+        payload = api.mutate("grantConsent", other, CONSENT, mother)
+        refused(payload, "IDEMPOTENCY_CONFLICT")
+        assert payload["consent"] is None
+    assert consent_trail(backend) == (entries, logged, events)
+    assert backend.count(models.Consent, models.Consent.purpose == models.ConsentPurpose.AI_JOURNAL) == 0
+
+    # A refused request stores nothing, its key included: the corrected request goes through with it.
+    outdated = {**grant(api, "AI_JOURNAL", child_case, key="t"), "textVersion": "2000-01"}
+    payload = api.mutate("grantConsent", outdated, CONSENT, mother)
+    assert [(e["field"], e["code"]) for e in payload["errors"]] == [("textVersion", "INVALID")]
+    api.ok("grantConsent", grant(api, "AI_JOURNAL", child_case, key="t"), CONSENT, mother)
+    assert consent_trail(backend) == (entries + 1, logged + 1, events + 1)
+    chain_holds(backend)
 
 
 def test_the_same_key_with_other_input_is_refused_and_stores_nothing(backend: Backend) -> None:
@@ -310,6 +377,12 @@ def test_the_same_key_from_another_person_is_another_operation(backend: Backend)
     assert reply["case"]["status"] == "IN_REVIEW"
     assert len(case_contents(api, case_id, mother)["messages"]) == 2
 
+    # Both give their own consent with the same key: two entries.
+    entries = backend.count(models.Consent)
+    api.ok("grantConsent", grant(api, "PATIENT_SURVEY", key="same"), CONSENT, mother)
+    api.ok("grantConsent", grant(api, "PATIENT_SURVEY", key="same"), CONSENT, operator)
+    assert backend.count(models.Consent) == entries + 2
+
 
 # --- keys are checked ----------------------------------------------------------------------------------
 
@@ -343,6 +416,7 @@ def test_keys_are_printable_and_at_most_100_characters(backend: Backend) -> None
     draft = api.ok("startCase", {}, "case { id }", mother)["case"]["id"]
     consent(api, draft, mother, "IMAGE_STORAGE")
     before = len(my_case_ids(api, mother))
+    consents_before = backend.count(models.Consent)
 
     def attempts(key: str) -> dict[str, dict[str, Any]]:
         def run(name: str, input: dict[str, Any], fields: str) -> dict[str, Any]:
@@ -357,6 +431,7 @@ def test_keys_are_printable_and_at_most_100_characters(backend: Backend) -> None
             ),
             "attachImage": upload_raw(api, draft, jpeg(), mother, key),
             "submitCase": run("submitCase", {"caseId": draft, "idempotencyKey": key}, "case { id }"),
+            "grantConsent": run("grantConsent", grant(api, "AI_JOURNAL", draft, key), CONSENT),
         }
 
     for key in UNFIT_KEYS:
@@ -372,6 +447,7 @@ def test_keys_are_printable_and_at_most_100_characters(backend: Backend) -> None
     assert case_contents(api, case_id, mother)["messages"] == []
     assert case_contents(api, draft, mother)["attachments"] == []
     assert stored_files(backend) == []
+    assert backend.count(models.Consent) == consents_before
 
     longest = "ø" * 99 + " "  # any printable characters, spaces and letters beyond ASCII included
     started = api.ok("startCase", {"idempotencyKey": longest}, CASE, mother)
@@ -439,6 +515,46 @@ def test_concurrent_retries_of_a_message_and_an_upload_create_one_each(backend: 
     assert [m["id"] for m in seen["messages"]] == [sent[0]["message"]["id"]]
     assert [a["id"] for a in seen["attachments"]] == [uploaded[0]["attachment"]["id"]]
     assert len(stored_files(backend)) == 1
+    chain_holds(backend)
+
+
+def test_concurrent_retries_of_a_consent_record_one_entry(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As with a start: both requests pass the lookup before either records (PostgreSQL); the constraint
+    over the giver and the key lets one win, and the other answers with the winner's entry."""
+    api = backend.api
+    mother = api.login(MOTHER)
+    case_id = api.ok("startCase", {"child": CHILD_INPUT}, "case { id }", mother)["case"]["id"]
+    entries, logged, events = consent_trail(backend)
+    together = asyncio.Barrier(2)
+    met: list[bool] = []
+    patience = 1 if backend.platform.db.is_sqlite else 10
+    once = idempotency.once
+
+    async def in_step(session: Any, operation: str, key: Any, find: Any, create: Any) -> Any:
+        async def create_together() -> Any:
+            try:
+                async with asyncio.timeout(patience):
+                    await together.wait()
+                met.append(True)
+            except (TimeoutError, asyncio.BrokenBarrierError):
+                pass  # SQLite: the other request waits for the write lock, and arrives only after this one
+            return await create()
+
+        return await once(session, operation, key, find, create_together)
+
+    monkeypatch.setattr(idempotency, "once", in_step)
+    input = grant(api, "IMAGE_STORAGE", case_id, key="race")
+
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(lambda _: api.ok("grantConsent", input, CONSENT, mother), range(2))
+    assert first == second
+    assert consent_trail(backend) == (entries + 1, logged + 1, events + 1)
+    if backend.platform.db.is_sqlite:
+        assert met == []
+    else:
+        assert met == [True, True], "both requests must have passed the lookup before either recorded"
     chain_holds(backend)
 
 

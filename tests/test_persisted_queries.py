@@ -2,10 +2,13 @@
 know is ``PERSISTED_QUERY_NOT_FOUND``; the document sent with its hash is kept (once it is valid) and runs;
 then the hash alone runs it, over POST or GET; a hash that is not the document's is refused; a mutation
 sent by its hash over GET is refused like any mutation over GET; with Redis, every process knows a hash
-that one of them was given."""
+that one of them was given. How many documents one client has kept is limited (big ones count more); over
+the limit a document runs all the same and is not kept, also not in Redis, and the processes share the
+count."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import uuid
@@ -13,11 +16,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from legetime.core.platform.config import Settings
 from legetime.core.platform.runtime import Platform
 from legetime.schema.app import create_app
+from legetime.schema.persisted_queries import PersistedQueries
 from tests.migrated import upgrade
 
 QUERY = "query Version { platform { version environment } }"
@@ -184,3 +189,131 @@ def test_a_frontends_document_with_several_root_fields_aliases_and_a_fragment(cl
     assert status == 200 and "errors" not in full and set(full["data"]) == {"about", "texts", "again"}
     for _ in range(2):
         assert _post(client, {"extensions": _extensions(digest)}) == (200, full)
+
+
+# --- how many one client may have kept ------------------------------------------------------------------
+
+
+def _document(name: str) -> str:
+    return f"query {name} {{ platform {{ version }} }}"
+
+
+def _register(client: TestClient, document: str) -> dict[str, Any]:
+    """Send a document with its hash, as a client does after PERSISTED_QUERY_NOT_FOUND: it must run."""
+    status, body = _post(client, {"query": document, "extensions": _extensions(_hash(document))})
+    assert status == 200 and "errors" not in body and body["data"], body
+    return body
+
+
+def _kept(client: TestClient, document: str) -> bool:
+    status, body = _post(client, {"extensions": _extensions(_hash(document))})
+    assert status == 200
+    if "errors" in body:
+        assert _code(body) == "PERSISTED_QUERY_NOT_FOUND"
+        return False
+    return True
+
+
+def _rate_limited_count(client: TestClient) -> float:
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name == "legetime_rate_limited_total" and sample.labels == {
+                "rule": "persisted_query.register"
+            }:
+                return sample.value
+    return 0.0
+
+
+def test_a_document_over_the_clients_limit_runs_but_is_not_kept(settings: Settings) -> None:
+    first, second, third = _document("First"), _document("Second"), _document("Third")
+    with _app(settings.model_copy(update={"persisted_query_rate_limit": "2/minute"})) as client:
+        before = _rate_limited_count(client)
+        for _ in range(3):  # asking by a hash costs nothing
+            assert not _kept(client, second) and not _kept(client, third)
+        _register(client, first)
+        for _ in range(3):  # nor does a hash this process knows, sent again with its document
+            _register(client, first)
+        _register(client, second)
+        assert _kept(client, first) and _kept(client, second)
+
+        full = _register(client, third)  # the third: over the limit; it runs as sent
+        assert not _kept(client, third)
+        assert _register(client, third) == full  # and again, still not kept
+        assert not _kept(client, third)
+        assert _rate_limited_count(client) == before + 2
+        assert _kept(client, first) and _kept(client, second)  # what was kept stays
+
+
+def _big_document() -> str:
+    """A valid query of over 20,000 characters within the default limits (15 aliases, 2,000 tokens)."""
+    fields = " ".join(f"a{i}_{'x' * 1500}: platform {{ version }}" for i in range(15))
+    document = f"query Big {{ {fields} }}"
+    assert 20_000 < len(document) <= 30_000
+    return document
+
+
+def test_a_big_document_counts_more(settings: Settings) -> None:
+    big, small = _big_document(), _document("Small")
+    with _app(settings.model_copy(update={"persisted_query_rate_limit": "3/minute"})) as client:
+        _register(client, big)
+        assert _kept(client, big)
+        _register(client, small)  # the big one counted three
+        assert not _kept(client, small)
+
+
+@pytest.mark.redis
+def test_the_limit_is_shared_through_redis_and_nothing_over_it_is_stored(
+    settings: Settings, redis_url: str
+) -> None:
+    import redis
+
+    namespace = f"test-{uuid.uuid4().hex[:8]}"
+    shared = settings.model_copy(
+        update={
+            "redis_url": redis_url,
+            "queue_namespace": namespace,
+            "persisted_query_rate_limit": "1/minute",
+        }
+    )
+    kept, refused = _document("KeptOne"), _document("RefusedOne")
+    store = redis.Redis.from_url(redis_url)
+    try:
+        with _app(shared) as first, _app(shared) as second:
+            _register(first, kept)
+            assert store.exists(f"{namespace}:persisted-query:{_hash(kept)}")
+            _register(second, refused)  # the same client, in another process: over the limit
+            assert not store.exists(f"{namespace}:persisted-query:{_hash(refused)}")
+            assert not _kept(first, refused) and not _kept(second, refused)
+            assert _kept(second, kept)  # from Redis
+    finally:
+        keys = list(store.scan_iter(f"{namespace}:*"))
+        if keys:
+            store.delete(*keys)
+        store.close()
+
+
+@pytest.mark.redis
+def test_one_redis_client_follows_the_event_loop(redis_url: str) -> None:
+    """The client is made on first use; a call on another event loop (its connections belong to the
+    first) gets a client of its own, and closing closes it."""
+    import redis
+
+    prefix = f"test-{uuid.uuid4().hex[:8]}:persisted-query"
+    persisted = PersistedQueries(redis_url, prefix=prefix)
+    digest = _hash(QUERY)
+    store = redis.Redis.from_url(redis_url)
+    try:
+        assert asyncio.run(persisted.get(digest)) is None
+        store.set(f"{prefix}:{digest}", QUERY)
+
+        async def read_then_close() -> str | None:
+            text = await persisted.get(digest)
+            await persisted.close()
+            return text
+
+        assert asyncio.run(read_then_close()) == QUERY
+    finally:
+        store.delete(f"{prefix}:{digest}")
+        store.close()

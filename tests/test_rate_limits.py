@@ -1,5 +1,6 @@
 """Starting logins is rate-limited per client, and the count is shared by every API process when Redis is
-configured: the caller gets a typed RATE_LIMITED error and ``Retry-After``; polling has its own limit."""
+configured: the caller gets a typed RATE_LIMITED error and ``Retry-After``; polling has its own limit.
+``allows`` (for what degrades instead of failing) counts exactly as ``check`` does, with a cost."""
 
 from __future__ import annotations
 
@@ -10,6 +11,12 @@ import pytest
 from starlette.testclient import TestClient
 
 from legetime.core.platform.config import Settings
+from legetime.core.platform.rate_limits import (
+    LOGIN_START,
+    PERSISTED_QUERY_REGISTER,
+    RateLimited,
+    RateLimits,
+)
 from legetime.core.platform.runtime import Platform
 from legetime.schema.app import create_app
 from tests.migrated import upgrade
@@ -64,3 +71,27 @@ def test_the_count_is_shared_by_every_process_through_redis(settings: Settings, 
         codes = [_errors(first, START)[0], _errors(second, START)[0], _errors(first, START)[0]]
         codes.append(_errors(second, START)[0])
     assert codes == [[], [], [], ["RATE_LIMITED"]]
+
+
+async def test_allows_and_check_count_alike(settings: Settings) -> None:
+    limits = RateLimits(settings.model_copy(update={"persisted_query_rate_limit": "3/minute"}))
+    for rule in (LOGIN_START, PERSISTED_QUERY_REGISTER):  # both "3/minute"
+        assert await limits.allows(rule, "one", cost=2)
+        await limits.check(rule, "one")  # the third: within
+        assert not await limits.allows(rule, "one")
+        with pytest.raises(RateLimited):
+            await limits.check(rule, "one")
+        assert await limits.allows(rule, "another")  # per client
+    assert not await limits.allows(PERSISTED_QUERY_REGISTER, "a third", cost=4)  # more than the limit
+    assert await limits.allows(PERSISTED_QUERY_REGISTER, "a third", cost=3)  # and it was not counted
+
+
+async def test_an_unreachable_counter_lets_both_through(settings: Settings) -> None:
+    limits = RateLimits(
+        settings.model_copy(
+            update={"redis_url": "redis://127.0.0.1:1/0", "persisted_query_rate_limit": "1/hour"}
+        )
+    )
+    for _ in range(3):
+        assert await limits.allows(PERSISTED_QUERY_REGISTER, "one")
+        await limits.check(LOGIN_START, "one")

@@ -32,14 +32,17 @@ from legetime.core.platform.runtime import Platform
 from legetime.schema.app import create_app
 from legetime.schema.mutation import global_uuid
 from tests.api import SUBMIT_FIELDS, Api, complete_answers
+from tests.appointment_stack import SURGERY, AppointmentStack
 from tests.conftest import seed_demo
 from tests.fakes.bankid_se import BankIdSeFake, FakeUser
 from tests.fakes.certificates import make_pki
 from tests.fakes.server import Tls, serve
 from tests.migrated import upgrade
 from tests.support import synthetic_national_id
+from tests.test_events import Recorder
 
 CLINICIAN = DEMO_PEOPLE[0].national_id
+OPERATOR = DEMO_PEOPLE[1].national_id
 NORWEGIAN_MOTHER = DEMO_PEOPLE[2].national_id
 ASTRID = FakeUser("199001012385", "Astrid", "Lindqvist")  # Luhn-valid, born 1 January 1990
 CASE = (
@@ -189,6 +192,101 @@ def test_a_samordningsnummer_logs_in_too(world: World) -> None:
     token = swedish_login(world, visitor)
     me = world.api.gql("{ me { nationalId birthDate } }", token)["me"]
     assert me == {"nationalId": "199001612382", "birthDate": "1990-01-01"}
+
+
+# --- her phone number ------------------------------------------------------------------------------------
+
+
+def set_phone(api: Api, token: str, phone: str, country: str | None = None) -> dict[str, Any]:
+    wanted = {"phone": phone} if country is None else {"phone": phone, "country": country}
+    return api.mutate("updateMyPhone", wanted, "me { phone }", token)
+
+
+def test_a_number_without_country_code_is_of_her_own_country(world: World) -> None:
+    """A Swedish patient types her number the Swedish way, a Norwegian patient the Norwegian way: each is
+    read in the country that issued her national ID."""
+    api = world.api
+    astrid, sofie = swedish_login(world, ASTRID), api.login(NORWEGIAN_MOTHER)
+
+    assert set_phone(api, astrid, "070-123 45 67") == {"me": {"phone": "+46701234567"}, "errors": []}
+    assert set_phone(api, sofie, "412 34 567") == {"me": {"phone": "+4741234567"}, "errors": []}
+    assert api.gql("{ me { phone } }", astrid)["me"]["phone"] == "+46701234567"
+
+    # The other country's number without its country code is not a number of hers: refused, unchanged.
+    for token, other in ((astrid, "412 34 567"), (sofie, "070-123 45 67")):
+        refused = set_phone(api, token, other)
+        assert refused["me"] is None
+        assert [(e["field"], e["code"]) for e in refused["errors"]] == [("phone", "INVALID_PHONE")]
+        assert "landkoden" in refused["errors"][0]["message"]
+    assert api.gql("{ me { phone } }", astrid)["me"]["phone"] == "+46701234567"
+    assert api.gql("{ me { phone } }", sofie)["me"]["phone"] == "+4741234567"
+
+
+def test_a_number_with_its_country_code_is_read_as_written(world: World) -> None:
+    api = world.api
+    sofie = api.login(NORWEGIAN_MOTHER)
+    for typed in ("+46 70 123 45 67", "0046 70 123 45 67"):  # her Swedish number, in Norway
+        assert set_phone(api, sofie, typed)["me"] == {"phone": "+46701234567"}
+    astrid = swedish_login(world, ASTRID)
+    assert set_phone(api, astrid, "+47 412 34 567")["me"] == {"phone": "+4741234567"}
+
+
+def test_a_swedish_landline_is_refused(world: World) -> None:
+    api = world.api
+    astrid = swedish_login(world, ASTRID)
+    for landline in ("08-123 456 78", "+46 8 123 456 78"):  # Stockholm
+        refused = set_phone(api, astrid, landline)
+        assert [(e["field"], e["code"]) for e in refused["errors"]] == [("phone", "INVALID_PHONE")], landline
+        assert refused["errors"][0]["message"] == "Telefonnummeret kan ikke motta SMS. Oppgi et mobilnummer."
+    assert api.gql("{ me { phone } }", astrid)["me"]["phone"] is None
+
+
+def test_she_may_name_the_country_of_a_number_written_without_its_code(world: World) -> None:
+    api = world.api
+    sofie = api.login(NORWEGIAN_MOTHER)
+    assert set_phone(api, sofie, "070-123 45 67", country="se")["me"] == {"phone": "+46701234567"}
+    assert set_phone(api, sofie, "40 123 4567", country="FI")["me"] == {"phone": "+358401234567"}
+    assert set_phone(api, sofie, "412 34 567", country="")["me"] == {"phone": "+4741234567"}  # her own
+    assert set_phone(api, sofie, "+46 70 123 45 67", country="FI")["me"] == {"phone": "+46701234567"}
+
+    for unknown in ("XX", "NOR", "47"):
+        refused = set_phone(api, sofie, "070-123 45 67", country=unknown)
+        assert refused["me"] is None
+        assert [(e["field"], e["code"]) for e in refused["errors"]] == [("country", "INVALID")], unknown
+        assert refused["errors"][0]["message"].startswith("Ukjent land.")
+    assert api.gql("{ me { phone } }", sofie)["me"]["phone"] == "+46701234567"  # unchanged
+
+
+def test_a_swedish_booker_gives_her_number_the_swedish_way(world: World) -> None:
+    """Web booking: the number she gives with the booking is of her own country, too."""
+    stack = AppointmentStack(world.api.client, world.platform, Recorder())
+    astrid = swedish_login(world, ASTRID)
+    booked = stack.book(None, SURGERY, token=astrid, phone="070-123 45 67")  # a request, no time
+    assert booked["errors"] == [] and booked["appointment"]["status"] == "REQUESTED"
+    assert world.api.gql("{ me { phone } }", astrid)["me"]["phone"] == "+46701234567"
+
+    refused = stack.book(None, SURGERY, token=astrid, phone="412 34 567")
+    assert [(e["field"], e["code"]) for e in refused["errors"]] == [("phone", "INVALID_PHONE")]
+
+
+def test_the_on_duty_number_is_of_the_platforms_default_country(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The on-duty number is nobody's own: without a country code it is of ``LEGETIME_DEFAULT_PHONE_REGION``
+    (Norway unless set), as a Swedish operator sets it."""
+    monkeypatch.setenv("LEGETIME_DEFAULT_PHONE_REGION", "SE")
+    settings = Settings(data_dir=tmp_path / "data")
+    upgrade(settings.resolved_database_url)
+    seed_demo(settings)
+    with TestClient(create_app(Platform.create(settings, load_entry_points=False))) as client:
+        api = Api(client)
+        operator = api.login(OPERATOR)
+        on_duty = api.ok("setOnDutyPhone", {"phone": "070-123 45 67"}, "onDutyPhone { phone }", operator)
+        assert on_duty["onDutyPhone"] == {"phone": "+46701234567"}
+        refused = api.mutate("setOnDutyPhone", {"phone": "412 34 567"}, "onDutyPhone { phone }", operator)
+        assert [(e["field"], e["code"]) for e in refused["errors"]] == [("phone", "INVALID_PHONE")]
+        on_duty = api.ok("setOnDutyPhone", {"phone": "+47 412 34 567"}, "onDutyPhone { phone }", operator)
+        assert on_duty["onDutyPhone"] == {"phone": "+4741234567"}
 
 
 # --- her child ---------------------------------------------------------------------------------------------

@@ -222,7 +222,8 @@ async def book(ctx: Ctx, wanted: BookingInput) -> Appointment:
         kind = await catalogue.appointment_type(ctx, wanted.type_code)
         message = _message(wanted.message)
         if wanted.phone is not None:
-            booker.phone = normalize_phone(wanted.phone)
+            # Without a country code, a number of her own country (the issuer of her national ID).
+            booker.phone = normalize_phone(wanted.phone, default_region=booker.country)
         patient, role = booker, PATIENT
         if wanted.child_national_id is not None:
             patient = await child_of_guardian(

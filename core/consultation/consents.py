@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from legetime.core.consultation import case_events
 from legetime.core.consultation.access import as_patient, load_case, require_person
 from legetime.core.identity.ctx import Ctx
+from legetime.core.platform import idempotency
 from legetime.core.platform.db.models import Case, Consent, ConsentAction, ConsentPurpose
 from legetime.core.platform.errors import ErrorCode, LegetimeError, ValidationError
 from legetime.core.platform.events import EventType
@@ -103,10 +104,14 @@ async def record(
     granted: bool,
     text_version: str,
     case_id: uuid.UUID | None,
+    idempotency_key: str | None = None,
 ) -> Consent:
     """Grant or withdraw. With a case, the consent is the case's patient's (a guardian gives it for the
-    child); without, the actor's own."""
+    child); without, the actor's own. A retry with the same ``idempotency_key`` (the giver's own, for
+    every case: the key names one request) returns the entry the first call recorded and records nothing;
+    the same key with another purpose, text version or case is a conflict."""
     actor_id = require_person(ctx.actor)
+    key = idempotency.check_key(idempotency_key)
     expected = CONSENT_TEXTS[purpose].version
     if granted and text_version != expected:
         raise ValidationError(
@@ -118,25 +123,44 @@ async def record(
     if case_id is not None:
         case = await load_case(ctx, case_id, as_patient(ctx.actor, ctx.today))
         person_id = case.subject_id
-    consent = Consent(
-        person_id=person_id,
-        case_id=case_id,
-        purpose=purpose,
-        action=ConsentAction.GRANTED if granted else ConsentAction.WITHDRAWN,
-        text_version=text_version or expected,
-        given_by_id=actor_id,
-        created_at=ctx.now,
-    )
-    ctx.session.add(consent)
-    await ctx.session.flush()
-    type = EventType.CONSENT_GRANTED if granted else EventType.CONSENT_WITHDRAWN
-    await case_events.emit(ctx, type, case, consent_id=str(consent.id), purpose=purpose.value)
-    await audit.log(
-        ctx,
-        person_id=person_id,
-        object_type="consent",
-        object_id=str(consent.id),
-        action="grant" if granted else "withdraw",
-        reason=purpose.value,
-    )
-    return consent
+    action = ConsentAction.GRANTED if granted else ConsentAction.WITHDRAWN
+    text_version = text_version or expected
+    operation = "grant_consent" if granted else "withdraw_consent"
+
+    async def find() -> Consent | None:
+        existing = await ctx.session.scalar(
+            select(Consent).where(Consent.given_by_id == actor_id, Consent.idempotency_key == key)
+        )
+        if existing is None:
+            return None
+        asked = (purpose, action, text_version, case_id)
+        if (existing.purpose, existing.action, existing.text_version, existing.case_id) != asked:
+            raise idempotency.conflict(operation, "et annet samtykke")
+        return existing
+
+    async def create() -> Consent:
+        consent = Consent(
+            person_id=person_id,
+            case_id=case_id,
+            purpose=purpose,
+            action=action,
+            text_version=text_version,
+            given_by_id=actor_id,
+            idempotency_key=key,
+            created_at=ctx.now,
+        )
+        ctx.session.add(consent)
+        await ctx.session.flush()
+        type = EventType.CONSENT_GRANTED if granted else EventType.CONSENT_WITHDRAWN
+        await case_events.emit(ctx, type, case, consent_id=str(consent.id), purpose=purpose.value)
+        await audit.log(
+            ctx,
+            person_id=person_id,
+            object_type="consent",
+            object_id=str(consent.id),
+            action="grant" if granted else "withdraw",
+            reason=purpose.value,
+        )
+        return consent
+
+    return await idempotency.once(ctx.session, operation, key, find, create)

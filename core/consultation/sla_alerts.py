@@ -145,7 +145,8 @@ async def set_on_duty_phone(ctx: Ctx, phone: str | None) -> OnDutyPhone | None:
         await ctx.session.execute(delete(OnDutyPhone).where(OnDutyPhone.id == ON_DUTY_ROW))
         await _log(ctx, "clear")
         return None
-    number = normalize_phone(phone)
+    # The clinic's number, nobody's own: without a country code, of the platform's default country.
+    number = normalize_phone(phone, default_region=ctx.platform.settings.default_phone_region)
     row = await ctx.session.get(OnDutyPhone, ON_DUTY_ROW, with_for_update=True)
     if row is None:
         row = OnDutyPhone(id=ON_DUTY_ROW, phone=number, changed_at=ctx.now)

@@ -5,6 +5,11 @@ cannot receive SMS is as useless as a mistyped one and is refused at input, not 
 fails. Types come from Google's numbering-plan metadata (``phonenumbers``): ``MOBILE``, and
 ``FIXED_LINE_OR_MOBILE`` where the plan cannot tell them apart (USA, Canada). Norwegian landlines
 (+47 2x/3x/5x/6x/7x …) are fixed lines and refused.
+
+A number written without a country code (``412 34 567``, ``070-123 45 67``) is read as one of a region:
+the person's own country (the issuer of her national ID), a country she names (:func:`phone_region`), or,
+where no person is known (the on-duty number), the platform's ``default_phone_region``. The caller always
+says which: nothing here assumes Norway.
 """
 
 from __future__ import annotations
@@ -32,11 +37,13 @@ class InvalidPhoneNumber(ValidationError):
         self.reason = reason
 
 
-def normalize_phone(value: str, default_region: str = "NO") -> str:
+def normalize_phone(value: str, *, default_region: str) -> str:
     """Return the E.164 form (``+4741234567``) of a number that can receive SMS.
 
-    ``default_region`` applies to numbers written without a country code (``41234567``, ``412 34 567``);
-    ``+47…`` and ``0047…`` work anywhere. Raises :class:`InvalidPhoneNumber`.
+    ``default_region`` (ISO 3166-1 alpha-2, e.g. ``"SE"``) is the country of a number written without a
+    country code: with ``"SE"``, ``070-123 45 67`` is ``+46701234567``; with ``"NO"``, ``412 34 567`` is
+    ``+4741234567``. A number with ``+`` or ``00`` and its country code is read the same with any region.
+    Raises :class:`InvalidPhoneNumber`.
     """
     text = value.strip()
     if not text:
@@ -64,6 +71,23 @@ def normalize_phone(value: str, default_region: str = "NO") -> str:
             "Telefonnummeret kan ikke motta SMS. Oppgi et mobilnummer.", reason="not_mobile"
         )
     return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+
+
+def phone_region(country: str | None, *, otherwise: str) -> str:
+    """The region to read a number without a country code in: ``country`` when she named one (ISO 3166-1
+    alpha-2, any case), else ``otherwise`` (her own country). Raises :class:`ValidationError` on
+    ``country`` for a code without a numbering plan in ``phonenumbers``."""
+    if country is None or not country.strip():
+        return otherwise
+    code = country.strip().upper()
+    import phonenumbers
+
+    if code not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValidationError(
+            "Ukjent land. Oppgi landet som en kode på to bokstaver, for eksempel SE for Sverige.",
+            field="country",
+        )
+    return code
 
 
 def is_mobile(e164: str) -> bool:

@@ -49,6 +49,9 @@ def estimated_entropy_bits(secret: str) -> float:
     return per_character * len(secret) if len(counts) >= 16 else 0.0
 
 
+DEFAULT_PHONE_REGION = "NO"
+"""Country of a phone number without a country code when nobody's own country tells it."""
+
 DEFAULT_PORT = 8000
 """Where ``legetime serve`` listens when neither ``--port`` nor ``$PORT`` says otherwise."""
 
@@ -146,6 +149,12 @@ class Settings(BaseSettings):
     login_poll_rate_limit: str = Field(
         default="120/minute", description="How often one client may poll its logins (completeLogin)."
     )
+    persisted_query_rate_limit: str = Field(
+        default="60/minute;600/hour",
+        description="How many documents one client (IP address) may have the server keep as persisted "
+        "queries; a document counts one per started 10,000 characters. A document over it still runs, "
+        "but is not kept (the client sends it in full again).",
+    )
     public_url: str = Field(
         default_factory=lambda: f"http://127.0.0.1:{os.environ.get('PORT') or DEFAULT_PORT}",
         description="Where patients reach the service (links in SMS and to images); by default this "
@@ -155,6 +164,11 @@ class Settings(BaseSettings):
         default=72, gt=0, description="Answered cases close by themselves (and are charged) after this time."
     )
     sms_sender: str = Field(default="Legetime", max_length=11, description="Alphanumeric SMS sender.")
+    default_phone_region: str = Field(
+        default=DEFAULT_PHONE_REGION,
+        description="Country of a phone number written without a country code, when the person's own "
+        "country is not known (the on-duty number): ISO 3166-1 alpha-2, e.g. NO or SE.",
+    )
 
     # Payments.
     payment_abandon_minutes: float = Field(
@@ -288,7 +302,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"{origin!r} is not an origin (scheme://host[:port], no path)")
         return [origin.rstrip("/") for origin in value]
 
-    @field_validator("login_rate_limit", "login_poll_rate_limit")
+    @field_validator("login_rate_limit", "login_poll_rate_limit", "persisted_query_rate_limit")
     @classmethod
     def _rate_limit(cls, value: str) -> str:
         try:
@@ -313,6 +327,18 @@ class Settings(BaseSettings):
                 raise ValueError("name at least one master key (id=<base64url of 32 bytes>)")
             parse_master_keys(entries, local_key=bytes(32))  # raises ValueError naming the entry
         return value
+
+    @field_validator("default_phone_region")
+    @classmethod
+    def _phone_region(cls, value: str) -> str:
+        region = value.strip().upper()
+        if region == DEFAULT_PHONE_REGION:  # known good: the start does not load the numbering plans
+            return region
+        import phonenumbers  # its metadata only when an operator names another country
+
+        if region not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"{value!r} is not a country with a phone numbering plan (ISO 3166-1 alpha-2)")
+        return region
 
     @field_validator("timezone")
     @classmethod

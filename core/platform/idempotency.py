@@ -1,4 +1,5 @@
-"""Idempotency keys of mutations that create something (a case, a message, an image, a journal draft).
+"""Idempotency keys of mutations that create something (a case, a message, an image, a journal draft,
+a consent).
 
 A client that lost the answer retries with the same key: it gets what the first call created, and nothing
 is created or changed twice. A key is its caller's own: it is scoped to the person (and, where the mutation

@@ -7,7 +7,9 @@ Counted where they happen, in every process:
   {operation}``: GraphQL requests over HTTP by operation name (bounded: ``operation_label``) and outcome
   (an ``ErrorCode`` or ``ok``);
 - ``legetime_jobs_total{job, state}`` and ``legetime_job_duration_seconds{job}``: outbox jobs run, by
-  name and what became of the attempt (``done``, ``retry``, ``failed``).
+  name and what became of the attempt (``done``, ``retry``, ``failed``);
+- ``legetime_rate_limited_total{rule}``: requests over a per-client limit, by rule (``rate_limits``:
+  ``login.start``, ``persisted_query.register``, ...).
 
 Computed from the database when scraped, by the process that answers, at most once per
 ``CACHE_SECONDS`` (``ScrapeGauges``): the relay's lag, the outbox, SMS attempts, payments, open and
@@ -169,6 +171,9 @@ class _Metrics:
             ["job"],
             buckets=JOB_BUCKETS,
         )
+        self.rate_limited = Counter(
+            "legetime_rate_limited", "Requests over a per-client rate limit, by rule.", ["rule"]
+        )
 
 
 _defined: _Metrics | None = None
@@ -199,6 +204,10 @@ def observe_job(job: str, state: str, seconds: float) -> None:
     metrics = _metrics()
     metrics.jobs.labels(job, state).inc()
     metrics.job_seconds.labels(job).observe(seconds)
+
+
+def observe_rate_limited(rule: str) -> None:
+    _metrics().rate_limited.labels(rule).inc()
 
 
 # --- computed when scraped ------------------------------------------------------------------------------

@@ -164,6 +164,8 @@ class Platform:
         await self.plugin_db.dispose()
         if "live" in self.__dict__:
             await self.live.close()
+        if "rate_limits" in self.__dict__:
+            await self.rate_limits.close()
 
 
 def derive_key(settings: Settings, purpose: str) -> bytes:

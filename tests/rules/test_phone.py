@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import phonenumbers
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
-from legetime.core.identity.phone import InvalidPhoneNumber, is_mobile, normalize_phone
-from legetime.core.platform.errors import ErrorCode, ValidationError
+from legetime.core.identity.phone import InvalidPhoneNumber, is_mobile, normalize_phone, phone_region
+from legetime.core.platform.config import Settings, load_settings
+from legetime.core.platform.errors import ConfigError, ErrorCode, ValidationError
 
 
 @pytest.mark.parametrize(
@@ -31,13 +34,72 @@ from legetime.core.platform.errors import ErrorCode, ValidationError
     ],
 )
 def test_normalizes_to_e164(typed: str, e164: str) -> None:
-    assert normalize_phone(typed) == e164
+    assert normalize_phone(typed, default_region="NO") == e164
     assert is_mobile(e164)
 
 
-def test_default_region_applies_to_numbers_without_country_code() -> None:
-    assert normalize_phone("070-123 45 67", default_region="SE") == "+46701234567"
-    assert normalize_phone("+4741234567", default_region="SE") == "+4741234567"
+@pytest.mark.parametrize(
+    ("typed", "region", "e164"),
+    [
+        ("070-123 45 67", "SE", "+46701234567"),  # Swedish mobile, the Swedish way (trunk 0)
+        ("0701234567", "SE", "+46701234567"),
+        ("412 34 567", "NO", "+4741234567"),
+        ("40 123 4567", "FI", "+358401234567"),  # another country, named explicitly
+        ("+4741234567", "SE", "+4741234567"),  # a country code wins over the region
+        ("0046 70 123 45 67", "NO", "+46701234567"),
+        ("+46 70 123 45 67", "NO", "+46701234567"),
+    ],
+)
+def test_the_region_reads_numbers_without_a_country_code(typed: str, region: str, e164: str) -> None:
+    assert normalize_phone(typed, default_region=region) == e164
+
+
+@pytest.mark.parametrize(
+    ("typed", "region", "reason"),
+    [
+        ("070-123 45 67", "NO", "invalid"),  # a Swedish mobile read as Norwegian: not a Norwegian number
+        ("412 34 567", "SE", "invalid"),  # a Norwegian mobile read as Swedish
+        ("08-123 456 78", "SE", "not_mobile"),  # Stockholm landline
+    ],
+)
+def test_the_region_refuses_what_is_not_a_mobile_there(typed: str, region: str, reason: str) -> None:
+    with pytest.raises(InvalidPhoneNumber) as caught:
+        normalize_phone(typed, default_region=region)
+    assert caught.value.reason == reason
+
+
+def test_the_region_is_required() -> None:
+    with pytest.raises(TypeError):
+        normalize_phone("412 34 567")  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        normalize_phone("412 34 567", "NO")  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("country", "region"),
+    [(None, "SE"), ("", "SE"), ("  ", "SE"), ("dk", "DK"), (" FI ", "FI"), ("NO", "NO")],
+)
+def test_a_named_country_overrides_her_own(country: str | None, region: str) -> None:
+    assert phone_region(country, otherwise="SE") == region
+
+
+@pytest.mark.parametrize("country", ["XX", "NOR", "N", "001", "+47", "ZZ"])
+def test_an_unknown_country_is_a_typed_error_on_country(country: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        phone_region(country, otherwise="NO")
+    error = caught.value
+    assert not isinstance(error, InvalidPhoneNumber)
+    assert error.code is ErrorCode.INVALID
+    assert error.field == "country"
+    assert error.message.startswith("Ukjent land.")
+
+
+def test_the_platform_default_region_is_a_setting(tmp_path: Path) -> None:
+    assert Settings(data_dir=tmp_path).default_phone_region == "NO"
+    assert Settings(data_dir=tmp_path, default_phone_region="se").default_phone_region == "SE"
+    with pytest.raises(ConfigError) as caught:
+        load_settings(data_dir=tmp_path, default_phone_region="XX")
+    assert caught.value.setting == "LEGETIME_DEFAULT_PHONE_REGION"
 
 
 @pytest.mark.parametrize(
@@ -63,13 +125,13 @@ def test_default_region_applies_to_numbers_without_country_code() -> None:
 )
 def test_rejects(typed: str, reason: str) -> None:
     with pytest.raises(InvalidPhoneNumber) as caught:
-        normalize_phone(typed)
+        normalize_phone(typed, default_region="NO")
     assert caught.value.reason == reason
 
 
 def test_error_is_a_typed_validation_error_in_norwegian() -> None:
     with pytest.raises(InvalidPhoneNumber) as caught:
-        normalize_phone("+47 22 12 34 56")
+        normalize_phone("+47 22 12 34 56", default_region="NO")
     error = caught.value
     assert isinstance(error, ValidationError)
     assert error.code is ErrorCode.INVALID_PHONE
@@ -99,12 +161,12 @@ def test_example_numbers_of_every_region(region: str, kind: int) -> None:
     )
     assert is_mobile(e164) == accepted
     if accepted:
-        assert normalize_phone(e164) == e164
+        assert normalize_phone(e164, default_region="NO") == e164
         national = phonenumbers.format_number(example, PhoneNumberFormat.NATIONAL)
         assert normalize_phone(national, default_region=region) == e164
     else:
         with pytest.raises(InvalidPhoneNumber):
-            normalize_phone(e164)
+            normalize_phone(e164, default_region="NO")
 
 
 @given(
@@ -115,20 +177,20 @@ def test_example_numbers_of_every_region(region: str, kind: int) -> None:
 def test_normalizing_is_idempotent_for_norwegian_mobiles(first: str, rest: str, separator: str) -> None:
     typed = first + rest[:2] + separator + rest[2:4] + separator + rest[4:]
     try:
-        e164 = normalize_phone(typed)
+        e164 = normalize_phone(typed, default_region="NO")
     except InvalidPhoneNumber:
         return  # a few ranges are unassigned
     assert e164 == "+47" + first + rest
-    assert normalize_phone(e164) == e164
+    assert normalize_phone(e164, default_region="NO") == e164
     assert is_mobile(e164)
 
 
 @given(st.text(max_size=30))
 def test_normalizing_any_text_either_fails_cleanly_or_is_idempotent(text: str) -> None:
     try:
-        e164 = normalize_phone(text)
+        e164 = normalize_phone(text, default_region="NO")
     except InvalidPhoneNumber:
         return
     assert e164.startswith("+")
-    assert normalize_phone(e164) == e164
+    assert normalize_phone(e164, default_region="NO") == e164
     assert is_mobile(e164)

@@ -232,7 +232,10 @@ class Consent(Base):
     """One entry of a person's consent history. Append-only: never updated or deleted."""
 
     __tablename__ = "consent"
-    __table_args__ = (Index("ix_consent_person_purpose", "person_id", "purpose", "created_at"),)
+    __table_args__ = (
+        Index("ix_consent_person_purpose", "person_id", "purpose", "created_at"),
+        UniqueConstraint("given_by_id", "idempotency_key"),
+    )
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=new_id)
     person_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("person.id"))
@@ -241,6 +244,8 @@ class Consent(Base):
     action: Mapped[ConsentAction] = mapped_column(enum_column(ConsentAction))
     text_version: Mapped[str] = mapped_column(String(50))
     given_by_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("person.id"))
+    idempotency_key: Mapped[str | None] = mapped_column(String(100))
+    """The giver's key for granting it (hers, for every case): a retry with the key gets this entry."""
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
