@@ -257,19 +257,27 @@ async def test_a_periodic_run_too_long_for_shutdown_is_cancelled_and_waited_for(
     runner.stop()
 
 
-async def test_a_commit_is_relayed_at_once_not_at_the_next_poll(jobs: Any) -> None:
-    """The relay wakes on this process's commits that enqueued jobs; the poll is only the safety net."""
-    platform, runner, recorder = jobs
+@contextlib.asynccontextmanager
+async def _relaying_without_polls(platform: Platform, runner: JobRunner) -> AsyncIterator[None]:
+    """The relay running, woken by commits only: its first look (nothing due) is over and the next poll
+    is far off."""
     platform.settings.outbox_poll_seconds = 30.0
     runner.start_relay(poll=True)
     try:
-        await asyncio.sleep(0.1)  # the relay's first look (nothing due) is over; the next poll is far off
+        await asyncio.sleep(0.1)
+        yield
+    finally:
+        await runner.stop_relay()
+
+
+async def test_a_commit_is_relayed_at_once_not_at_the_next_poll(jobs: Any) -> None:
+    """The relay wakes on this process's commits that enqueued jobs; the poll is only the safety net."""
+    platform, runner, recorder = jobs
+    async with _relaying_without_polls(platform, runner):
         async with platform.db.transaction() as session:
             committed = await enqueue(session, "test.record", {"n": 7})
         job = await _wait_finished(platform, committed.id, within=5)
         assert job.status is OutboxStatus.DONE and recorder.runs == [7]
-    finally:
-        await runner.stop_relay()
 
 
 async def test_a_savepoint_rolled_back_after_an_enqueue_still_wakes_the_relay(jobs: Any) -> None:
@@ -277,10 +285,7 @@ async def test_a_savepoint_rolled_back_after_an_enqueue_still_wakes_the_relay(jo
     a race, a job of a batch that failed) still wakes the relay when it commits: its job is not left for
     a poll that an API process with a broker never runs."""
     platform, runner, recorder = jobs
-    platform.settings.outbox_poll_seconds = 30.0
-    runner.start_relay(poll=True)
-    try:
-        await asyncio.sleep(0.1)  # the relay's first look (nothing due) is over; the next poll is far off
+    async with _relaying_without_polls(platform, runner):
         async with platform.db.transaction() as session:
             committed = await enqueue(session, "test.record", {"n": 8})
             with contextlib.suppress(Rollback):
@@ -289,8 +294,6 @@ async def test_a_savepoint_rolled_back_after_an_enqueue_still_wakes_the_relay(jo
                     raise Rollback
         job = await _wait_finished(platform, committed.id, within=5)
         assert job.status is OutboxStatus.DONE and recorder.runs == [8]
-    finally:
-        await runner.stop_relay()
 
 
 async def test_the_relay_has_no_cap_per_poll(jobs: Any) -> None:
