@@ -119,7 +119,10 @@ def test_the_whole_in_person_journey(tmp_path: Path, database_url: str) -> None:
         clock.move_to(starts + timedelta(hours=48, minutes=30))
         stack.login()
         pay = link_in(stack, "invoice")
-        invoice = api.gql(INVOICE, stack.mother, id=appointment_id)["appointmentInvoice"]
+        # The text goes out from within the job that issues the invoice: read it once that has committed.
+        invoice = api.wait_for(
+            lambda: api.gql(INVOICE, stack.mother, id=appointment_id)["appointmentInvoice"], "the invoice"
+        )
         assert (invoice["amount"]["amount"], invoice["fee"]["amount"], invoice["status"]) == (
             price + fee,
             fee,
